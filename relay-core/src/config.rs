@@ -1,0 +1,375 @@
+//! The configuration schema. Loading (files, environment, flags) is the server's job.
+//!
+//! Every field has a default, so an empty file (or none at all) is a working configuration.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// A configuration value that is well-formed YAML but not acceptable.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{key}: {reason}")]
+pub struct ConfigError {
+    /// Dotted path of the offending key, e.g. `projects[0].keys[1]`.
+    pub key: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl ConfigError {
+    fn new(key: impl Into<String>, reason: impl Into<String>) -> Self {
+        ConfigError {
+            key: key.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The whole relay configuration.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP intake listens on. Defaults to `127.0.0.1:3000`.
+    pub listen: String,
+    /// Directory for state (the default project's key, later the spool). Defaults to
+    /// `./relay-data`; created on start.
+    pub data_dir: PathBuf,
+    /// Kafka output.
+    pub kafka: KafkaConfig,
+    /// Projects and their keys. When empty, a default project is created in `data_dir`.
+    pub projects: Vec<ProjectConfig>,
+    /// Size limits of requests, events and attachments.
+    pub limits: Limits,
+    /// Capacities and threads of the actor pipeline.
+    pub pipeline: PipelineConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:3000".to_owned(),
+            data_dir: PathBuf::from("./relay-data"),
+            kafka: KafkaConfig::default(),
+            projects: Vec::new(),
+            limits: Limits::default(),
+            pipeline: PipelineConfig::default(),
+        }
+    }
+}
+
+/// Kafka connection, topics and producer settings.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Bootstrap servers, comma separated. Absent: an embedded broker is started in-process.
+    pub brokers: Option<String>,
+    /// Topic names.
+    pub topics: Topics,
+    /// Size of one attachment chunk message in bytes. Defaults to 1 MiB.
+    pub attachment_chunk_size: usize,
+    /// Partitions of each topic on the embedded broker. Defaults to 3.
+    pub embedded_partitions: i32,
+    /// Extra librdkafka producer properties, e.g. `linger.ms: "10"`. They override the defaults
+    /// (`enable.idempotence=true`, `acks=all`, `compression.type=lz4`).
+    pub producer: BTreeMap<String, String>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig {
+            brokers: None,
+            topics: Topics::default(),
+            attachment_chunk_size: 1024 * 1024,
+            embedded_partitions: 3,
+            producer: BTreeMap::new(),
+        }
+    }
+}
+
+/// Names of the topics the relay publishes to.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Topics {
+    /// Events, transactions and every other non-attachment item. Defaults to `relay.events`.
+    pub events: String,
+    /// Attachment chunks (minidumps included). Defaults to `relay.attachments`.
+    pub attachments: String,
+    /// Outcomes. Defaults to `relay.outcomes`.
+    pub outcomes: String,
+    /// Issue aggregates. Defaults to `relay.issues`.
+    pub issues: String,
+}
+
+impl Default for Topics {
+    fn default() -> Self {
+        Topics {
+            events: "relay.events".to_owned(),
+            attachments: "relay.attachments".to_owned(),
+            outcomes: "relay.outcomes".to_owned(),
+            issues: "relay.issues".to_owned(),
+        }
+    }
+}
+
+impl Topics {
+    /// All topics with their config key names.
+    pub fn all(&self) -> [(&'static str, &str); 4] {
+        [
+            ("events", &self.events),
+            ("attachments", &self.attachments),
+            ("outcomes", &self.outcomes),
+            ("issues", &self.issues),
+        ]
+    }
+}
+
+/// A project that may send to this relay.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectConfig {
+    /// The numeric project id from the DSN path.
+    pub id: u64,
+    /// Public keys (32 hex digits) accepted for this project.
+    #[serde(default)]
+    pub keys: Vec<KeyConfig>,
+    /// A disabled project's requests are answered 403. Defaults to false.
+    #[serde(default)]
+    pub disabled: bool,
+}
+
+/// A public key, written either as a plain string or as `{key, disabled}`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum KeyConfig {
+    /// An enabled key.
+    Plain(String),
+    /// A key with options.
+    Detailed {
+        /// The public key.
+        key: String,
+        /// A disabled key's requests are answered 403. Defaults to false.
+        #[serde(default)]
+        disabled: bool,
+    },
+}
+
+impl KeyConfig {
+    /// The public key.
+    pub fn key(&self) -> &str {
+        match self {
+            KeyConfig::Plain(key) | KeyConfig::Detailed { key, .. } => key,
+        }
+    }
+
+    /// Whether requests with this key are refused.
+    pub fn disabled(&self) -> bool {
+        matches!(self, KeyConfig::Detailed { disabled: true, .. })
+    }
+}
+
+/// Size limits. A request over a limit is answered 413.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest request body as received (compressed), in bytes. Defaults to 20 MiB.
+    pub max_request_size: usize,
+    /// Largest envelope after decompression, in bytes. Defaults to 100 MiB.
+    pub max_envelope_size: usize,
+    /// Largest event or transaction item, in bytes. Defaults to 1 MiB.
+    pub max_event_size: usize,
+    /// Largest single attachment (minidumps included), in bytes. Defaults to 100 MiB.
+    pub max_attachment_size: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        const MIB: usize = 1024 * 1024;
+        Limits {
+            max_request_size: 20 * MIB,
+            max_envelope_size: 100 * MIB,
+            max_event_size: MIB,
+            max_attachment_size: 100 * MIB,
+        }
+    }
+}
+
+/// Capacities of the actor pipeline; see `docs/architecture.md`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// Envelopes admitted into the pipeline at once, from intake until Kafka confirms delivery.
+    /// Beyond it the intake answers 503. Defaults to 2048.
+    pub max_in_flight: usize,
+    /// Mailbox capacity of each async actor. Defaults to 256.
+    pub mailbox_capacity: usize,
+    /// Threads of the symbolication arbiter; 0 means one per CPU core. Defaults to 0.
+    pub symbolicator_threads: usize,
+    /// Jobs admitted to the symbolication arbiter at once (queued plus running). Defaults to 64.
+    pub symbolicator_queue: usize,
+    /// How long a request waits for its envelope to be published before it is answered 503,
+    /// in seconds. Defaults to 30.
+    pub timeout_secs: u64,
+    /// The `Retry-After` sent with 503 answers, in seconds. Defaults to 1.
+    pub retry_after_secs: u64,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            max_in_flight: 2048,
+            mailbox_capacity: 256,
+            symbolicator_threads: 0,
+            symbolicator_queue: 64,
+            timeout_secs: 30,
+            retry_after_secs: 1,
+        }
+    }
+}
+
+impl Config {
+    /// Checks values that parse but cannot work, naming the offending key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(ConfigError::new(
+                "listen",
+                format!("{:?} is not an address like 127.0.0.1:3000", self.listen),
+            ));
+        }
+        if let Some(brokers) = &self.kafka.brokers {
+            if brokers.trim().is_empty() {
+                return Err(ConfigError::new(
+                    "kafka.brokers",
+                    "must not be empty; remove it to use the embedded broker",
+                ));
+            }
+        }
+        for (name, topic) in self.kafka.topics.all() {
+            if topic.is_empty() {
+                return Err(ConfigError::new(
+                    format!("kafka.topics.{name}"),
+                    "must not be empty",
+                ));
+            }
+        }
+        if self.kafka.attachment_chunk_size == 0 {
+            return Err(ConfigError::new(
+                "kafka.attachment_chunk_size",
+                "must be at least 1",
+            ));
+        }
+        if self.kafka.embedded_partitions < 1 {
+            return Err(ConfigError::new(
+                "kafka.embedded_partitions",
+                "must be at least 1",
+            ));
+        }
+        self.validate_projects()?;
+        let positive = [
+            ("limits.max_request_size", self.limits.max_request_size),
+            ("limits.max_envelope_size", self.limits.max_envelope_size),
+            ("limits.max_event_size", self.limits.max_event_size),
+            (
+                "limits.max_attachment_size",
+                self.limits.max_attachment_size,
+            ),
+            ("pipeline.max_in_flight", self.pipeline.max_in_flight),
+            ("pipeline.mailbox_capacity", self.pipeline.mailbox_capacity),
+            (
+                "pipeline.symbolicator_queue",
+                self.pipeline.symbolicator_queue,
+            ),
+            ("pipeline.timeout_secs", self.pipeline.timeout_secs as usize),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                return Err(ConfigError::new(key, "must be at least 1"));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_projects(&self) -> Result<(), ConfigError> {
+        let mut ids = HashSet::new();
+        let mut keys = HashSet::new();
+        for (p, project) in self.projects.iter().enumerate() {
+            if !ids.insert(project.id) {
+                return Err(ConfigError::new(
+                    format!("projects[{p}].id"),
+                    format!("project {} is configured twice", project.id),
+                ));
+            }
+            if project.keys.is_empty() {
+                return Err(ConfigError::new(
+                    format!("projects[{p}].keys"),
+                    "needs at least one key",
+                ));
+            }
+            for (k, key) in project.keys.iter().enumerate() {
+                let key = key.key();
+                let path = format!("projects[{p}].keys[{k}]");
+                if key.len() != 32 || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(ConfigError::new(
+                        path,
+                        format!("{key:?} is not 32 hex digits"),
+                    ));
+                }
+                if !keys.insert(key.to_ascii_lowercase()) {
+                    return Err(ConfigError::new(path, format!("key {key} is used twice")));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn project(id: u64, key: &str) -> ProjectConfig {
+        ProjectConfig {
+            id,
+            keys: vec![KeyConfig::Plain(key.to_owned())],
+            disabled: false,
+        }
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let mut config = Config {
+            projects: vec![
+                project(1, "abc123def456abc123def456abc123de"),
+                project(2, "short"),
+            ],
+            ..Config::default()
+        };
+        let err = config.validate().unwrap_err();
+        assert_eq!(err.key, "projects[1].keys[0]");
+
+        config.projects[1] = project(1, "00000000000000000000000000000000");
+        assert_eq!(config.validate().unwrap_err().key, "projects[1].id");
+
+        let config = Config {
+            listen: "nowhere".into(),
+            ..Config::default()
+        };
+        assert_eq!(config.validate().unwrap_err().key, "listen");
+    }
+
+    #[test]
+    fn key_forms() {
+        let keys: Vec<KeyConfig> = serde_json::from_str(
+            r#"["abc123def456abc123def456abc123de", {"key": "00000000000000000000000000000000", "disabled": true}]"#,
+        )
+        .unwrap();
+        assert!(!keys[0].disabled());
+        assert!(keys[1].disabled());
+        assert_eq!(keys[1].key(), "00000000000000000000000000000000");
+    }
+}

@@ -1,0 +1,10 @@
+//! CPU-bound, pure logic of the relay: no actors, no network.
+//!
+//! - [`decode`]: bounded decompression of request bodies and compressed containers.
+//! - [`minidump`]: recognising minidumps inside their optional compression wrapper.
+//! - [`normalize`]: the minimal event normalization every event gets.
+#![warn(missing_docs)]
+
+pub mod decode;
+pub mod minidump;
+pub mod normalize;

@@ -1,0 +1,128 @@
+//! The KafkaProducer: publishes each envelope's messages and answers the request once Kafka
+//! has confirmed delivery of all of them.
+
+use actix::prelude::*;
+use futures::future::join_all;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use relay_core::config::{KafkaConfig, Topics};
+use relay_core::EventId;
+
+use super::{envelope_message, MailboxDepth};
+use crate::kafka::messages::{build_messages, Topic};
+use crate::managed::{ManagedEnvelope, Rejection};
+use crate::metrics;
+
+envelope_message!(
+    /// Publishes the envelope's messages.
+    ProduceEnvelope
+);
+
+/// Owns the rdkafka producer. Delivery reports are awaited on this actor's arbiter.
+pub struct KafkaProducer {
+    capacity: usize,
+    depth: MailboxDepth,
+    producer: FutureProducer,
+    topics: Topics,
+    chunk_size: usize,
+}
+
+impl KafkaProducer {
+    /// Name of this stage's mailbox in metrics and errors.
+    pub const MAILBOX: &'static str = "kafka_producer";
+
+    /// A producer actor with the given mailbox capacity.
+    pub fn new(capacity: usize, producer: FutureProducer, config: &KafkaConfig) -> Self {
+        KafkaProducer {
+            capacity,
+            depth: MailboxDepth::new(Self::MAILBOX),
+            producer,
+            topics: config.topics.clone(),
+            chunk_size: config.attachment_chunk_size,
+        }
+    }
+
+    fn topic_name(&self, topic: Topic) -> &str {
+        match topic {
+            Topic::Events => &self.topics.events,
+            Topic::Attachments => &self.topics.attachments,
+        }
+    }
+}
+
+impl Actor for KafkaProducer {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(self.capacity);
+    }
+}
+
+impl Handler<ProduceEnvelope> for KafkaProducer {
+    type Result = ();
+
+    fn handle(&mut self, ProduceEnvelope(envelope): ProduceEnvelope, ctx: &mut Self::Context) {
+        self.depth.received();
+        let messages = build_messages(&envelope, self.chunk_size, EventId::new());
+        let mut deliveries = Vec::with_capacity(messages.len());
+        for message in &messages {
+            let topic = self.topic_name(message.topic).to_owned();
+            let record = FutureRecord::to(&topic)
+                .key(&message.key)
+                .payload(&message.payload);
+            match self.producer.send_result(record) {
+                Ok(delivery) => deliveries.push((topic, delivery)),
+                Err((error, _)) => {
+                    // Messages already queued for this envelope are still delivered; the client
+                    // retries the whole envelope, and consumers drop duplicates by event id.
+                    envelope.reject(enqueue_rejection(&error));
+                    return;
+                }
+            }
+        }
+        ctx.spawn(await_deliveries(envelope, deliveries).into_actor(self));
+    }
+}
+
+/// Waits for every delivery report, then answers the request.
+async fn await_deliveries(
+    envelope: ManagedEnvelope,
+    deliveries: Vec<(String, rdkafka::producer::DeliveryFuture)>,
+) {
+    let (topics, futures): (Vec<_>, Vec<_>) = deliveries.into_iter().unzip();
+    let mut failure = None;
+    for (topic, report) in topics.iter().zip(join_all(futures).await) {
+        let delivered = matches!(report, Ok(Ok(_)));
+        metrics::count_kafka_delivery(topic, delivered);
+        if !delivered && failure.is_none() {
+            failure = Some(match report {
+                Ok(Err((error, _))) => error.to_string(),
+                _ => "producer shut down before delivery".to_owned(),
+            });
+        }
+    }
+    match failure {
+        None => envelope.accept(),
+        Some(error) => {
+            tracing::warn!(%error, "Kafka delivery failed; the client is told to retry");
+            metrics::count_rejection("kafka_delivery");
+            envelope.reject(Rejection::Delivery(error));
+        }
+    }
+}
+
+fn enqueue_rejection(error: &KafkaError) -> Rejection {
+    match error.rdkafka_error_code() {
+        Some(RDKafkaErrorCode::QueueFull) => {
+            metrics::count_rejection("overloaded");
+            Rejection::Overloaded {
+                stage: "kafka producer queue",
+            }
+        }
+        _ => {
+            tracing::error!(%error, "cannot enqueue Kafka message");
+            metrics::count_rejection("kafka_enqueue");
+            Rejection::Delivery(error.to_string())
+        }
+    }
+}

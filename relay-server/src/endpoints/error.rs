@@ -1,0 +1,111 @@
+//! [`ApiError`]: every way a request can fail, with its status code and JSON reason.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use relay_core::EnvelopeError;
+use relay_processing::decode::DecodeError;
+use relay_processing::minidump::MinidumpError;
+use serde_json::json;
+
+use crate::managed::Rejection;
+use crate::projects::AccessError;
+
+/// A failed request. The body is always `{"detail": "<what is wrong>"}`.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request is malformed; 400.
+    #[error("{0}")]
+    BadRequest(String),
+    /// Credentials are missing or refused; 401 or 403.
+    #[error(transparent)]
+    Access(#[from] AccessError),
+    /// A size limit was exceeded; 413.
+    #[error("{0}")]
+    TooLarge(String),
+    /// The `Content-Encoding` is not supported; 415.
+    #[error("{0}")]
+    UnsupportedEncoding(String),
+    /// The relay is at capacity; 503 with `Retry-After`.
+    #[error("{detail}")]
+    Overloaded {
+        /// What is full.
+        detail: String,
+        /// Seconds the client should wait.
+        retry_after_secs: u64,
+    },
+    /// Something failed inside the relay; 500.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// Maps a pipeline rejection to its answer.
+    pub fn from_rejection(rejection: Rejection, retry_after_secs: u64) -> Self {
+        match rejection {
+            Rejection::Overloaded { .. } | Rejection::Delivery(_) => ApiError::Overloaded {
+                detail: rejection.to_string(),
+                retry_after_secs,
+            },
+            Rejection::Invalid(detail) => ApiError::BadRequest(detail),
+            Rejection::Internal(_) => ApiError::Internal(rejection.to_string()),
+        }
+    }
+}
+
+impl From<EnvelopeError> for ApiError {
+    fn from(error: EnvelopeError) -> Self {
+        ApiError::BadRequest(format!("invalid envelope: {error}"))
+    }
+}
+
+impl From<DecodeError> for ApiError {
+    fn from(error: DecodeError) -> Self {
+        match error {
+            DecodeError::TooLarge { .. } => ApiError::TooLarge(error.to_string()),
+            DecodeError::Unsupported(_) => ApiError::UnsupportedEncoding(error.to_string()),
+            DecodeError::Corrupt { .. } => ApiError::BadRequest(error.to_string()),
+        }
+    }
+}
+
+impl From<MinidumpError> for ApiError {
+    fn from(error: MinidumpError) -> Self {
+        match error {
+            MinidumpError::Decode(decode) => decode.into(),
+            MinidumpError::BadSignature { .. } => ApiError::BadRequest(error.to_string()),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Access(AccessError::MissingKey | AccessError::UnknownKey(_)) => {
+                StatusCode::UNAUTHORIZED
+            }
+            ApiError::Access(_) => StatusCode::FORBIDDEN,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        if status.is_server_error() {
+            tracing::warn!(%status, error = %self, "request failed");
+        } else {
+            tracing::debug!(%status, error = %self, "request refused");
+        }
+        let mut response = HttpResponse::build(status);
+        if let ApiError::Overloaded {
+            retry_after_secs, ..
+        } = self
+        {
+            response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+        }
+        response.json(json!({ "detail": self.to_string() }))
+    }
+}

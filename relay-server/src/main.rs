@@ -1,0 +1,15 @@
+//! The `relay` binary: parses the command line and runs the chosen command.
+
+mod actors;
+mod cli;
+mod config;
+mod endpoints;
+mod kafka;
+mod managed;
+mod metrics;
+mod projects;
+mod service;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
+}

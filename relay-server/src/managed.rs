@@ -1,0 +1,124 @@
+//! [`ManagedEnvelope`]: an accepted request travelling through the pipeline.
+//!
+//! It carries the parsed envelope, the request's metadata, an in-flight permit (released when
+//! the envelope leaves the pipeline) and the channel on which the waiting HTTP request learns
+//! the verdict. Whoever ends its journey calls [`ManagedEnvelope::accept`] or
+//! [`ManagedEnvelope::reject`]; if it is dropped without either, the request is answered as
+//! an internal failure instead of hanging or being lost silently.
+
+use chrono::{DateTime, Utc};
+use relay_core::{Envelope, EventId};
+use serde_json::Value;
+use tokio::sync::{oneshot, OwnedSemaphorePermit};
+
+/// Who sent a request and when.
+#[derive(Clone, Debug)]
+pub struct RequestMeta {
+    /// The project from the URL, authenticated by `public_key`.
+    pub project_id: u64,
+    /// The client's public key.
+    pub public_key: String,
+    /// When the request arrived.
+    pub received: DateTime<Utc>,
+}
+
+/// How the pipeline finished with an envelope.
+#[derive(Debug)]
+pub enum Verdict {
+    /// Every message made from the envelope was delivered to Kafka.
+    Accepted {
+        /// The event's id, when the envelope carried an event.
+        event_id: Option<EventId>,
+    },
+    /// The envelope was refused; the request is answered with the matching status.
+    Rejected(Rejection),
+}
+
+/// Why the pipeline refused an envelope.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Rejection {
+    /// A stage's mailbox or gate was full: back-pressure, answered 503 + `Retry-After`.
+    #[error("the {stage} stage is at capacity; retry later")]
+    Overloaded {
+        /// The stage that was full.
+        stage: &'static str,
+    },
+    /// The event is invalid; answered 400.
+    #[error("{0}")]
+    Invalid(String),
+    /// Kafka did not confirm delivery; answered 503 so the client retries.
+    #[error("publishing to Kafka failed: {0}")]
+    Delivery(String),
+    /// The envelope was dropped by a failing stage; answered 500.
+    #[error("internal error: {0}")]
+    Internal(&'static str),
+}
+
+/// An envelope admitted into the pipeline. See the module docs.
+#[derive(Debug)]
+pub struct ManagedEnvelope {
+    /// The envelope as received.
+    pub envelope: Envelope,
+    /// Who sent it and when.
+    pub meta: RequestMeta,
+    /// The event item's payload, parsed at intake and normalized by the Normalizer.
+    pub event: Option<Value>,
+    /// The event id, known after normalization.
+    pub event_id: Option<EventId>,
+    reply: Option<oneshot::Sender<Verdict>>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl ManagedEnvelope {
+    /// Wraps an envelope; the receiver gets the verdict.
+    pub fn new(
+        envelope: Envelope,
+        meta: RequestMeta,
+        event: Option<Value>,
+        permit: OwnedSemaphorePermit,
+    ) -> (Self, oneshot::Receiver<Verdict>) {
+        let (tx, rx) = oneshot::channel();
+        let managed = ManagedEnvelope {
+            event_id: envelope.headers.event_id,
+            envelope,
+            meta,
+            event,
+            reply: Some(tx),
+            _permit: permit,
+        };
+        (managed, rx)
+    }
+
+    /// Ends the journey successfully.
+    pub fn accept(mut self) {
+        let event_id = self.event_id;
+        self.answer(Verdict::Accepted { event_id });
+    }
+
+    /// Ends the journey with a refusal.
+    pub fn reject(mut self, rejection: Rejection) {
+        tracing::debug!(project = self.meta.project_id, %rejection, "envelope rejected");
+        self.answer(Verdict::Rejected(rejection));
+    }
+
+    fn answer(&mut self, verdict: Verdict) {
+        if let Some(reply) = self.reply.take() {
+            // The request may have timed out and gone away; nothing is left to tell then.
+            let _ = reply.send(verdict);
+        }
+    }
+}
+
+impl Drop for ManagedEnvelope {
+    fn drop(&mut self) {
+        if self.reply.is_some() {
+            tracing::error!(
+                project = self.meta.project_id,
+                "envelope dropped without a verdict"
+            );
+            self.answer(Verdict::Rejected(Rejection::Internal(
+                "envelope dropped by a pipeline stage",
+            )));
+        }
+    }
+}

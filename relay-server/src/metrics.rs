@@ -1,0 +1,116 @@
+//! Prometheus metrics, exposed in text format at `/metrics`.
+//!
+//! | metric | labels | meaning |
+//! |---|---|---|
+//! | `relay_mailbox_depth` | `mailbox` | messages queued (or jobs admitted) and not yet handled |
+//! | `relay_mailbox_capacity` | `mailbox` | the bound beyond which senders get "full" |
+//! | `relay_requests_total` | `endpoint`, `status` | answered intake requests |
+//! | `relay_rejections_total` | `reason` | envelopes refused, by reason |
+//! | `relay_kafka_messages_total` | `topic`, `result` | delivery reports: `delivered` or `failed` |
+
+use std::sync::LazyLock;
+
+use prometheus::{IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+
+/// All metrics of the process.
+pub struct Metrics {
+    registry: Registry,
+    mailbox_depth: IntGaugeVec,
+    mailbox_capacity: IntGaugeVec,
+    requests: IntCounterVec,
+    rejections: IntCounterVec,
+    kafka_messages: IntCounterVec,
+}
+
+static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+
+impl Metrics {
+    fn new() -> Self {
+        let registry = Registry::new();
+        let gauge = |name: &str, help: &str, labels: &[&str]| {
+            let vec = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid gauge");
+            registry
+                .register(Box::new(vec.clone()))
+                .expect("unique metric");
+            vec
+        };
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            let vec = IntCounterVec::new(Opts::new(name, help), labels).expect("valid counter");
+            registry
+                .register(Box::new(vec.clone()))
+                .expect("unique metric");
+            vec
+        };
+        Metrics {
+            mailbox_depth: gauge(
+                "relay_mailbox_depth",
+                "Messages queued in a mailbox (or jobs admitted to a gate) and not yet handled.",
+                &["mailbox"],
+            ),
+            mailbox_capacity: gauge(
+                "relay_mailbox_capacity",
+                "Capacity of a mailbox or gate; beyond it senders are refused.",
+                &["mailbox"],
+            ),
+            requests: counter(
+                "relay_requests_total",
+                "Intake requests answered, by endpoint and status code.",
+                &["endpoint", "status"],
+            ),
+            rejections: counter(
+                "relay_rejections_total",
+                "Envelopes refused, by reason.",
+                &["reason"],
+            ),
+            kafka_messages: counter(
+                "relay_kafka_messages_total",
+                "Kafka delivery reports, by topic and result.",
+                &["topic", "result"],
+            ),
+            registry,
+        }
+    }
+}
+
+/// The depth gauge of a mailbox.
+pub fn mailbox_depth(mailbox: &str) -> IntGauge {
+    METRICS.mailbox_depth.with_label_values(&[mailbox])
+}
+
+/// Records the capacity of a mailbox.
+pub fn set_mailbox_capacity(mailbox: &str, capacity: usize) {
+    METRICS
+        .mailbox_capacity
+        .with_label_values(&[mailbox])
+        .set(capacity as i64);
+}
+
+/// Counts an answered request.
+pub fn count_request(endpoint: &str, status: u16) {
+    METRICS
+        .requests
+        .with_label_values(&[endpoint, &status.to_string()])
+        .inc();
+}
+
+/// Counts a refused envelope.
+pub fn count_rejection(reason: &str) {
+    METRICS.rejections.with_label_values(&[reason]).inc();
+}
+
+/// Counts a Kafka delivery report.
+pub fn count_kafka_delivery(topic: &str, delivered: bool) {
+    let result = if delivered { "delivered" } else { "failed" };
+    METRICS
+        .kafka_messages
+        .with_label_values(&[topic, result])
+        .inc();
+}
+
+/// Renders every metric in Prometheus text format.
+pub fn render() -> String {
+    let encoder = prometheus::TextEncoder::new();
+    encoder
+        .encode_to_string(&METRICS.registry.gather())
+        .unwrap_or_else(|e| format!("# failed to encode metrics: {e}\n"))
+}

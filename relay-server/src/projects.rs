@@ -1,0 +1,206 @@
+//! Which projects and keys may send, and the default project of a configuration-free start.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use relay_core::config::{KeyConfig, ProjectConfig};
+use relay_core::Config;
+use serde::{Deserialize, Serialize};
+
+/// Why a request's credentials are refused. 401 for missing/unknown keys, 403 otherwise.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AccessError {
+    /// No key was presented.
+    #[error("missing authentication: send X-Sentry-Auth, Authorization: Sentry, ?sentry_key= or an envelope dsn")]
+    MissingKey,
+    /// The key is not configured.
+    #[error("unknown public key {0}")]
+    UnknownKey(String),
+    /// The key is configured but disabled.
+    #[error("public key {0} is disabled")]
+    DisabledKey(String),
+    /// The key belongs to a different project than the URL names.
+    #[error("public key {key} does not belong to project {project_id}")]
+    WrongProject {
+        /// The presented key.
+        key: String,
+        /// The project in the URL.
+        project_id: u64,
+    },
+    /// The project is disabled.
+    #[error("project {0} is disabled")]
+    DisabledProject(u64),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct KeyEntry {
+    project_id: u64,
+    disabled: bool,
+}
+
+/// Lookup of public keys to projects.
+#[derive(Debug, Default)]
+pub struct Projects {
+    keys: HashMap<String, KeyEntry>,
+    disabled_projects: Vec<u64>,
+}
+
+impl Projects {
+    /// Indexes the configured projects.
+    pub fn new(projects: &[ProjectConfig]) -> Self {
+        let mut index = Projects::default();
+        for project in projects {
+            if project.disabled {
+                index.disabled_projects.push(project.id);
+            }
+            for key in &project.keys {
+                index.keys.insert(
+                    key.key().to_ascii_lowercase(),
+                    KeyEntry {
+                        project_id: project.id,
+                        disabled: key.disabled(),
+                    },
+                );
+            }
+        }
+        index
+    }
+
+    /// Checks that `public_key` may send to `project_id`.
+    pub fn check(&self, project_id: u64, public_key: &str) -> Result<(), AccessError> {
+        let entry = self
+            .keys
+            .get(&public_key.to_ascii_lowercase())
+            .ok_or_else(|| AccessError::UnknownKey(public_key.to_owned()))?;
+        if entry.project_id != project_id {
+            return Err(AccessError::WrongProject {
+                key: public_key.to_owned(),
+                project_id,
+            });
+        }
+        if self.disabled_projects.contains(&project_id) {
+            return Err(AccessError::DisabledProject(project_id));
+        }
+        if entry.disabled {
+            return Err(AccessError::DisabledKey(public_key.to_owned()));
+        }
+        Ok(())
+    }
+}
+
+/// The project created on a start without configured projects, kept in `data_dir` so its DSN
+/// stays the same across restarts.
+#[derive(Debug, Serialize, Deserialize)]
+struct DefaultProject {
+    id: u64,
+    public_key: String,
+}
+
+const DEFAULT_PROJECT_FILE: &str = "default-project.json";
+
+/// When no project is configured, loads or creates the default project in `data_dir`.
+pub fn ensure_default_project(config: &mut Config) -> std::io::Result<()> {
+    if !config.projects.is_empty() {
+        return Ok(());
+    }
+    let path = config.data_dir.join(DEFAULT_PROJECT_FILE);
+    let project = match read_default_project(&path) {
+        Some(project) => project,
+        None => {
+            let project = DefaultProject {
+                id: 1,
+                public_key: uuid::Uuid::new_v4().simple().to_string(),
+            };
+            std::fs::write(&path, serde_json::to_vec_pretty(&project)?)?;
+            project
+        }
+    };
+    config.projects.push(ProjectConfig {
+        id: project.id,
+        keys: vec![KeyConfig::Plain(project.public_key)],
+        disabled: false,
+    });
+    Ok(())
+}
+
+fn read_default_project(path: &Path) -> Option<DefaultProject> {
+    let bytes = std::fs::read(path).ok()?;
+    match serde_json::from_slice(&bytes) {
+        Ok(project) => Some(project),
+        Err(error) => {
+            tracing::warn!(path = %path.display(), %error, "ignoring unreadable default project file; creating a new one");
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "abc123def456abc123def456abc123de";
+
+    fn projects() -> Projects {
+        Projects::new(&[
+            ProjectConfig {
+                id: 42,
+                keys: vec![
+                    KeyConfig::Plain(KEY.into()),
+                    KeyConfig::Detailed {
+                        key: "00000000000000000000000000000001".into(),
+                        disabled: true,
+                    },
+                ],
+                disabled: false,
+            },
+            ProjectConfig {
+                id: 7,
+                keys: vec![KeyConfig::Plain("00000000000000000000000000000007".into())],
+                disabled: true,
+            },
+        ])
+    }
+
+    #[test]
+    fn access_rules() {
+        let p = projects();
+        assert_eq!(p.check(42, KEY), Ok(()));
+        assert_eq!(p.check(42, &KEY.to_uppercase()), Ok(()));
+        assert!(matches!(
+            p.check(42, "ffff"),
+            Err(AccessError::UnknownKey(_))
+        ));
+        assert!(matches!(
+            p.check(43, KEY),
+            Err(AccessError::WrongProject { .. })
+        ));
+        assert!(matches!(
+            p.check(42, "00000000000000000000000000000001"),
+            Err(AccessError::DisabledKey(_))
+        ));
+        assert_eq!(
+            p.check(7, "00000000000000000000000000000007"),
+            Err(AccessError::DisabledProject(7))
+        );
+    }
+
+    #[test]
+    fn default_project_is_stable() {
+        let dir = std::env::temp_dir().join(format!("relay-default-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut first = Config {
+            data_dir: dir.clone(),
+            ..Config::default()
+        };
+        ensure_default_project(&mut first).unwrap();
+        let mut second = Config {
+            data_dir: dir.clone(),
+            ..Config::default()
+        };
+        ensure_default_project(&mut second).unwrap();
+        assert_eq!(first.projects, second.projects);
+        assert_eq!(first.projects[0].keys[0].key().len(), 32);
+        first.validate().unwrap();
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
