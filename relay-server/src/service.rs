@@ -4,7 +4,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::prelude::*;
 use actix_web::{web, App, HttpServer};
 use rdkafka::producer::FutureProducer;
 use relay_core::Config;
@@ -15,7 +14,7 @@ use crate::actors::kafka_producer::KafkaProducer;
 use crate::actors::normalizer::Normalizer;
 use crate::actors::rate_limiter::RateLimiter;
 use crate::actors::symbolicator::SymbolicatorGate;
-use crate::actors::Mailbox;
+use crate::actors::{start_bounded, Mailbox};
 use crate::kafka::embedded::EmbeddedBroker;
 use crate::projects::{ensure_default_project, Projects};
 use crate::{endpoints, kafka, metrics};
@@ -43,11 +42,11 @@ impl ServiceState {
     pub fn start(config: Config, producer: FutureProducer) -> Self {
         let capacity = config.pipeline.mailbox_capacity;
         let kafka_config = config.kafka.clone();
-        let producer = start_on_own_arbiter(KafkaProducer::MAILBOX, capacity, move || {
-            KafkaProducer::new(capacity, producer, &kafka_config)
+        let producer = start_bounded(KafkaProducer::MAILBOX, capacity, move || {
+            KafkaProducer::new(producer, &kafka_config)
         });
-        let aggregator = start_on_own_arbiter(Aggregator::MAILBOX, capacity, move || {
-            Aggregator::new(capacity, producer)
+        let aggregator = start_bounded(Aggregator::MAILBOX, capacity, move || {
+            Aggregator::new(producer)
         });
         let threads = match config.pipeline.symbolicator_threads {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -56,11 +55,10 @@ impl ServiceState {
         let symbolicator =
             SymbolicatorGate::start(threads, config.pipeline.symbolicator_queue, aggregator);
         let gate = symbolicator.clone();
-        let normalizer = start_on_own_arbiter(Normalizer::MAILBOX, capacity, move || {
-            Normalizer::new(capacity, gate)
-        });
-        let pipeline = start_on_own_arbiter(RateLimiter::MAILBOX, capacity, move || {
-            RateLimiter::new(capacity, normalizer)
+        let normalizer =
+            start_bounded(Normalizer::MAILBOX, capacity, move || Normalizer::new(gate));
+        let pipeline = start_bounded(RateLimiter::MAILBOX, capacity, move || {
+            RateLimiter::new(normalizer)
         });
         metrics::set_mailbox_capacity(INTAKE_GATE, config.pipeline.max_in_flight);
         ServiceState {
@@ -94,16 +92,6 @@ impl ServiceState {
     pub fn set_ready(&self, ready: bool) {
         self.ready.store(ready, Ordering::Relaxed);
     }
-}
-
-fn start_on_own_arbiter<A, F>(name: &'static str, capacity: usize, make: F) -> Mailbox<A>
-where
-    A: Actor<Context = Context<A>>,
-    F: FnOnce() -> A + Send + 'static,
-{
-    let arbiter = Arbiter::new();
-    let addr = A::start_in_arbiter(&arbiter.handle(), move |_| make());
-    Mailbox::new(name, addr, capacity)
 }
 
 /// `relay run`: prepares the data directory and Kafka, then serves until stopped.

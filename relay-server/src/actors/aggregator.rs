@@ -14,7 +14,6 @@ envelope_message!(
 
 /// Groups and counts events (pass-through until grouping lands).
 pub struct Aggregator {
-    capacity: usize,
     depth: MailboxDepth,
     next: Mailbox<KafkaProducer>,
 }
@@ -23,10 +22,9 @@ impl Aggregator {
     /// Name of this stage's mailbox in metrics and errors.
     pub const MAILBOX: &'static str = "aggregator";
 
-    /// An aggregator with the given mailbox capacity, forwarding to the producer.
-    pub fn new(capacity: usize, next: Mailbox<KafkaProducer>) -> Self {
+    /// An aggregator forwarding to the producer.
+    pub fn new(next: Mailbox<KafkaProducer>) -> Self {
         Aggregator {
-            capacity,
             depth: MailboxDepth::new(Self::MAILBOX),
             next,
         }
@@ -35,10 +33,6 @@ impl Aggregator {
 
 impl Actor for Aggregator {
     type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(self.capacity);
-    }
 }
 
 impl Handler<AggregateEnvelope> for Aggregator {

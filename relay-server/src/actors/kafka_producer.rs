@@ -20,7 +20,6 @@ envelope_message!(
 
 /// Owns the rdkafka producer. Delivery reports are awaited on this actor's arbiter.
 pub struct KafkaProducer {
-    capacity: usize,
     depth: MailboxDepth,
     producer: FutureProducer,
     topics: Topics,
@@ -31,10 +30,9 @@ impl KafkaProducer {
     /// Name of this stage's mailbox in metrics and errors.
     pub const MAILBOX: &'static str = "kafka_producer";
 
-    /// A producer actor with the given mailbox capacity.
-    pub fn new(capacity: usize, producer: FutureProducer, config: &KafkaConfig) -> Self {
+    /// A producer actor publishing with `producer`.
+    pub fn new(producer: FutureProducer, config: &KafkaConfig) -> Self {
         KafkaProducer {
-            capacity,
             depth: MailboxDepth::new(Self::MAILBOX),
             producer,
             topics: config.topics.clone(),
@@ -52,10 +50,6 @@ impl KafkaProducer {
 
 impl Actor for KafkaProducer {
     type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(self.capacity);
-    }
 }
 
 impl Handler<ProduceEnvelope> for KafkaProducer {

@@ -10,7 +10,7 @@
 //!
 //! Every message carries a [`ManagedEnvelope`]. Senders use `try_send`; a full mailbox turns
 //! the envelope into a [`Rejection::Overloaded`], which the waiting request answers with 503
-//! and `Retry-After`. Nothing queues without bound: async actors have a mailbox capacity, and
+//! and `Retry-After`. Nothing queues without bound: async actors have a mailbox capacity (set before they start, see [`start_bounded`]), and
 //! the Symbolicator's unbounded `SyncArbiter` queue sits behind a permit gate.
 
 pub mod aggregator;
@@ -110,6 +110,24 @@ impl<A: Actor> Mailbox<A> {
     }
 }
 
+/// Starts an actor on a new arbiter (thread) with a mailbox of `capacity` messages.
+///
+/// The mailbox is created here, before the actor runs, so the bound holds from the first
+/// message on (`set_mailbox_capacity` in `started` would leave actix's default of 16 in place
+/// until the actor has started).
+pub fn start_bounded<A, F>(name: &'static str, capacity: usize, make: F) -> Mailbox<A>
+where
+    A: Actor<Context = Context<A>>,
+    F: FnOnce() -> A + Send + 'static,
+{
+    let (sender, receiver) = actix::dev::channel::channel(capacity);
+    let arbiter = Arbiter::new();
+    arbiter.spawn_fn(move || {
+        Context::with_receiver(receiver).run(make());
+    });
+    Mailbox::new(name, Addr::new(sender), capacity)
+}
+
 /// The receiving side of a [`Mailbox`]'s depth gauge, held by the actor.
 #[derive(Clone)]
 pub struct MailboxDepth(IntGauge);
@@ -123,5 +141,82 @@ impl MailboxDepth {
     /// Marks one message as taken out of the mailbox.
     pub fn received(&self) {
         self.0.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use chrono::Utc;
+    use relay_core::Envelope;
+    use tokio::sync::Semaphore;
+
+    use super::*;
+    use crate::managed::{RequestMeta, Verdict};
+
+    envelope_message!(
+        /// A job for the slow test actor.
+        SlowJob
+    );
+
+    /// A consumer that takes 50 ms per message.
+    struct SlowActor {
+        depth: MailboxDepth,
+    }
+
+    impl Actor for SlowActor {
+        type Context = Context<Self>;
+    }
+
+    impl Handler<SlowJob> for SlowActor {
+        type Result = ();
+
+        fn handle(&mut self, SlowJob(envelope): SlowJob, _ctx: &mut Self::Context) {
+            self.depth.received();
+            std::thread::sleep(Duration::from_millis(50));
+            envelope.accept();
+        }
+    }
+
+    #[actix_web::test]
+    async fn full_mailbox_rejects_instead_of_growing() {
+        let mailbox = start_bounded("slow_test", 2, || SlowActor {
+            depth: MailboxDepth::new("slow_test"),
+        });
+        let permits = Arc::new(Semaphore::new(100));
+        let mut verdicts = Vec::new();
+        for _ in 0..20 {
+            let meta = RequestMeta {
+                project_id: 1,
+                public_key: String::new(),
+                received: Utc::now(),
+            };
+            let permit = permits.clone().try_acquire_owned().unwrap();
+            let (managed, verdict) = ManagedEnvelope::new(Envelope::default(), meta, None, permit);
+            mailbox.forward(SlowJob(managed));
+            verdicts.push(verdict);
+            assert!(
+                mailbox.depth.get() <= 3,
+                "depth {} beyond capacity + one sender slot",
+                mailbox.depth.get()
+            );
+        }
+        let mut accepted = 0;
+        let mut overloaded = 0;
+        for verdict in verdicts {
+            match verdict.await.unwrap() {
+                Verdict::Accepted { .. } => accepted += 1,
+                Verdict::Rejected(Rejection::Overloaded { stage: "slow_test" }) => overloaded += 1,
+                other => panic!("unexpected verdict {other:?}"),
+            }
+        }
+        assert_eq!(accepted + overloaded, 20);
+        assert!(
+            overloaded >= 15,
+            "a 50 ms consumer cannot take 20 instant sends: {accepted} accepted"
+        );
+        assert_eq!(mailbox.depth.get(), 0);
     }
 }

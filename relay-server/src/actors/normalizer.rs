@@ -16,7 +16,6 @@ envelope_message!(
 
 /// Runs [`normalize_event`] on each envelope's event.
 pub struct Normalizer {
-    capacity: usize,
     depth: MailboxDepth,
     next: SymbolicatorGate,
 }
@@ -25,10 +24,9 @@ impl Normalizer {
     /// Name of this stage's mailbox in metrics and errors.
     pub const MAILBOX: &'static str = "normalizer";
 
-    /// A normalizer with the given mailbox capacity, forwarding to the symbolicator gate.
-    pub fn new(capacity: usize, next: SymbolicatorGate) -> Self {
+    /// A normalizer forwarding to the symbolicator gate.
+    pub fn new(next: SymbolicatorGate) -> Self {
         Normalizer {
-            capacity,
             depth: MailboxDepth::new(Self::MAILBOX),
             next,
         }
@@ -37,10 +35,6 @@ impl Normalizer {
 
 impl Actor for Normalizer {
     type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(self.capacity);
-    }
 }
 
 impl Handler<NormalizeEnvelope> for Normalizer {

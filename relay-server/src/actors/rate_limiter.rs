@@ -15,7 +15,6 @@ envelope_message!(
 
 /// Applies quotas (pass-through until quotas are configured).
 pub struct RateLimiter {
-    capacity: usize,
     depth: MailboxDepth,
     next: Mailbox<Normalizer>,
 }
@@ -24,10 +23,9 @@ impl RateLimiter {
     /// Name of this stage's mailbox in metrics and errors.
     pub const MAILBOX: &'static str = "rate_limiter";
 
-    /// A rate limiter with the given mailbox capacity, forwarding to `next`.
-    pub fn new(capacity: usize, next: Mailbox<Normalizer>) -> Self {
+    /// A rate limiter forwarding to `next`.
+    pub fn new(next: Mailbox<Normalizer>) -> Self {
         RateLimiter {
-            capacity,
             depth: MailboxDepth::new(Self::MAILBOX),
             next,
         }
@@ -36,10 +34,6 @@ impl RateLimiter {
 
 impl Actor for RateLimiter {
     type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(self.capacity);
-    }
 }
 
 impl Handler<CheckRateLimits> for RateLimiter {

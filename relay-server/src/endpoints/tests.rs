@@ -1,1 +1,648 @@
+//! HTTP-level tests: the real endpoints and actors, publishing to librdkafka's mock cluster.
 
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use actix_web::http::StatusCode;
+use actix_web::{test, web, App};
+use base64::Engine;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::DefaultProducerContext;
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use relay_core::config::{KeyConfig, ProjectConfig};
+use relay_core::Config;
+use serde_json::{json, Value};
+
+use super::configure;
+use crate::service::ServiceState;
+
+const KEY: &str = "abc123def456abc123def456abc123de";
+const DISABLED_KEY: &str = "00000000000000000000000000000001";
+const OTHER_PROJECT_KEY: &str = "00000000000000000000000000000007";
+const PARTITIONS: i32 = 3;
+
+type Cluster = MockCluster<'static, DefaultProducerContext>;
+
+fn test_config() -> Config {
+    let mut config = Config {
+        projects: vec![
+            ProjectConfig {
+                id: 42,
+                keys: vec![
+                    KeyConfig::Plain(KEY.into()),
+                    KeyConfig::Detailed {
+                        key: DISABLED_KEY.into(),
+                        disabled: true,
+                    },
+                ],
+                disabled: false,
+            },
+            ProjectConfig {
+                id: 7,
+                keys: vec![KeyConfig::Plain(OTHER_PROJECT_KEY.into())],
+                disabled: false,
+            },
+        ],
+        ..Config::default()
+    };
+    config.limits.max_envelope_size = 8 << 20;
+    config.kafka.attachment_chunk_size = 64 * 1024;
+    config.pipeline.timeout_secs = 5;
+    config.pipeline.retry_after_secs = 3;
+    config
+}
+
+fn start_cluster(config: &Config) -> Cluster {
+    let cluster = MockCluster::new(1).unwrap();
+    for (_, topic) in config.kafka.topics.all() {
+        cluster.create_topic(topic, PARTITIONS, 1).unwrap();
+    }
+    cluster
+}
+
+fn start_relay(config: Config, cluster: &Cluster) -> web::Data<ServiceState> {
+    let producer =
+        crate::kafka::create_producer(&cluster.bootstrap_servers(), &config.kafka).unwrap();
+    web::Data::new(ServiceState::start(config, producer))
+}
+
+macro_rules! app {
+    ($state:expr) => {
+        test::init_service(App::new().app_data($state.clone()).configure(configure)).await
+    };
+}
+
+/// Reads every message of `topic` from the beginning until `count` arrived or 10 s passed.
+fn consume(cluster: &Cluster, topic: &str, count: usize) -> Vec<(String, Value)> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", cluster.bootstrap_servers())
+        .set("group.id", "relay-tests")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut partitions = TopicPartitionList::new();
+    for partition in 0..PARTITIONS {
+        partitions
+            .add_partition_offset(topic, partition, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&partitions).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut messages = Vec::new();
+    while messages.len() < count && Instant::now() < deadline {
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) {
+            let key = String::from_utf8(message.key().unwrap().to_vec()).unwrap();
+            let value = serde_json::from_slice(message.payload().unwrap()).unwrap();
+            messages.push((key, value));
+        }
+    }
+    messages
+}
+
+fn fixtures() -> PathBuf {
+    std::env::var_os("FIXTURES_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures"))
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(data).unwrap();
+    encoder.finish().unwrap()
+}
+
+fn envelope(event_id: &str, message: &str) -> Vec<u8> {
+    format!(
+        "{{\"event_id\":\"{event_id}\"}}\n{{\"type\":\"event\"}}\n{{\"message\":\"{message}\",\"platform\":\"python\"}}\n"
+    )
+    .into_bytes()
+}
+
+fn post(path: &str, body: impl Into<Vec<u8>>) -> test::TestRequest {
+    test::TestRequest::post()
+        .uri(path)
+        .insert_header((
+            "X-Sentry-Auth",
+            format!("Sentry sentry_key={KEY}, sentry_version=7"),
+        ))
+        .set_payload(body.into())
+}
+
+async fn body_json(response: actix_web::dev::ServiceResponse) -> Value {
+    serde_json::from_slice(&test::read_body(response).await).unwrap()
+}
+
+/// Sends `req` and returns the status and the JSON `detail` (empty for successes).
+async fn status_and_detail<S>(app: &S, req: test::TestRequest) -> (StatusCode, String)
+where
+    S: actix_web::dev::Service<
+        actix_http::Request,
+        Response = actix_web::dev::ServiceResponse,
+        Error = actix_web::Error,
+    >,
+{
+    let response = test::call_service(app, req.to_request()).await;
+    let status = response.status();
+    let body = body_json(response).await;
+    (
+        status,
+        body["detail"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+#[actix_web::test]
+async fn sdk_captures_are_accepted_and_published() {
+    let config = test_config();
+    let cluster = start_cluster(&config);
+    let state = start_relay(config, &cluster);
+    let app = app!(state);
+
+    let mut expected_ids = Vec::new();
+    let mut published_items = 0;
+    for sdk in ["python", "node"] {
+        let dir = fixtures().join("sdk").join(sdk);
+        let mut captures: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_dir())
+            .collect();
+        captures.sort();
+        for capture in captures {
+            let meta: Value =
+                serde_json::from_slice(&std::fs::read(capture.join("headers.json")).unwrap())
+                    .unwrap();
+            let path = format!(
+                "{}?{}",
+                meta["path"].as_str().unwrap(),
+                meta["query"].as_str().unwrap()
+            );
+            let mut req = test::TestRequest::post().uri(&path);
+            for pair in meta["headers"].as_array().unwrap() {
+                let (name, value) = (pair[0].as_str().unwrap(), pair[1].as_str().unwrap());
+                // The test client frames the body itself.
+                if !["host", "content-length", "transfer-encoding", "connection"]
+                    .contains(&name.to_ascii_lowercase().as_str())
+                {
+                    req = req.insert_header((name, value));
+                }
+            }
+            let body = std::fs::read(capture.join("body.bin")).unwrap();
+            let response = test::call_service(&app, req.set_payload(body).to_request()).await;
+            assert_eq!(response.status(), StatusCode::OK, "{}", capture.display());
+            let answer = body_json(response).await;
+            let decoded = std::fs::read_to_string(capture.join("decoded.txt")).unwrap();
+            published_items += decoded
+                .lines()
+                .filter(|l| l.starts_with("# ITEM") && l.contains("header"))
+                .count()
+                - decoded
+                    .lines()
+                    .filter(|l| l.starts_with("# ITEM") && l.contains("\"type\":\"attachment\""))
+                    .count();
+            if let Some(id) = answer["id"].as_str() {
+                expected_ids.push(id.to_owned());
+            }
+        }
+    }
+    assert!(
+        expected_ids.len() >= 12,
+        "captures with events: {}",
+        expected_ids.len()
+    );
+
+    let messages = consume(&cluster, "relay.events", published_items);
+    assert_eq!(messages.len(), published_items);
+    for id in &expected_ids {
+        let published: Vec<_> = messages
+            .iter()
+            .filter(|(_, m)| m["event_id"] == json!(id))
+            .collect();
+        assert!(!published.is_empty(), "nothing published for {id}");
+        for (key, message) in published {
+            assert_eq!(key, id);
+            assert_eq!(message["project_id"], 42);
+            if let Some(event) = message.get("event") {
+                assert_eq!(event["event_id"], json!(id));
+                assert!(event["timestamp"].is_f64());
+                assert!(event["level"].is_string());
+            }
+        }
+    }
+    let types: Vec<_> = messages
+        .iter()
+        .map(|(_, m)| m["type"].as_str().unwrap().to_owned())
+        .collect();
+    for ty in ["event", "transaction", "session", "span", "log", "check_in"] {
+        assert!(
+            types.iter().any(|t| t == ty),
+            "no {ty} message in {types:?}"
+        );
+    }
+    let attachments = consume(&cluster, "relay.attachments", 4);
+    let names: Vec<_> = attachments
+        .iter()
+        .map(|(_, m)| m["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(names.contains(&"hello.bin".to_owned()), "{names:?}");
+}
+
+#[actix_web::test]
+async fn every_auth_form_is_accepted_and_bad_keys_are_refused() {
+    let config = test_config();
+    let cluster = start_cluster(&config);
+    let state = start_relay(config, &cluster);
+    let app = app!(state);
+    let id = "9ec79c33ec9942ab8353589fcb2e04dc";
+    let path = "/api/42/envelope/";
+
+    let by_header = post(path, envelope(id, "a"));
+    let by_authorization = test::TestRequest::post()
+        .uri(path)
+        .insert_header(("Authorization", format!("Sentry sentry_key={KEY}")))
+        .set_payload(envelope(id, "b"));
+    let by_query = test::TestRequest::post()
+        .uri(&format!("{path}?sentry_key={KEY}&sentry_version=7"))
+        .set_payload(envelope(id, "c"));
+    let by_dsn = test::TestRequest::post().uri(path).set_payload(format!(
+        "{{\"event_id\":\"{id}\",\"dsn\":\"http://{KEY}@127.0.0.1:3000/42\"}}\n{{\"type\":\"event\"}}\n{{}}\n"
+    ));
+    for req in [by_header, by_authorization, by_query, by_dsn] {
+        assert_eq!(
+            status_and_detail(&app, req).await,
+            (StatusCode::OK, String::new())
+        );
+    }
+
+    let cases = [
+        (
+            test::TestRequest::post()
+                .uri(path)
+                .set_payload(envelope(id, "x")),
+            StatusCode::UNAUTHORIZED,
+            "missing authentication",
+        ),
+        (
+            test::TestRequest::post()
+                .uri(&format!(
+                    "{path}?sentry_key=ffffffffffffffffffffffffffffffff"
+                ))
+                .set_payload(envelope(id, "x")),
+            StatusCode::UNAUTHORIZED,
+            "unknown public key",
+        ),
+        (
+            test::TestRequest::post()
+                .uri(&format!("{path}?sentry_key={DISABLED_KEY}"))
+                .set_payload(envelope(id, "x")),
+            StatusCode::FORBIDDEN,
+            "disabled",
+        ),
+        (
+            test::TestRequest::post()
+                .uri(&format!("{path}?sentry_key={OTHER_PROJECT_KEY}"))
+                .set_payload(envelope(id, "x")),
+            StatusCode::FORBIDDEN,
+            "does not belong to project 42",
+        ),
+        (
+            post("/api/42/envelope/", envelope(id, "x"))
+                .insert_header(("X-Sentry-Auth", "Sentry sentry_version=7")),
+            StatusCode::BAD_REQUEST,
+            "sentry_key",
+        ),
+    ];
+    for (req, status, detail) in cases {
+        let (got_status, got_detail) = status_and_detail(&app, req).await;
+        assert_eq!(got_status, status, "{got_detail}");
+        assert!(
+            got_detail.contains(detail),
+            "{got_detail:?} should mention {detail:?}"
+        );
+    }
+}
+
+#[actix_web::test]
+async fn every_content_encoding_is_decoded() {
+    let config = test_config();
+    let cluster = start_cluster(&config);
+    let state = start_relay(config, &cluster);
+    let app = app!(state);
+    let body = envelope("9ec79c33ec9942ab8353589fcb2e04dc", "encoded");
+    let deflate = {
+        let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(&body).unwrap();
+        encoder.finish().unwrap()
+    };
+    let brotli = {
+        let mut out = Vec::new();
+        brotli::CompressorWriter::new(&mut out, 4096, 5, 22)
+            .write_all(&body)
+            .unwrap();
+        out
+    };
+    for (encoding, payload) in [
+        ("identity", body.clone()),
+        ("gzip", gzip(&body)),
+        ("deflate", deflate),
+        ("br", brotli),
+        ("zstd", zstd::encode_all(&body[..], 3).unwrap()),
+    ] {
+        let req = post("/api/42/envelope/", payload).insert_header(("Content-Encoding", encoding));
+        assert_eq!(
+            status_and_detail(&app, req).await,
+            (StatusCode::OK, String::new()),
+            "{encoding}"
+        );
+    }
+    let req = post("/api/42/envelope/", body).insert_header(("Content-Encoding", "compress"));
+    let (status, detail) = status_and_detail(&app, req).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert!(detail.contains("compress"), "{detail}");
+}
+
+#[actix_web::test]
+async fn bad_input_gets_a_reason_and_good_input_still_passes() {
+    let mut config = test_config();
+    config.limits.max_event_size = 64 * 1024;
+    let cluster = start_cluster(&config);
+    let state = start_relay(config, &cluster);
+    let app = app!(state);
+    let id = "9ec79c33ec9942ab8353589fcb2e04dc";
+
+    // 64 MiB of zeros against an 8 MiB envelope limit: a bomb, scaled for a unit test.
+    let bomb = gzip(&vec![0u8; 64 << 20]);
+    let big_event = format!(
+        "{{}}\n{{\"type\":\"event\"}}\n{{\"message\":\"{}\"}}\n",
+        "x".repeat(100 * 1024)
+    );
+    let cases: Vec<(&str, test::TestRequest, StatusCode, &str)> = vec![
+        (
+            "garbage",
+            post("/api/42/envelope/", "\u{1}\u{2}garbage"),
+            StatusCode::BAD_REQUEST,
+            "invalid envelope header",
+        ),
+        (
+            "empty",
+            post("/api/42/envelope/", ""),
+            StatusCode::BAD_REQUEST,
+            "empty envelope",
+        ),
+        (
+            "truncated",
+            post(
+                "/api/42/envelope/",
+                "{}\n{\"type\":\"event\",\"length\":500}\n{\"message\":\"cut",
+            ),
+            StatusCode::BAD_REQUEST,
+            "declares length 500",
+        ),
+        (
+            "wrong length",
+            post(
+                "/api/42/envelope/",
+                "{}\n{\"type\":\"event\",\"length\":5}\n{\"message\":\"longer\"}\n",
+            ),
+            StatusCode::BAD_REQUEST,
+            "wrong length",
+        ),
+        (
+            "bad JSON event",
+            post(
+                "/api/42/envelope/",
+                "{}\n{\"type\":\"event\"}\n{\"message\": oops}\n",
+            ),
+            StatusCode::BAD_REQUEST,
+            "not valid JSON",
+        ),
+        (
+            "bad event id",
+            post(
+                "/api/42/envelope/",
+                "{}\n{\"type\":\"event\"}\n{\"event_id\":\"nope\"}\n",
+            ),
+            StatusCode::BAD_REQUEST,
+            "invalid event id",
+        ),
+        (
+            "oversize event",
+            post("/api/42/envelope/", big_event),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "the limit is 65536",
+        ),
+        (
+            "gzip bomb",
+            post("/api/42/envelope/", bomb).insert_header(("Content-Encoding", "gzip")),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "exceeds the limit",
+        ),
+        (
+            "corrupt gzip",
+            post("/api/42/envelope/", "\u{1f}not gzip").insert_header(("Content-Encoding", "gzip")),
+            StatusCode::BAD_REQUEST,
+            "not valid gzip",
+        ),
+        (
+            "store: not an object",
+            post("/api/42/store/", "[1,2]"),
+            StatusCode::BAD_REQUEST,
+            "JSON object",
+        ),
+        (
+            "minidump: not a dump",
+            post("/api/42/minidump/", "%PDF-1.4")
+                .insert_header(("Content-Type", "application/octet-stream")),
+            StatusCode::BAD_REQUEST,
+            "not a minidump",
+        ),
+    ];
+    for (name, req, status, detail) in cases {
+        let (got_status, got_detail) = status_and_detail(&app, req).await;
+        assert_eq!(got_status, status, "{name}: {got_detail}");
+        assert!(
+            got_detail.contains(detail),
+            "{name}: {got_detail:?} should mention {detail:?}"
+        );
+        let good = post("/api/42/envelope/", envelope(id, name));
+        assert_eq!(
+            status_and_detail(&app, good).await.0,
+            StatusCode::OK,
+            "good request after {name}"
+        );
+    }
+}
+
+#[actix_web::test]
+async fn store_endpoint_publishes_the_event() {
+    let config = test_config();
+    let cluster = start_cluster(&config);
+    let state = start_relay(config, &cluster);
+    let app = app!(state);
+    let req = post(
+        "/api/42/store/",
+        r#"{"event_id":"6d3c8b4f-0a5e-4e0c-9a43-2d1f3c2b1a00","message":"from store","level":"warn"}"#,
+    );
+    let response = test::call_service(&app, req.to_request()).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        body_json(response).await["id"],
+        "6d3c8b4f0a5e4e0c9a432d1f3c2b1a00"
+    );
+    let messages = consume(&cluster, "relay.events", 1);
+    assert_eq!(messages[0].1["event"]["message"], "from store");
+    assert_eq!(messages[0].1["event"]["level"], "warning");
+}
+
+#[actix_web::test]
+async fn minidump_upload_becomes_event_and_attachment_chunks() {
+    let config = test_config();
+    let cluster = start_cluster(&config);
+    let state = start_relay(config, &cluster);
+    let app = app!(state);
+    let dump = std::fs::read(fixtures().join("native/linux-x86_64/linux.dmp")).unwrap();
+
+    let boundary = "XyZboundary";
+    let mut body = Vec::new();
+    let mut part = |headers: &str, data: &[u8]| {
+        body.extend_from_slice(format!("--{boundary}\r\n{headers}\r\n\r\n").as_bytes());
+        body.extend_from_slice(data);
+        body.extend_from_slice(b"\r\n");
+    };
+    part(
+        "Content-Disposition: form-data; name=\"sentry\"",
+        br#"{"release":"native@1","tags":{"a":"1"}}"#,
+    );
+    part(
+        "Content-Disposition: form-data; name=\"sentry[tags][foo]\"",
+        b"bar",
+    );
+    part("Content-Disposition: form-data; name=\"guid\"", b"1234");
+    part(
+        "Content-Disposition: form-data; name=\"upload_file_minidump\"; filename=\"crash.dmp\"\r\nContent-Type: application/octet-stream",
+        &gzip(&dump),
+    );
+    part(
+        "Content-Disposition: form-data; name=\"log\"; filename=\"app.log\"",
+        b"log line\n",
+    );
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+
+    let req = post("/api/42/minidump/", body).insert_header((
+        "Content-Type",
+        format!("multipart/form-data; boundary={boundary}"),
+    ));
+    let response = test::call_service(&app, req.to_request()).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let id = String::from_utf8(test::read_body(response).await.to_vec()).unwrap();
+    assert_eq!(id.len(), 36, "hyphenated event id, got {id:?}");
+    let simple_id = id.replace('-', "");
+
+    let events = consume(&cluster, "relay.events", 1);
+    let event = &events[0].1;
+    assert_eq!(event["event_id"], simple_id);
+    assert_eq!(event["event"]["platform"], "native");
+    assert_eq!(event["event"]["release"], "native@1");
+    assert_eq!(event["event"]["tags"], json!({"a": "1", "foo": "bar"}));
+    assert_eq!(event["event"]["extra"]["guid"], "1234");
+    let refs = event["attachments"].as_array().unwrap();
+    assert_eq!(refs[0]["attachment_type"], "event.minidump");
+    assert_eq!(refs[0]["size"], dump.len());
+    assert_eq!(refs[1]["name"], "app.log");
+
+    let chunk_count = refs[0]["chunks"].as_u64().unwrap() as usize;
+    let chunks = consume(&cluster, "relay.attachments", chunk_count + 1);
+    let mut minidump_chunks: Vec<_> = chunks
+        .iter()
+        .filter(|(_, c)| c["attachment_id"] == refs[0]["id"])
+        .map(|(_, c)| c)
+        .collect();
+    minidump_chunks.sort_by_key(|c| c["chunk_index"].as_u64());
+    let reassembled: Vec<u8> = minidump_chunks
+        .iter()
+        .flat_map(|c| {
+            base64::engine::general_purpose::STANDARD
+                .decode(c["data"].as_str().unwrap())
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        reassembled, dump,
+        "minidump chunks reassemble to the upload"
+    );
+    assert!(chunks.iter().all(|(key, _)| *key == simple_id));
+
+    let raw = post("/api/42/minidump/", dump.clone())
+        .insert_header(("Content-Type", "application/octet-stream"));
+    assert_eq!(
+        test::call_service(&app, raw.to_request()).await.status(),
+        StatusCode::OK
+    );
+    let missing = post("/api/42/minidump/", format!("--{boundary}\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\ny\r\n--{boundary}--\r\n"))
+        .insert_header(("Content-Type", format!("multipart/form-data; boundary={boundary}")));
+    let (status, detail) = status_and_detail(&app, missing).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(detail.contains("upload_file_minidump"), "{detail}");
+}
+
+#[actix_web::test]
+async fn slow_kafka_fills_the_pipeline_and_intake_answers_503() {
+    let mut config = test_config();
+    config.pipeline.max_in_flight = 4;
+    config.pipeline.timeout_secs = 2;
+    let cluster = start_cluster(&config);
+    let state = start_relay(config, &cluster);
+    let app = app!(state);
+    // Kafka stops confirming: every admitted envelope stays in flight.
+    cluster.broker_down(1).unwrap();
+
+    let requests = (0..12).map(|i| {
+        test::call_service(
+            &app,
+            post("/api/42/envelope/", envelope(&format!("{i:032x}"), "x")).to_request(),
+        )
+    });
+    let responses = futures::future::join_all(requests).await;
+    let mut refused_at_gate = 0;
+    for response in responses {
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers().get("Retry-After").unwrap(), "3");
+        let detail = body_json(response).await["detail"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        if detail.contains("intake stage is at capacity") {
+            refused_at_gate += 1;
+        } else {
+            assert!(detail.contains("not published within 2s"), "{detail}");
+        }
+    }
+    assert_eq!(
+        refused_at_gate, 8,
+        "only max_in_flight = 4 envelopes may be admitted"
+    );
+
+    // Kafka returns: the stuck envelopes drain and new ones are accepted again.
+    cluster.broker_up(1).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let response = test::call_service(
+            &app,
+            post(
+                "/api/42/envelope/",
+                envelope(&format!("{:032x}", 99), "after"),
+            )
+            .to_request(),
+        )
+        .await;
+        if response.status() == StatusCode::OK {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "relay did not recover after the broker came back"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+    }
+}
