@@ -95,7 +95,13 @@ fn parse_yaml(text: &str) -> Result<Config, (String, String)> {
         } else {
             key
         };
-        (key, err.into_inner().to_string())
+        let reason = err.into_inner().to_string();
+        // serde_yaml's messages start with the path already when it knows it.
+        let reason = match reason.strip_prefix(&format!("{key}: ")) {
+            Some(rest) => rest.to_owned(),
+            None => reason,
+        };
+        (key, reason)
     })
 }
 
@@ -144,7 +150,7 @@ projects:
     fn errors_name_the_offending_key() {
         let (key, reason) = parse_yaml("projects:\n  - id: x\n    keys: []\n").unwrap_err();
         assert_eq!(key, "projects[0].id");
-        assert!(reason.contains("invalid"), "{reason}");
+        assert!(reason.starts_with("invalid type"), "{reason}");
 
         let (key, reason) = parse_yaml("listne: 1\n").unwrap_err();
         assert_eq!(key, "listne");
