@@ -43,6 +43,8 @@ pub struct Config {
     pub limits: Limits,
     /// Capacities and threads of the actor pipeline.
     pub pipeline: PipelineConfig,
+    /// The durable spool between intake and pipeline.
+    pub spool: SpoolConfig,
 }
 
 impl Default for Config {
@@ -54,6 +56,7 @@ impl Default for Config {
             projects: Vec::new(),
             limits: Limits::default(),
             pipeline: PipelineConfig::default(),
+            spool: SpoolConfig::default(),
         }
     }
 }
@@ -198,8 +201,8 @@ impl Default for Limits {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct PipelineConfig {
-    /// Envelopes admitted into the pipeline at once, from intake until Kafka confirms delivery.
-    /// Beyond it the intake answers 503. Defaults to 2048.
+    /// Spooled envelopes in the pipeline at once, from the spool reader until Kafka confirms
+    /// delivery. When all are taken, the spool reader waits. Defaults to 1024.
     pub max_in_flight: usize,
     /// Mailbox capacity of each async actor. Defaults to 256.
     pub mailbox_capacity: usize,
@@ -207,22 +210,71 @@ pub struct PipelineConfig {
     pub symbolicator_threads: usize,
     /// Jobs admitted to the symbolication arbiter at once (queued plus running). Defaults to 64.
     pub symbolicator_queue: usize,
-    /// How long a request waits for its envelope to be published before it is answered 503,
-    /// in seconds. Defaults to 30.
-    pub timeout_secs: u64,
+    /// How long a graceful shutdown waits for in-flight requests, in seconds. Defaults to 30.
+    pub shutdown_timeout_secs: u64,
     /// The `Retry-After` sent with 503 answers, in seconds. Defaults to 1.
     pub retry_after_secs: u64,
+    /// First wait before an envelope refused by a full stage or failed by Kafka is retried from
+    /// the spool, in milliseconds; doubles up to 30 s. Defaults to 200.
+    pub retry_backoff_ms: u64,
 }
 
 impl Default for PipelineConfig {
     fn default() -> Self {
         PipelineConfig {
-            max_in_flight: 2048,
+            max_in_flight: 1024,
             mailbox_capacity: 256,
             symbolicator_threads: 0,
             symbolicator_queue: 64,
-            timeout_secs: 30,
+            shutdown_timeout_secs: 30,
             retry_after_secs: 1,
+            retry_backoff_ms: 200,
+        }
+    }
+}
+
+/// When the spool makes appended data durable.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum FsyncPolicy {
+    /// Sync before answering 200 (one sync per group of concurrent appends). Survives power loss.
+    Always,
+    /// Sync at most every `fsync_interval_ms`; answers before the sync. Survives a process
+    /// crash; a power loss may lose the last interval.
+    Interval,
+    /// Leave syncing to the OS. Survives a process crash only.
+    Never,
+}
+
+/// The durable spool under `data_dir/spool`; see `docs/guarantees.md`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SpoolConfig {
+    /// Disk quota of all segments, in bytes. When full, intake answers 503 and readiness is
+    /// false until delivered entries free space. Defaults to 1 GiB.
+    pub max_disk_bytes: u64,
+    /// A segment is sealed and a new one started beyond this size, in bytes. Defaults to 16 MiB.
+    pub segment_bytes: u64,
+    /// When appends are synced to disk. Defaults to `always`.
+    pub fsync: FsyncPolicy,
+    /// Sync interval for `fsync: interval`, in milliseconds. Defaults to 100.
+    pub fsync_interval_ms: u64,
+    /// Appends waiting for the writer at most; beyond, intake answers 503. Defaults to 4096.
+    pub write_queue: usize,
+    /// An entry older than this when read from the spool is dropped with an `expired` count
+    /// and a log line instead of being published, in seconds. Defaults to 7 days.
+    pub max_entry_age_secs: u64,
+}
+
+impl Default for SpoolConfig {
+    fn default() -> Self {
+        SpoolConfig {
+            max_disk_bytes: 1024 * 1024 * 1024,
+            segment_bytes: 16 * 1024 * 1024,
+            fsync: FsyncPolicy::Always,
+            fsync_interval_ms: 100,
+            write_queue: 4096,
+            max_entry_age_secs: 7 * 24 * 3600,
         }
     }
 }
@@ -279,12 +331,32 @@ impl Config {
                 "pipeline.symbolicator_queue",
                 self.pipeline.symbolicator_queue,
             ),
-            ("pipeline.timeout_secs", self.pipeline.timeout_secs as usize),
+            (
+                "pipeline.shutdown_timeout_secs",
+                self.pipeline.shutdown_timeout_secs as usize,
+            ),
+            (
+                "pipeline.retry_backoff_ms",
+                self.pipeline.retry_backoff_ms as usize,
+            ),
+            ("spool.max_disk_bytes", self.spool.max_disk_bytes as usize),
+            ("spool.segment_bytes", self.spool.segment_bytes as usize),
+            ("spool.write_queue", self.spool.write_queue),
+            (
+                "spool.max_entry_age_secs",
+                self.spool.max_entry_age_secs as usize,
+            ),
         ];
         for (key, value) in positive {
             if value == 0 {
                 return Err(ConfigError::new(key, "must be at least 1"));
             }
+        }
+        if self.spool.segment_bytes > self.spool.max_disk_bytes {
+            return Err(ConfigError::new(
+                "spool.segment_bytes",
+                "must not exceed spool.max_disk_bytes",
+            ));
         }
         Ok(())
     }

@@ -9,6 +9,7 @@ mod managed;
 mod metrics;
 mod projects;
 mod service;
+mod spool;
 
 fn main() -> std::process::ExitCode {
     cli::main()

@@ -1,15 +1,14 @@
 //! [`ManagedEnvelope`]: an accepted request travelling through the pipeline.
 //!
-//! It carries the parsed envelope, the request's metadata, an in-flight permit (released when
-//! the envelope leaves the pipeline) and the channel on which the waiting HTTP request learns
-//! the verdict. Whoever ends its journey calls [`ManagedEnvelope::accept`] or
-//! [`ManagedEnvelope::reject`]; if it is dropped without either, the request is answered as
-//! an internal failure instead of hanging or being lost silently.
+//! It carries the parsed envelope, the request's metadata and the channel on which the spool
+//! reader learns the verdict. Whoever ends its journey calls [`ManagedEnvelope::accept`] or
+//! [`ManagedEnvelope::reject`]; if it is dropped without either, the verdict is an internal
+//! failure instead of silence.
 
 use chrono::{DateTime, Utc};
 use relay_core::{Envelope, EventId};
 use serde_json::Value;
-use tokio::sync::{oneshot, OwnedSemaphorePermit};
+use tokio::sync::oneshot;
 
 /// Who sent a request and when.
 #[derive(Clone, Debug)]
@@ -26,30 +25,27 @@ pub struct RequestMeta {
 #[derive(Debug)]
 pub enum Verdict {
     /// Every message made from the envelope was delivered to Kafka.
-    Accepted {
-        /// The event's id, when the envelope carried an event.
-        event_id: Option<EventId>,
-    },
-    /// The envelope was refused; the request is answered with the matching status.
+    Accepted,
+    /// The envelope was refused.
     Rejected(Rejection),
 }
 
 /// Why the pipeline refused an envelope.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum Rejection {
-    /// A stage's mailbox or gate was full: back-pressure, answered 503 + `Retry-After`.
+    /// A stage's mailbox or gate was full: back-pressure; retried from the spool.
     #[error("the {stage} stage is at capacity; retry later")]
     Overloaded {
         /// The stage that was full.
         stage: &'static str,
     },
-    /// The event is invalid; answered 400.
+    /// The event is invalid; dropped and counted.
     #[error("{0}")]
     Invalid(String),
-    /// Kafka did not confirm delivery; answered 503 so the client retries.
+    /// Kafka did not confirm delivery; retried from the spool.
     #[error("publishing to Kafka failed: {0}")]
     Delivery(String),
-    /// The envelope was dropped by a failing stage; answered 500.
+    /// The envelope was dropped by a failing stage.
     #[error("internal error: {0}")]
     Internal(&'static str),
 }
@@ -66,7 +62,6 @@ pub struct ManagedEnvelope {
     /// The event id, known after normalization.
     pub event_id: Option<EventId>,
     reply: Option<oneshot::Sender<Verdict>>,
-    _permit: OwnedSemaphorePermit,
 }
 
 impl ManagedEnvelope {
@@ -75,7 +70,6 @@ impl ManagedEnvelope {
         envelope: Envelope,
         meta: RequestMeta,
         event: Option<Value>,
-        permit: OwnedSemaphorePermit,
     ) -> (Self, oneshot::Receiver<Verdict>) {
         let (tx, rx) = oneshot::channel();
         let managed = ManagedEnvelope {
@@ -84,15 +78,13 @@ impl ManagedEnvelope {
             meta,
             event,
             reply: Some(tx),
-            _permit: permit,
         };
         (managed, rx)
     }
 
     /// Ends the journey successfully.
     pub fn accept(mut self) {
-        let event_id = self.event_id;
-        self.answer(Verdict::Accepted { event_id });
+        self.answer(Verdict::Accepted);
     }
 
     /// Ends the journey with a refusal.
@@ -103,7 +95,7 @@ impl ManagedEnvelope {
 
     fn answer(&mut self, verdict: Verdict) {
         if let Some(reply) = self.reply.take() {
-            // The request may have timed out and gone away; nothing is left to tell then.
+            // The waiting side may have gone away (shutdown); nothing is left to tell then.
             let _ = reply.send(verdict);
         }
     }

@@ -7,6 +7,10 @@
 //! | `relay_requests_total` | `endpoint`, `status` | answered intake requests |
 //! | `relay_rejections_total` | `reason` | envelopes refused, by reason |
 //! | `relay_kafka_messages_total` | `topic`, `result` | delivery reports: `delivered` or `failed` |
+//! | `relay_spool_bytes` | | bytes of all spool segments on disk |
+//! | `relay_spool_capacity_bytes` | | the spool's disk quota |
+//! | `relay_spool_retries_total` | | entries sent again after back-pressure or a failed delivery |
+//! | `relay_spool_dropped_total` | `reason` | entries released without publishing: `expired`, `invalid`, `corrupt`, `internal` |
 
 use std::sync::LazyLock;
 
@@ -20,6 +24,10 @@ pub struct Metrics {
     requests: IntCounterVec,
     rejections: IntCounterVec,
     kafka_messages: IntCounterVec,
+    spool_bytes: IntGauge,
+    spool_capacity: IntGauge,
+    spool_retries: prometheus::IntCounter,
+    spool_dropped: IntCounterVec,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
@@ -41,7 +49,34 @@ impl Metrics {
                 .expect("unique metric");
             vec
         };
+        let spool_bytes =
+            IntGauge::new("relay_spool_bytes", "Bytes of all spool segments on disk.")
+                .expect("valid gauge");
+        registry
+            .register(Box::new(spool_bytes.clone()))
+            .expect("unique metric");
+        let spool_capacity = IntGauge::new("relay_spool_capacity_bytes", "The spool's disk quota.")
+            .expect("valid gauge");
+        registry
+            .register(Box::new(spool_capacity.clone()))
+            .expect("unique metric");
+        let spool_retries = prometheus::IntCounter::new(
+            "relay_spool_retries_total",
+            "Spooled entries sent again after back-pressure or a failed delivery.",
+        )
+        .expect("valid counter");
+        registry
+            .register(Box::new(spool_retries.clone()))
+            .expect("unique metric");
         Metrics {
+            spool_dropped: counter(
+                "relay_spool_dropped_total",
+                "Spooled entries released without publishing, by reason.",
+                &["reason"],
+            ),
+            spool_bytes,
+            spool_capacity,
+            spool_retries,
             mailbox_depth: gauge(
                 "relay_mailbox_depth",
                 "Messages queued in a mailbox (or jobs admitted to a gate) and not yet handled.",
@@ -105,6 +140,26 @@ pub fn count_kafka_delivery(topic: &str, delivered: bool) {
         .kafka_messages
         .with_label_values(&[topic, result])
         .inc();
+}
+
+/// Records the bytes of all spool segments.
+pub fn set_spool_bytes(bytes: u64) {
+    METRICS.spool_bytes.set(bytes as i64);
+}
+
+/// Records the spool's disk quota.
+pub fn set_spool_capacity(bytes: u64) {
+    METRICS.spool_capacity.set(bytes as i64);
+}
+
+/// Counts a retry of a spooled entry.
+pub fn count_spool_retry() {
+    METRICS.spool_retries.inc();
+}
+
+/// Counts a spooled entry released without publishing.
+pub fn count_spool_dropped(reason: &str) {
+    METRICS.spool_dropped.with_label_values(&[reason]).inc();
 }
 
 /// Renders every metric in Prometheus text format.

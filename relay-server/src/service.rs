@@ -4,42 +4,42 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix::Actor;
 use actix_web::{web, App, HttpServer};
 use rdkafka::producer::FutureProducer;
 use relay_core::Config;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
 
 use crate::actors::aggregator::Aggregator;
 use crate::actors::kafka_producer::KafkaProducer;
 use crate::actors::normalizer::Normalizer;
 use crate::actors::rate_limiter::RateLimiter;
+use crate::actors::spool_reader::{ReaderSettings, SpoolReader};
+use crate::actors::start_bounded;
 use crate::actors::symbolicator::SymbolicatorGate;
-use crate::actors::{start_bounded, Mailbox};
 use crate::kafka::embedded::EmbeddedBroker;
 use crate::projects::{ensure_default_project, Projects};
+use crate::spool::Spool;
 use crate::{endpoints, kafka, metrics};
 
-/// Name of the intake's in-flight gate in metrics.
-pub const INTAKE_GATE: &str = "intake";
-
-/// What the HTTP handlers share: configuration, projects and the pipeline's entry.
+/// What the HTTP handlers share: configuration, projects and the spool.
 pub struct ServiceState {
     /// The loaded configuration.
     pub config: Arc<Config>,
     /// Keys and projects allowed to send.
     pub projects: Projects,
-    /// The first pipeline stage.
-    pub pipeline: Mailbox<RateLimiter>,
+    /// Where accepted envelopes go before the 200.
+    pub spool: Arc<Spool>,
     /// The symbolicator gate, for its depth metric.
     pub symbolicator: SymbolicatorGate,
-    in_flight: Arc<Semaphore>,
-    ready: AtomicBool,
+    reader_slots: Arc<Semaphore>,
+    accepting: AtomicBool,
 }
 
 impl ServiceState {
     /// Starts the pipeline, each async actor on its own arbiter (thread), the Symbolicator on a
-    /// `SyncArbiter`. Must run inside an actix `System`.
-    pub fn start(config: Config, producer: FutureProducer) -> Self {
+    /// `SyncArbiter`, and the spool reader feeding it. Must run inside an actix `System`.
+    pub fn start(config: Config, producer: FutureProducer, spool: Arc<Spool>) -> Self {
         let capacity = config.pipeline.mailbox_capacity;
         let kafka_config = config.kafka.clone();
         let producer = start_bounded(KafkaProducer::MAILBOX, capacity, move || {
@@ -60,37 +60,42 @@ impl ServiceState {
         let pipeline = start_bounded(RateLimiter::MAILBOX, capacity, move || {
             RateLimiter::new(normalizer)
         });
-        metrics::set_mailbox_capacity(INTAKE_GATE, config.pipeline.max_in_flight);
+        let settings = ReaderSettings {
+            max_in_flight: config.pipeline.max_in_flight,
+            retry_backoff: Duration::from_millis(config.pipeline.retry_backoff_ms),
+            max_entry_age: Duration::from_secs(config.spool.max_entry_age_secs),
+        };
+        let reader_spool = spool.clone();
+        // The reader takes no messages; it runs its feed loop on its own arbiter.
+        let reader = SpoolReader::new(reader_spool, pipeline, settings);
+        let reader_slots = reader.slots();
+        SpoolReader::start_in_arbiter(&actix::Arbiter::new().handle(), move |_| reader);
+        metrics::set_spool_capacity(config.spool.max_disk_bytes);
         ServiceState {
             projects: Projects::new(&config.projects),
-            in_flight: Arc::new(Semaphore::new(config.pipeline.max_in_flight)),
             config: Arc::new(config),
-            pipeline,
+            spool,
             symbolicator,
-            ready: AtomicBool::new(false),
+            reader_slots,
+            accepting: AtomicBool::new(false),
         }
-    }
-
-    /// Admits one more envelope into the pipeline, or `None` when `max_in_flight` are in it.
-    pub fn admit(&self) -> Option<OwnedSemaphorePermit> {
-        self.in_flight.clone().try_acquire_owned().ok()
     }
 
     /// Updates the gauges that are read off semaphores rather than counted.
     pub fn publish_gate_depths(&self) {
-        let in_use = self.config.pipeline.max_in_flight - self.in_flight.available_permits();
-        metrics::mailbox_depth(INTAKE_GATE).set(in_use as i64);
         self.symbolicator.publish_depth();
+        let in_use = self.config.pipeline.max_in_flight - self.reader_slots.available_permits();
+        metrics::mailbox_depth(SpoolReader::SLOTS).set(in_use as i64);
     }
 
-    /// Whether the relay accepts requests.
+    /// Whether the relay takes events: it is accepting and the spool has room.
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Relaxed)
+        self.accepting.load(Ordering::Relaxed) && !self.spool.is_full()
     }
 
     /// Marks the relay as accepting (or not).
-    pub fn set_ready(&self, ready: bool) {
-        self.ready.store(ready, Ordering::Relaxed);
+    pub fn set_accepting(&self, accepting: bool) {
+        self.accepting.store(accepting, Ordering::Relaxed);
     }
 }
 
@@ -105,10 +110,16 @@ pub fn run(mut config: Config) -> anyhow::Result<()> {
             config.data_dir.display()
         )
     })?;
-    actix_web::rt::System::new().block_on(serve(config))
+    let spool_dir = config.data_dir.join("spool");
+    let spool = Spool::open(&spool_dir, config.spool.clone())
+        .map_err(|e| anyhow::anyhow!("cannot open the spool in {}: {e}", spool_dir.display()))?;
+    let result = actix_web::rt::System::new().block_on(serve(config, spool.clone()));
+    // Everything answered 200 is written; make it durable before exiting.
+    spool.close();
+    result
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+async fn serve(config: Config, spool: Arc<Spool>) -> anyhow::Result<()> {
     // The embedded broker lives as long as this function, i.e. until the server stops.
     let embedded = match &config.kafka.brokers {
         Some(_) => None,
@@ -121,8 +132,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     };
     let producer = kafka::create_producer(&brokers, &config.kafka)?;
     let listen = config.listen.clone();
-    let shutdown_timeout = config.pipeline.timeout_secs;
-    let state = web::Data::new(ServiceState::start(config, producer));
+    let shutdown_timeout = config.pipeline.shutdown_timeout_secs;
+    let state = web::Data::new(ServiceState::start(config, producer, spool));
 
     let app_state = state.clone();
     let server = HttpServer::new(move || {
@@ -136,11 +147,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     .run();
 
     print_banner(&state, &listen, &brokers, embedded.is_some());
-    state.set_ready(true);
+    state.set_accepting(true);
+    // actix-web stops on SIGTERM/SIGINT: it stops accepting, then lets in-flight requests
+    // finish (each ends with its spool append) for up to the shutdown timeout.
     server.await?;
-    state.set_ready(false);
-    // Give in-flight delivery reports a moment; the producer flushes when dropped.
-    actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    state.set_accepting(false);
+    tracing::info!(
+        pending = state.spool.pending_entries(),
+        "stopped; unreleased spool entries are published after the next start"
+    );
     drop(embedded);
     Ok(())
 }

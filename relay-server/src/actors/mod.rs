@@ -1,22 +1,25 @@
 //! The actor pipeline. Each stage is one actor, in its own file with its messages.
 //!
 //! ```text
-//! Intake (HTTP handlers, endpoints/) --CheckRateLimits--> RateLimiter   own arbiter
+//! Intake (HTTP handlers, endpoints/) --append--> Spool (disk) ; 200 once written
+//! SpoolReader (max_in_flight slots)  --CheckRateLimits--> RateLimiter   own arbiter
 //!   --NormalizeEnvelope--> Normalizer                                    own arbiter
 //!   --SymbolicateEnvelope (through SymbolicatorGate)--> Symbolicator     SyncArbiter, N threads
 //!   --AggregateEnvelope--> Aggregator                                    own arbiter
 //!   --ProduceEnvelope--> KafkaProducer --delivery reports--> verdict     own arbiter
+//!   verdict --> SpoolReader: release the entry, or retry it with backoff
 //! ```
 //!
 //! Every message carries a [`ManagedEnvelope`]. Senders use `try_send`; a full mailbox turns
-//! the envelope into a [`Rejection::Overloaded`], which the waiting request answers with 503
-//! and `Retry-After`. Nothing queues without bound: async actors have a mailbox capacity (set before they start, see [`start_bounded`]), and
+//! the envelope into a [`Rejection::Overloaded`], which the spool reader retries with backoff
+//! (the entry stays on disk meanwhile). Nothing queues without bound: async actors have a mailbox capacity (set before they start, see [`start_bounded`]), and
 //! the Symbolicator's unbounded `SyncArbiter` queue sits behind a permit gate.
 
 pub mod aggregator;
 pub mod kafka_producer;
 pub mod normalizer;
 pub mod rate_limiter;
+pub mod spool_reader;
 pub mod symbolicator;
 
 use actix::dev::ToEnvelope;
@@ -146,12 +149,10 @@ impl MailboxDepth {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
     use std::time::Duration;
 
     use chrono::Utc;
     use relay_core::Envelope;
-    use tokio::sync::Semaphore;
 
     use super::*;
     use crate::managed::{RequestMeta, Verdict};
@@ -185,7 +186,6 @@ mod tests {
         let mailbox = start_bounded("slow_test", 2, || SlowActor {
             depth: MailboxDepth::new("slow_test"),
         });
-        let permits = Arc::new(Semaphore::new(100));
         let mut verdicts = Vec::new();
         for _ in 0..20 {
             let meta = RequestMeta {
@@ -193,8 +193,7 @@ mod tests {
                 public_key: String::new(),
                 received: Utc::now(),
             };
-            let permit = permits.clone().try_acquire_owned().unwrap();
-            let (managed, verdict) = ManagedEnvelope::new(Envelope::default(), meta, None, permit);
+            let (managed, verdict) = ManagedEnvelope::new(Envelope::default(), meta, None);
             mailbox.forward(SlowJob(managed));
             verdicts.push(verdict);
             assert!(
@@ -207,7 +206,7 @@ mod tests {
         let mut overloaded = 0;
         for verdict in verdicts {
             match verdict.await.unwrap() {
-                Verdict::Accepted { .. } => accepted += 1,
+                Verdict::Accepted => accepted += 1,
                 Verdict::Rejected(Rejection::Overloaded { stage: "slow_test" }) => overloaded += 1,
                 other => panic!("unexpected verdict {other:?}"),
             }

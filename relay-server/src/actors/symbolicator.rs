@@ -67,6 +67,8 @@ pub struct SymbolicatorGate {
 impl SymbolicatorGate {
     /// Starts `threads` symbolicator threads behind a gate of `capacity` jobs.
     pub fn start(threads: usize, capacity: usize, next: Mailbox<Aggregator>) -> Self {
+        // Its dispatcher (channel -> thread queue) runs on the System arbiter, the main thread,
+        // which only awaits the HTTP server; nothing may block that thread.
         let addr = SyncArbiter::start(threads, move || Symbolicator::new(next.clone()));
         metrics::set_mailbox_capacity(Symbolicator::MAILBOX, capacity);
         SymbolicatorGate {

@@ -1,7 +1,5 @@
 //! Steps shared by the intake endpoints: bounded body reading and decoding, authentication,
-//! item checks, and handing the envelope to the pipeline.
-
-use std::time::Duration;
+//! item checks, and appending the envelope to the spool.
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest};
@@ -14,10 +12,9 @@ use relay_processing::decode::{decode_bounded, ContentEncoding};
 use serde_json::Value;
 
 use super::ApiError;
-use crate::actors::rate_limiter::CheckRateLimits;
-use crate::managed::{ManagedEnvelope, RequestMeta, Verdict};
 use crate::projects::AccessError;
-use crate::service::{ServiceState, INTAKE_GATE};
+use crate::service::ServiceState;
+use crate::spool::entry::{self, EntryMeta};
 
 /// Reads the request body, refusing more than `limit` bytes (as sent, before decoding).
 ///
@@ -125,9 +122,13 @@ pub fn authorize(
     Ok(public_key)
 }
 
-/// Checks item sizes and parses the event item, which the pipeline normalizes.
-pub fn check_items(envelope: &Envelope, limits: &Limits) -> Result<Option<Value>, ApiError> {
-    let mut event = None;
+/// Checks item sizes and the event item, and returns the event id answered to the client.
+///
+/// The event's own `event_id` wins, then the envelope header's; an event without either gets
+/// a new one, which the spool entry records so a replay publishes the same id.
+pub fn check_items(envelope: &Envelope, limits: &Limits) -> Result<Option<EventId>, ApiError> {
+    let mut event_id = None;
+    let mut seen_event = false;
     for (index, item) in envelope.items.iter().enumerate() {
         let size = item.payload.len();
         if item.ty().is_event() {
@@ -138,21 +139,13 @@ pub fn check_items(envelope: &Envelope, limits: &Limits) -> Result<Option<Value>
                     limits.max_event_size
                 )));
             }
-            if event.is_some() {
+            if seen_event {
                 return Err(ApiError::BadRequest(format!(
                     "item {index}: an envelope may carry only one event"
                 )));
             }
-            let value: Value = serde_json::from_slice(&item.payload).map_err(|e| {
-                ApiError::BadRequest(format!("{} item {index} is not valid JSON: {e}", item.ty()))
-            })?;
-            if !value.is_object() {
-                return Err(ApiError::BadRequest(format!(
-                    "{} item {index} must be a JSON object",
-                    item.ty()
-                )));
-            }
-            event = Some(value);
+            seen_event = true;
+            event_id = Some(check_event(&item.payload, item.ty(), index)?);
         } else if item.ty() == &ItemType::Attachment && size > limits.max_attachment_size {
             return Err(ApiError::TooLarge(format!(
                 "attachment item {index} is {size} bytes; the limit is {}",
@@ -160,52 +153,60 @@ pub fn check_items(envelope: &Envelope, limits: &Limits) -> Result<Option<Value>
             )));
         }
     }
-    Ok(event)
+    Ok(event_id
+        .flatten()
+        .or(envelope.headers.event_id)
+        .or_else(|| seen_event.then(EventId::new)))
 }
 
-/// Hands the envelope to the pipeline and waits for its verdict.
+/// Checks that an event payload is a JSON object; returns its own valid `event_id`, if any.
+fn check_event(payload: &[u8], ty: &ItemType, index: usize) -> Result<Option<EventId>, ApiError> {
+    let value: Value = serde_json::from_slice(payload)
+        .map_err(|e| ApiError::BadRequest(format!("{ty} item {index} is not valid JSON: {e}")))?;
+    let Some(object) = value.as_object() else {
+        return Err(ApiError::BadRequest(format!(
+            "{ty} item {index} must be a JSON object"
+        )));
+    };
+    match object.get("event_id") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(id)) => id
+            .parse()
+            .map(Some)
+            .map_err(|e| ApiError::BadRequest(format!("{ty} item {index}: {e}"))),
+        Some(other) => Err(ApiError::BadRequest(format!(
+            "{ty} item {index}: invalid event id {other}: expected a string"
+        ))),
+    }
+}
+
+/// Appends the envelope to the spool; once this returns, the envelope will reach Kafka.
 ///
-/// Returns the event id once every message made from it is delivered to Kafka. A full gate
-/// or mailbox anywhere on the way comes back as 503 with `Retry-After`.
-pub async fn submit(
+/// A full spool (or a writer with too many appends waiting) answers 503 with `Retry-After`.
+pub async fn spool(
     state: &ServiceState,
-    envelope: Envelope,
-    event: Option<Value>,
+    envelope: &[u8],
+    event_id: Option<EventId>,
     project_id: u64,
     public_key: String,
-) -> Result<Option<EventId>, ApiError> {
-    let pipeline = &state.config.pipeline;
-    let Some(permit) = state.admit() else {
-        crate::metrics::count_rejection("overloaded");
-        return Err(ApiError::Overloaded {
-            detail: format!("the {INTAKE_GATE} stage is at capacity; retry later"),
-            retry_after_secs: pipeline.retry_after_secs,
-        });
-    };
-    let meta = RequestMeta {
+) -> Result<(), ApiError> {
+    let meta = EntryMeta {
         project_id,
         public_key,
         received: Utc::now(),
+        event_id,
     };
-    let (managed, verdict) = ManagedEnvelope::new(envelope, meta, event, permit);
-    state.pipeline.forward(CheckRateLimits(managed));
-
-    let timeout = Duration::from_secs(pipeline.timeout_secs);
-    match tokio::time::timeout(timeout, verdict).await {
-        Ok(Ok(Verdict::Accepted { event_id })) => Ok(event_id),
-        Ok(Ok(Verdict::Rejected(rejection))) => Err(ApiError::from_rejection(
-            rejection,
-            pipeline.retry_after_secs,
-        )),
-        Ok(Err(_)) => Err(ApiError::Internal(
-            "the pipeline dropped the request".to_owned(),
-        )),
-        Err(_) => Err(ApiError::Overloaded {
-            detail: format!(
-                "not published within {}s; retry later",
-                pipeline.timeout_secs
-            ),
-            retry_after_secs: pipeline.retry_after_secs,
-        }),
-    }
+    let record = entry::encode(&meta, envelope);
+    state
+        .spool
+        .append(record)
+        .await
+        .map(|_| ())
+        .map_err(|error| {
+            crate::metrics::count_rejection("spool");
+            ApiError::Overloaded {
+                detail: error.to_string(),
+                retry_after_secs: state.config.pipeline.retry_after_secs,
+            }
+        })
 }

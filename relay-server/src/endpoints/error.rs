@@ -7,7 +7,6 @@ use relay_processing::decode::DecodeError;
 use relay_processing::minidump::MinidumpError;
 use serde_json::json;
 
-use crate::managed::Rejection;
 use crate::projects::AccessError;
 
 /// A failed request. The body is always `{"detail": "<what is wrong>"}`.
@@ -36,20 +35,6 @@ pub enum ApiError {
     /// Something failed inside the relay; 500.
     #[error("{0}")]
     Internal(String),
-}
-
-impl ApiError {
-    /// Maps a pipeline rejection to its answer.
-    pub fn from_rejection(rejection: Rejection, retry_after_secs: u64) -> Self {
-        match rejection {
-            Rejection::Overloaded { .. } | Rejection::Delivery(_) => ApiError::Overloaded {
-                detail: rejection.to_string(),
-                retry_after_secs,
-            },
-            Rejection::Invalid(detail) => ApiError::BadRequest(detail),
-            Rejection::Internal(_) => ApiError::Internal(rejection.to_string()),
-        }
-    }
 }
 
 impl From<EnvelopeError> for ApiError {

@@ -13,7 +13,7 @@ use relay_core::{Envelope, EnvelopeHeaders, EventId, Item, ItemHeaders, ItemType
 use relay_processing::minidump::unwrap_minidump;
 use serde_json::{json, Map, Value};
 
-use super::common::{authorize, decode_body, read_body, request_auth, submit};
+use super::common::{authorize, decode_body, read_body, request_auth, spool};
 use super::ApiError;
 use crate::service::ServiceState;
 
@@ -60,8 +60,15 @@ async fn handle(
     })?;
     minidump.data = unwrap(minidump.data, limits.max_attachment_size).await?;
 
-    let (envelope, event, event_id) = build_envelope(upload, minidump)?;
-    submit(&state, envelope, Some(event), project_id, public_key).await?;
+    let (envelope, event_id) = build_envelope(upload, minidump)?;
+    spool(
+        &state,
+        &envelope.to_vec(),
+        Some(event_id),
+        project_id,
+        public_key,
+    )
+    .await?;
     Ok(HttpResponse::Ok()
         .content_type("text/plain")
         .body(event_id.hyphenated()))
@@ -211,10 +218,7 @@ async fn unwrap(data: Bytes, limit: usize) -> Result<Bytes, ApiError> {
 }
 
 /// The event (with native defaults), the minidump and the other files as one envelope.
-fn build_envelope(
-    upload: Upload,
-    minidump: FileField,
-) -> Result<(Envelope, Value, EventId), ApiError> {
+fn build_envelope(upload: Upload, minidump: FileField) -> Result<(Envelope, EventId), ApiError> {
     let mut event = upload.event;
     let event_id = match event.get("event_id").and_then(Value::as_str) {
         Some(id) => id
@@ -245,7 +249,7 @@ fn build_envelope(
         },
         items,
     };
-    Ok((envelope, event, event_id))
+    Ok((envelope, event_id))
 }
 
 fn attachment(file: FileField, attachment_type: &str, default_name: &str) -> Item {

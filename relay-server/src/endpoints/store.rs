@@ -5,7 +5,7 @@ use bytes::Bytes;
 use relay_core::{Envelope, EnvelopeHeaders, Item, ItemHeaders, ItemType};
 use serde_json::{json, Value};
 
-use super::common::{authorize, decode_body, read_body, request_auth, submit};
+use super::common::{authorize, check_items, decode_body, read_body, request_auth, spool};
 use super::ApiError;
 use crate::service::ServiceState;
 
@@ -28,13 +28,14 @@ async fn handle(
     )?;
     let body = read_body(&req, payload, limits.max_request_size).await?;
     let body = decode_body(&req, body, limits.max_event_size).await?;
-    let (envelope, event) = envelope_from_event(body)?;
-    let event_id = submit(&state, envelope, Some(event), project_id, public_key).await?;
+    let envelope = envelope_from_event(body)?;
+    let event_id = check_items(&envelope, limits)?;
+    spool(&state, &envelope.to_vec(), event_id, project_id, public_key).await?;
     Ok(HttpResponse::Ok().json(json!({ "id": event_id })))
 }
 
 /// Wraps a store request's JSON event in a one-item envelope.
-fn envelope_from_event(body: Bytes) -> Result<(Envelope, Value), ApiError> {
+fn envelope_from_event(body: Bytes) -> Result<Envelope, ApiError> {
     let event: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::BadRequest(format!("event is not valid JSON: {e}")))?;
     let Some(object) = event.as_object() else {
@@ -46,19 +47,8 @@ fn envelope_from_event(body: Bytes) -> Result<(Envelope, Value), ApiError> {
         Some("transaction") => ItemType::Transaction,
         _ => ItemType::Event,
     };
-    let event_id = match object.get("event_id").and_then(Value::as_str) {
-        Some(id) => Some(
-            id.parse()
-                .map_err(|e| ApiError::BadRequest(format!("{e}")))?,
-        ),
-        None => None,
-    };
-    let envelope = Envelope {
-        headers: EnvelopeHeaders {
-            event_id,
-            ..EnvelopeHeaders::default()
-        },
+    Ok(Envelope {
+        headers: EnvelopeHeaders::default(),
         items: vec![Item::new(ItemHeaders::new(ty), body)],
-    };
-    Ok((envelope, event))
+    })
 }

@@ -224,16 +224,12 @@ mod tests {
     use bytes::Bytes;
     use relay_core::Envelope;
     use serde_json::json;
-    use tokio::sync::Semaphore;
 
     use super::*;
     use crate::managed::RequestMeta;
 
     fn managed(body: &str, event: Option<Value>) -> ManagedEnvelope {
         let envelope = Envelope::parse(Bytes::copy_from_slice(body.as_bytes())).unwrap();
-        let permit = std::sync::Arc::new(Semaphore::new(1))
-            .try_acquire_owned()
-            .unwrap();
         let meta = RequestMeta {
             project_id: 42,
             public_key: "abc123def456abc123def456abc123de".into(),
@@ -241,7 +237,7 @@ mod tests {
                 .unwrap()
                 .with_timezone(&Utc),
         };
-        let (mut managed, _rx) = ManagedEnvelope::new(envelope, meta, event, permit);
+        let (mut managed, _rx) = ManagedEnvelope::new(envelope, meta, event);
         managed.event_id = managed.envelope.headers.event_id;
         managed
     }

@@ -1,0 +1,209 @@
+//! The SpoolReader: feeds the pipeline from the spool and releases delivered entries.
+//!
+//! It reads entries in order, at most `max_in_flight` at a time: a slot is taken before an
+//! entry is read and given back when the entry is released, so a slow pipeline or Kafka stops
+//! the reader instead of growing memory. An entry refused by a full stage, or whose Kafka
+//! delivery failed, is retried with backoff; nothing is dropped. An invalid entry (which the
+//! intake should have refused) or one older than `spool.max_entry_age_secs` is released with
+//! a log line and a count in `relay_spool_dropped_total{reason}`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use bytes::Bytes;
+use chrono::Utc;
+use relay_core::Envelope;
+use serde_json::Value;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::rate_limiter::{CheckRateLimits, RateLimiter};
+use super::Mailbox;
+use crate::managed::{ManagedEnvelope, Rejection, RequestMeta, Verdict};
+use crate::metrics;
+use crate::spool::entry::{self, EntryMeta};
+use crate::spool::{EntryId, Spool};
+
+/// Longest wait between retries of one entry.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Settings of the reader.
+#[derive(Clone)]
+pub struct ReaderSettings {
+    /// Entries in the pipeline at once.
+    pub max_in_flight: usize,
+    /// First retry wait.
+    pub retry_backoff: Duration,
+    /// Entries older than this are dropped with a count and a log line.
+    pub max_entry_age: Duration,
+}
+
+/// Feeds the pipeline from the spool; see the module docs.
+pub struct SpoolReader {
+    spool: Arc<Spool>,
+    pipeline: Mailbox<RateLimiter>,
+    slots: Arc<Semaphore>,
+    settings: ReaderSettings,
+}
+
+impl SpoolReader {
+    /// Name of the reader's in-flight slots in metrics.
+    pub const SLOTS: &'static str = "spool_reader";
+
+    /// A reader of `spool` feeding `pipeline`, with `settings.max_in_flight` slots.
+    pub fn new(
+        spool: Arc<Spool>,
+        pipeline: Mailbox<RateLimiter>,
+        settings: ReaderSettings,
+    ) -> Self {
+        metrics::set_mailbox_capacity(Self::SLOTS, settings.max_in_flight);
+        SpoolReader {
+            spool,
+            pipeline,
+            slots: Arc::new(Semaphore::new(settings.max_in_flight)),
+            settings,
+        }
+    }
+
+    /// The in-flight slots, so their use can be published as this stage's depth.
+    pub fn slots(&self) -> Arc<Semaphore> {
+        self.slots.clone()
+    }
+}
+
+impl Actor for SpoolReader {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let feed = feed(
+            self.spool.clone(),
+            self.pipeline.clone(),
+            self.slots.clone(),
+            self.settings.clone(),
+        );
+        ctx.spawn(feed.into_actor(self));
+    }
+}
+
+/// The reader loop: take a slot, read the next entry, hand it to a delivery task.
+async fn feed(
+    spool: Arc<Spool>,
+    pipeline: Mailbox<RateLimiter>,
+    slots: Arc<Semaphore>,
+    settings: ReaderSettings,
+) {
+    let mut cursor = spool.reader();
+    let mut committed = spool.committed();
+    loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        match cursor.next() {
+            Ok(Some((id, payload))) => {
+                let job = Delivery {
+                    spool: spool.clone(),
+                    pipeline: pipeline.clone(),
+                    settings: settings.clone(),
+                    id,
+                    _slot: slot,
+                };
+                actix::spawn(async move {
+                    job.run(payload).await;
+                });
+            }
+            Ok(None) => {
+                drop(slot);
+                // Caught up with the writer: wait for the next commit.
+                if committed.changed().await.is_err() {
+                    return;
+                }
+            }
+            Err(error) => {
+                drop(slot);
+                tracing::error!(%error, "spool: cannot read; retrying in 1s");
+                actix_web::rt::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+/// One entry on its way through the pipeline, holding a reader slot until it is released.
+struct Delivery {
+    spool: Arc<Spool>,
+    pipeline: Mailbox<RateLimiter>,
+    settings: ReaderSettings,
+    id: EntryId,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl Delivery {
+    async fn run(self, payload: Vec<u8>) {
+        let (meta, envelope) = match entry::decode(payload) {
+            Ok(parts) => parts,
+            Err(error) => return self.drop_entry("corrupt", &error),
+        };
+        let age = Utc::now()
+            .signed_duration_since(meta.received)
+            .to_std()
+            .unwrap_or_default();
+        if age > self.settings.max_entry_age {
+            return self.drop_entry("expired", &format!("entry is {}s old", age.as_secs()));
+        }
+        let mut backoff = self.settings.retry_backoff;
+        loop {
+            let managed = match managed_envelope(&meta, envelope.clone()) {
+                Ok(managed) => managed,
+                Err(error) => return self.drop_entry("invalid", &error),
+            };
+            let (managed, verdict) = managed;
+            self.pipeline.forward(CheckRateLimits(managed));
+            match verdict.await {
+                Ok(Verdict::Accepted) => {
+                    self.spool.release(self.id);
+                    return;
+                }
+                Ok(Verdict::Rejected(
+                    rejection @ (Rejection::Overloaded { .. } | Rejection::Delivery(_)),
+                )) => {
+                    tracing::debug!(%rejection, ?backoff, "spool: retrying entry");
+                    metrics::count_spool_retry();
+                    actix_web::rt::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+                Ok(Verdict::Rejected(rejection)) => {
+                    return self.drop_entry("invalid", &rejection.to_string())
+                }
+                Err(_) => return self.drop_entry("internal", "the pipeline dropped the entry"),
+            }
+        }
+    }
+
+    fn drop_entry(&self, reason: &'static str, detail: &str) {
+        tracing::warn!(id = ?self.id, reason, detail, "spool: dropping entry");
+        metrics::count_spool_dropped(reason);
+        self.spool.release(self.id);
+    }
+}
+
+/// Rebuilds the pipeline's view of a spooled envelope.
+fn managed_envelope(
+    meta: &EntryMeta,
+    bytes: Bytes,
+) -> Result<(ManagedEnvelope, tokio::sync::oneshot::Receiver<Verdict>), String> {
+    let mut envelope = Envelope::parse(bytes).map_err(|e| e.to_string())?;
+    if envelope.headers.event_id.is_none() {
+        envelope.headers.event_id = meta.event_id;
+    }
+    let event = match envelope.event_item() {
+        Some(item) => {
+            Some(serde_json::from_slice::<Value>(&item.payload).map_err(|e| e.to_string())?)
+        }
+        None => None,
+    };
+    let request = RequestMeta {
+        project_id: meta.project_id,
+        public_key: meta.public_key.clone(),
+        received: meta.received,
+    };
+    Ok(ManagedEnvelope::new(envelope, request, event))
+}

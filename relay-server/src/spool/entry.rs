@@ -1,0 +1,58 @@
+//! What one spool record holds: who sent the envelope, when, its event id, and the envelope.
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use relay_core::EventId;
+use serde::{Deserialize, Serialize};
+
+/// The request metadata stored before the envelope bytes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EntryMeta {
+    /// The authenticated project.
+    pub project_id: u64,
+    /// The client's public key.
+    pub public_key: String,
+    /// When the request arrived.
+    pub received: DateTime<Utc>,
+    /// The event id answered to the client (generated at intake when the event had none).
+    pub event_id: Option<EventId>,
+}
+
+/// Encodes a record payload: the metadata as one JSON line, then the envelope bytes.
+pub fn encode(meta: &EntryMeta, envelope: &[u8]) -> Vec<u8> {
+    let mut out = serde_json::to_vec(meta).expect("entry metadata serializes");
+    out.push(b'\n');
+    out.extend_from_slice(envelope);
+    out
+}
+
+/// Splits a record payload into metadata and envelope bytes.
+pub fn decode(payload: Vec<u8>) -> Result<(EntryMeta, Bytes), String> {
+    let payload = Bytes::from(payload);
+    let newline = payload
+        .iter()
+        .position(|&b| b == b'\n')
+        .ok_or("spool entry has no metadata line")?;
+    let meta = serde_json::from_slice(&payload[..newline])
+        .map_err(|e| format!("spool entry metadata: {e}"))?;
+    Ok((meta, payload.slice(newline + 1..)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let meta = EntryMeta {
+            project_id: 42,
+            public_key: "k".into(),
+            received: Utc::now(),
+            event_id: Some(EventId::new()),
+        };
+        let (back, envelope) = decode(encode(&meta, b"{}\n{\"type\":\"event\"}\n{}")).unwrap();
+        assert_eq!(back, meta);
+        assert_eq!(&envelope[..], b"{}\n{\"type\":\"event\"}\n{}");
+        assert!(decode(b"no newline".to_vec()).is_err());
+    }
+}

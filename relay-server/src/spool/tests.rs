@@ -1,0 +1,165 @@
+use std::path::PathBuf;
+
+use relay_core::config::{FsyncPolicy, SpoolConfig};
+
+use super::segment::{list_segments, segment_path};
+use super::*;
+
+fn temp_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("relay-spool-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn config(max_disk_bytes: u64, segment_bytes: u64) -> SpoolConfig {
+    SpoolConfig {
+        max_disk_bytes,
+        segment_bytes,
+        fsync: FsyncPolicy::Always,
+        ..SpoolConfig::default()
+    }
+}
+
+fn drain(cursor: &mut SpoolCursor) -> Vec<(EntryId, Vec<u8>)> {
+    let mut entries = Vec::new();
+    while let Some(entry) = cursor.next().unwrap() {
+        entries.push(entry);
+    }
+    entries
+}
+
+#[actix_web::test]
+async fn appended_entries_are_read_in_order_and_released_segments_deleted() {
+    let dir = temp_dir();
+    let spool = Spool::open(&dir, config(1 << 20, 100)).unwrap();
+    let mut ids = Vec::new();
+    for i in 0..10u8 {
+        ids.push(spool.append(vec![i; 40]).await.unwrap());
+    }
+    let entries = drain(&mut spool.reader());
+    assert_eq!(entries.len(), 10);
+    for (i, (id, payload)) in entries.iter().enumerate() {
+        assert_eq!(*id, ids[i]);
+        assert_eq!(payload, &vec![i as u8; 40]);
+    }
+    // 48-byte records in 100-byte segments: several segments were sealed.
+    assert!(list_segments(&dir).unwrap().len() >= 4);
+    assert_eq!(spool.pending_entries(), 10);
+
+    for id in &ids {
+        spool.release(*id);
+    }
+    assert_eq!(spool.pending_entries(), 0);
+    // Only the active segment is left.
+    assert_eq!(list_segments(&dir).unwrap().len(), 1);
+    spool.close();
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[actix_web::test]
+async fn quota_refuses_appends_until_space_is_freed() {
+    let dir = temp_dir();
+    let spool = Spool::open(&dir, config(500, 100)).unwrap();
+    let mut accepted = Vec::new();
+    let mut refused = 0;
+    for _ in 0..20 {
+        match spool.append(vec![7; 92]).await {
+            Ok(id) => accepted.push(id),
+            Err(AppendError::Full(500)) => refused += 1,
+            Err(other) => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(
+        accepted.len(),
+        5,
+        "five 100-byte records fit a 500-byte quota"
+    );
+    assert_eq!(refused, 15);
+    assert!(spool.is_full());
+
+    for id in accepted {
+        spool.release(id);
+    }
+    assert!(!spool.is_full());
+    spool
+        .append(vec![7; 92])
+        .await
+        .expect("room again after releases");
+    spool.close();
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[actix_web::test]
+async fn restart_replays_unreleased_entries_only() {
+    let dir = temp_dir();
+    let spool = Spool::open(&dir, config(1 << 20, 1 << 20)).unwrap();
+    let mut ids = Vec::new();
+    for i in 0..6u8 {
+        ids.push(spool.append(vec![i; 10]).await.unwrap());
+    }
+    spool.release(ids[0]);
+    spool.release(ids[3]);
+    spool.close();
+    drop(spool);
+
+    let reopened = Spool::open(&dir, config(1 << 20, 1 << 20)).unwrap();
+    assert_eq!(reopened.pending_entries(), 4);
+    let replayed: Vec<u8> = drain(&mut reopened.reader())
+        .into_iter()
+        .map(|(_, p)| p[0])
+        .collect();
+    assert_eq!(replayed, vec![1, 2, 4, 5]);
+
+    // New appends after a restart come after the replayed ones.
+    reopened.append(vec![9; 10]).await.unwrap();
+    let mut cursor = reopened.reader();
+    let all: Vec<u8> = drain(&mut cursor).into_iter().map(|(_, p)| p[0]).collect();
+    assert_eq!(all, vec![1, 2, 4, 5, 9]);
+    reopened.close();
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[actix_web::test]
+async fn torn_last_record_is_cut_off_on_restart() {
+    let dir = temp_dir();
+    let spool = Spool::open(&dir, config(1 << 20, 1 << 20)).unwrap();
+    let first = spool.append(b"kept".to_vec()).await.unwrap();
+    spool.append(b"also kept".to_vec()).await.unwrap();
+    spool.close();
+    drop(spool);
+
+    // A crash in the middle of a write leaves half a record behind.
+    let path = segment_path(&dir, first.segment);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let intact = bytes.len() as u64;
+    bytes.extend_from_slice(&[200, 0, 0, 0, 1, 2]);
+    std::fs::write(&path, bytes).unwrap();
+
+    let reopened = Spool::open(&dir, config(1 << 20, 1 << 20)).unwrap();
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), intact);
+    let replayed: Vec<Vec<u8>> = drain(&mut reopened.reader())
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect();
+    assert_eq!(replayed, vec![b"kept".to_vec(), b"also kept".to_vec()]);
+    reopened.close();
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[actix_web::test]
+async fn reader_follows_the_writer() {
+    let dir = temp_dir();
+    let spool = Spool::open(&dir, config(1 << 20, 64)).unwrap();
+    let mut cursor = spool.reader();
+    let mut committed = spool.committed();
+    assert!(cursor.next().unwrap().is_none());
+    for round in 0..5u8 {
+        spool.append(vec![round; 30]).await.unwrap();
+        committed.changed().await.unwrap();
+        let (_, payload) = cursor.next().unwrap().expect("the new entry");
+        assert_eq!(payload[0], round);
+        assert!(cursor.next().unwrap().is_none());
+    }
+    spool.close();
+    std::fs::remove_dir_all(dir).unwrap();
+}
