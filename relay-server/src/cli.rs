@@ -33,6 +33,10 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Walk and symbolicate a minidump offline; print the crashing thread first.
+    Symbolicate(crate::commands::symbolicate::SymbolicateArgs),
+    /// Resolve minified JavaScript positions (1-based LINE:COL) through a source map.
+    Sourcemap(crate::commands::sourcemap::SourcemapArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -59,6 +63,8 @@ pub fn main() -> ExitCode {
         Command::Config {
             command: ConfigCommand::Check(args),
         } => load(&args).map(|_| println!("configuration is valid")),
+        Command::Symbolicate(args) => crate::commands::symbolicate::run(args),
+        Command::Sourcemap(args) => crate::commands::sourcemap::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -74,8 +80,11 @@ fn load(args: &ConfigArgs) -> anyhow::Result<relay_core::Config> {
 }
 
 fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RELAY_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,librdkafka=warn"));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RELAY_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(
+            "info,librdkafka=warn,minidump_processor=error,minidump=error",
+        )
+    });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

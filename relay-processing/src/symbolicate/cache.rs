@@ -1,0 +1,598 @@
+//! The [`SymbolStore`]: sources in order, plus the derived caches (SymCache and CFI) on disk and
+//! the modules loaded in memory.
+//!
+//! For each module the richest debug file wins for symbolication (line info over symbol tables,
+//! native formats over Breakpad), and the best file with unwind information provides CFI. Both
+//! derived files are built once per debug file and kept under the cache directory:
+//!
+//! ```text
+//! <cache_dir>/symcache/<DEBUG_ID>/<key>.symcache   symbolic SymCache
+//! <cache_dir>/cfi/<DEBUG_ID>/<key>.cfi             Breakpad STACK CFI / STACK WIN text
+//! ```
+//!
+//! `key` hashes the debug file's path, size, modification time, object index and the format
+//! version, so a replaced debug file or a new SymCache version gets a fresh entry.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use minidump_unwind::SymbolFile;
+use symbolic::cfi::AsciiCfiWriter;
+use symbolic::common::ByteView;
+use symbolic::debuginfo::{Archive, FileFormat, Object};
+use symbolic::symcache::{SymCache, SymCacheConverter, SYMCACHE_VERSION};
+
+use super::sources::{DebugFile, ModuleRef, SymbolSource};
+use super::ImageStatus;
+
+/// Version of our CFI cache files; bump when the extraction changes.
+const CFI_CACHE_VERSION: u32 = 1;
+
+/// How many modules [`SymbolStore`] keeps loaded in memory by default.
+pub const DEFAULT_MAX_LOADED_MODULES: usize = 256;
+
+/// Counters of the store's work, for metrics and tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// SymCaches built from a debug file.
+    pub symcaches_built: u64,
+    /// SymCaches read back from the cache directory.
+    pub symcaches_from_disk: u64,
+    /// CFI files extracted from a debug file.
+    pub cfi_built: u64,
+    /// CFI files read back from the cache directory.
+    pub cfi_from_disk: u64,
+    /// Module lookups answered from memory.
+    pub memory_hits: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    symcaches_built: AtomicU64,
+    symcaches_from_disk: AtomicU64,
+    cfi_built: AtomicU64,
+    cfi_from_disk: AtomicU64,
+    memory_hits: AtomicU64,
+}
+
+/// Debug files for native symbolication: ordered sources and the derived-file caches.
+///
+/// Shared by all symbolication threads (`Sync`); loading happens outside the lock, so two
+/// threads may build the same SymCache at once, and the last rename wins with equal content.
+pub struct SymbolStore {
+    sources: Vec<Box<dyn SymbolSource>>,
+    cache_dir: Option<PathBuf>,
+    max_loaded: usize,
+    loaded: Mutex<LoadedModules>,
+    counters: Counters,
+}
+
+impl fmt::Debug for SymbolStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SymbolStore")
+            .field("sources", &self.sources)
+            .field("cache_dir", &self.cache_dir)
+            .finish()
+    }
+}
+
+#[derive(Default)]
+struct LoadedModules {
+    map: HashMap<ModuleRef, Arc<ModuleSymbols>>,
+    order: VecDeque<ModuleRef>,
+}
+
+impl SymbolStore {
+    /// A store over `sources` (tried in order; the richest file among all of them wins, the
+    /// earlier source on a tie) with derived files cached under `cache_dir`, or only in memory
+    /// when it is `None`.
+    pub fn new(sources: Vec<Box<dyn SymbolSource>>, cache_dir: Option<PathBuf>) -> Self {
+        SymbolStore {
+            sources,
+            cache_dir,
+            max_loaded: DEFAULT_MAX_LOADED_MODULES,
+            loaded: Mutex::new(LoadedModules::default()),
+            counters: Counters::default(),
+        }
+    }
+
+    /// A store without any source: every module ends up `missing`.
+    pub fn empty() -> Self {
+        Self::new(Vec::new(), None)
+    }
+
+    /// Limits how many modules stay loaded in memory (oldest are dropped first).
+    pub fn with_max_loaded_modules(mut self, max: usize) -> Self {
+        self.max_loaded = max.max(1);
+        self
+    }
+
+    /// The configured sources, in order.
+    pub fn sources(&self) -> &[Box<dyn SymbolSource>] {
+        &self.sources
+    }
+
+    /// What the store has done so far.
+    pub fn stats(&self) -> StoreStats {
+        let c = &self.counters;
+        StoreStats {
+            symcaches_built: c.symcaches_built.load(Ordering::Relaxed),
+            symcaches_from_disk: c.symcaches_from_disk.load(Ordering::Relaxed),
+            cfi_built: c.cfi_built.load(Ordering::Relaxed),
+            cfi_from_disk: c.cfi_from_disk.load(Ordering::Relaxed),
+            memory_hits: c.memory_hits.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Drops what is loaded in memory for `module`, including a remembered miss: call it after a
+    /// source gained files for the module (a finished download).
+    pub fn forget(&self, module: &ModuleRef) {
+        let mut cache = self.loaded.lock().unwrap();
+        if cache.map.remove(module).is_some() {
+            cache.order.retain(|m| m != module);
+        }
+    }
+
+    /// All debug files the sources offer for `module`, best source first.
+    pub fn candidates(&self, module: &ModuleRef) -> Vec<(usize, DebugFile)> {
+        let mut out = Vec::new();
+        for (index, source) in self.sources.iter().enumerate() {
+            for file in source.candidates(module) {
+                if !out.iter().any(|(_, f): &(usize, DebugFile)| *f == file) {
+                    out.push((index, file));
+                }
+            }
+        }
+        out
+    }
+
+    /// Loads symbols and CFI for a module; past the deadline nothing new is loaded and the
+    /// module is reported as `timeout`.
+    pub(crate) fn load(&self, module: &ModuleRef, deadline: Option<Instant>) -> Arc<ModuleSymbols> {
+        if let Some(found) = self.loaded.lock().unwrap().map.get(module) {
+            self.counters.memory_hits.fetch_add(1, Ordering::Relaxed);
+            return found.clone();
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Arc::new(ModuleSymbols::timed_out());
+        }
+        let loaded = Arc::new(self.load_uncached(module));
+        let mut cache = self.loaded.lock().unwrap();
+        if cache.map.insert(module.clone(), loaded.clone()).is_none() {
+            cache.order.push_back(module.clone());
+        }
+        while cache.order.len() > self.max_loaded {
+            if let Some(old) = cache.order.pop_front() {
+                cache.map.remove(&old);
+            }
+        }
+        loaded
+    }
+
+    fn load_uncached(&self, module: &ModuleRef) -> ModuleSymbols {
+        let candidates = self.candidates(module);
+
+        let debug = ranked(&candidates, DebugFile::debug_rank);
+        let mut symcache = Loaded::missing();
+        for file in debug {
+            match self.symcache_for(file) {
+                Ok(bytes) => {
+                    symcache = Loaded::found(file.clone(), bytes);
+                    break;
+                }
+                Err(error) => {
+                    tracing::debug!(path = %file.path.display(), %error, "cannot build symcache");
+                    symcache = Loaded::malformed(file.clone());
+                }
+            }
+        }
+
+        let unwind = ranked(&candidates, DebugFile::unwind_rank);
+        let mut cfi = Loaded::missing();
+        for file in unwind {
+            match self.cfi_for(file) {
+                Ok(Some(symbols)) => {
+                    cfi = Loaded::found(file.clone(), symbols);
+                    break;
+                }
+                // Unwind info that yields no usable rows: try the next file.
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::debug!(path = %file.path.display(), %error, "cannot extract cfi");
+                    cfi = Loaded::malformed(file.clone());
+                }
+            }
+        }
+        ModuleSymbols { symcache, cfi }
+    }
+
+    fn symcache_for(&self, file: &DebugFile) -> Result<SymCacheBytes, LoadError> {
+        let cache_path = self.cache_path(file, "symcache", SYMCACHE_VERSION, "symcache");
+        if let Some(path) = &cache_path {
+            if let Ok(view) = ByteView::open(path) {
+                if SymCache::parse(&view).is_ok_and(|c| c.is_latest()) {
+                    self.counters
+                        .symcaches_from_disk
+                        .fetch_add(1, Ordering::Relaxed);
+                    return Ok(SymCacheBytes(view));
+                }
+            }
+        }
+        let view = ByteView::open(&file.path)?;
+        let archive = Archive::parse(&view)?;
+        let object = archive
+            .object_by_index(file.object_index)?
+            .ok_or(LoadError::ObjectGone)?;
+        let mut converter = SymCacheConverter::new();
+        converter.process_object(&object)?;
+        let mut buffer = Vec::new();
+        converter.serialize(&mut buffer)?;
+        SymCache::parse(&buffer)?;
+        self.counters
+            .symcaches_built
+            .fetch_add(1, Ordering::Relaxed);
+        // Map the written file rather than keep the buffer on the heap.
+        if let Some(path) = &cache_path {
+            if write_atomically(path, &buffer) {
+                if let Ok(view) = ByteView::open(path) {
+                    return Ok(SymCacheBytes(view));
+                }
+            }
+        }
+        Ok(SymCacheBytes(ByteView::from_vec(buffer)))
+    }
+
+    fn cfi_for(&self, file: &DebugFile) -> Result<Option<SymbolFile>, LoadError> {
+        let cache_path = self.cache_path(file, "cfi", CFI_CACHE_VERSION, "cfi");
+        let text = match cache_path.as_deref().and_then(|p| std::fs::read(p).ok()) {
+            Some(text) => {
+                self.counters.cfi_from_disk.fetch_add(1, Ordering::Relaxed);
+                text
+            }
+            None => {
+                let text = extract_cfi(file)?;
+                self.counters.cfi_built.fetch_add(1, Ordering::Relaxed);
+                if let Some(path) = &cache_path {
+                    write_atomically(path, &text);
+                }
+                text
+            }
+        };
+        if !text.windows(6).any(|w| w == b"STACK ") {
+            return Ok(None);
+        }
+        let symbols = SymbolFile::from_bytes(&text).map_err(|e| LoadError::Cfi(e.to_string()))?;
+        Ok(Some(symbols))
+    }
+
+    fn cache_path(&self, file: &DebugFile, kind: &str, version: u32, ext: &str) -> Option<PathBuf> {
+        let dir = self.cache_dir.as_ref()?;
+        let meta = std::fs::metadata(&file.path).ok()?;
+        let mtime = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        let mut hash = Fnv64::default();
+        hash.write(file.path.as_os_str().as_encoded_bytes());
+        hash.write(&meta.len().to_le_bytes());
+        hash.write(&mtime.to_le_bytes());
+        hash.write(&(file.object_index as u64).to_le_bytes());
+        hash.write(&version.to_le_bytes());
+        let name = format!("{:016x}.{ext}", hash.0);
+        Some(
+            dir.join(kind)
+                .join(file.debug_id.breakpad().to_string())
+                .join(name),
+        )
+    }
+}
+
+/// The usable candidates, best first: by `rank` (higher first), then the earlier source, then
+/// the larger file.
+fn ranked(
+    candidates: &[(usize, DebugFile)],
+    rank: fn(&DebugFile) -> Option<u8>,
+) -> Vec<&DebugFile> {
+    let mut usable = candidates
+        .iter()
+        .filter_map(|(source, file)| rank(file).map(|r| (r, *source, file)))
+        .collect::<Vec<_>>();
+    usable.sort_by(|a, b| {
+        (b.0.cmp(&a.0))
+            .then(a.1.cmp(&b.1))
+            .then(b.2.size.cmp(&a.2.size))
+    });
+    usable.into_iter().map(|(_, _, file)| file).collect()
+}
+
+/// Breakpad CFI text for a debug file.
+///
+/// Breakpad files keep their own `STACK` records plus `FUNC`/`PUBLIC` lines (without line
+/// records): the walker takes the parameter sizes that `STACK WIN` unwinding needs from those.
+/// Native files go through symbolic-cfi (ELF/Mach-O `.eh_frame`/`.debug_frame`, compact
+/// unwind, PE unwind info, PDB frame data).
+fn extract_cfi(file: &DebugFile) -> Result<Vec<u8>, LoadError> {
+    let view = ByteView::open(&file.path)?;
+    if file.format == FileFormat::Breakpad {
+        let mut out = Vec::new();
+        for line in view.split(|&b| b == b'\n') {
+            if [&b"MODULE "[..], b"FUNC ", b"PUBLIC ", b"STACK "]
+                .iter()
+                .any(|prefix| line.starts_with(prefix))
+            {
+                out.extend_from_slice(line.strip_suffix(b"\r").unwrap_or(line));
+                out.push(b'\n');
+            }
+        }
+        return Ok(out);
+    }
+    let archive = Archive::parse(&view)?;
+    let object: Object<'_> = archive
+        .object_by_index(file.object_index)?
+        .ok_or(LoadError::ObjectGone)?;
+    AsciiCfiWriter::<Vec<u8>>::transform(&object).map_err(|e| LoadError::Cfi(e.to_string()))
+}
+
+/// Writes through a temporary file and a rename, so readers never see half a cache file.
+/// A failing cache write only costs a rebuild next time; returns whether the file was written.
+fn write_atomically(path: &Path, data: &[u8]) -> bool {
+    let Some(dir) = path.parent() else {
+        return false;
+    };
+    let result = std::fs::create_dir_all(dir).and_then(|()| {
+        let tmp = dir.join(format!(
+            ".tmp-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    });
+    match result {
+        Ok(()) => true,
+        Err(error) => {
+            tracing::warn!(path = %path.display(), %error, "cannot write symbol cache file");
+            false
+        }
+    }
+}
+
+/// FNV-1a, 64 bit: a hash that stays the same across Rust releases, for cache file names.
+struct Fnv64(u64);
+
+impl Default for Fnv64 {
+    fn default() -> Self {
+        Fnv64(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv64 {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+/// Why a debug file could not be turned into a SymCache or CFI.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum LoadError {
+    #[error("cannot read debug file: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("cannot parse debug file: {0}")]
+    Object(#[from] symbolic::debuginfo::ObjectError),
+    #[error("cannot build symcache: {0}")]
+    SymCache(#[from] symbolic::symcache::Error),
+    #[error("cannot extract unwind information: {0}")]
+    Cfi(String),
+    #[error("the object is no longer in the debug file")]
+    ObjectGone,
+}
+
+/// A SymCache in memory (read from the cache directory or freshly built).
+pub(crate) struct SymCacheBytes(ByteView<'static>);
+
+impl SymCacheBytes {
+    pub(crate) fn parse(&self) -> Option<SymCache<'_>> {
+        SymCache::parse(&self.0).ok()
+    }
+}
+
+/// The outcome of loading one kind of data (symbols or CFI) for a module.
+pub(crate) struct Loaded<T> {
+    pub(crate) status: ImageStatus,
+    pub(crate) file: Option<DebugFile>,
+    pub(crate) data: Option<T>,
+}
+
+impl<T> Loaded<T> {
+    fn missing() -> Self {
+        Loaded {
+            status: ImageStatus::Missing,
+            file: None,
+            data: None,
+        }
+    }
+
+    fn malformed(file: DebugFile) -> Self {
+        Loaded {
+            status: ImageStatus::Malformed,
+            file: Some(file),
+            data: None,
+        }
+    }
+
+    fn found(file: DebugFile, data: T) -> Self {
+        Loaded {
+            status: ImageStatus::Found,
+            file: Some(file),
+            data: Some(data),
+        }
+    }
+
+    fn timed_out() -> Self {
+        Loaded {
+            status: ImageStatus::Timeout,
+            file: None,
+            data: None,
+        }
+    }
+}
+
+/// Everything loaded for one module.
+pub(crate) struct ModuleSymbols {
+    pub(crate) symcache: Loaded<SymCacheBytes>,
+    pub(crate) cfi: Loaded<SymbolFile>,
+}
+
+impl ModuleSymbols {
+    fn timed_out() -> Self {
+        ModuleSymbols {
+            symcache: Loaded::timed_out(),
+            cfi: Loaded::timed_out(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use symbolic::common::{Arch, DebugId};
+    use symbolic::debuginfo::ObjectKind;
+
+    use super::*;
+    use crate::symbolicate::Features;
+
+    fn file(name: &str, format: FileFormat, kind: ObjectKind, features: Features) -> DebugFile {
+        DebugFile {
+            path: PathBuf::from(name),
+            size: 100,
+            object_index: 0,
+            format,
+            kind,
+            arch: Arch::Amd64,
+            debug_id: DebugId::default(),
+            code_id: None,
+            features,
+        }
+    }
+
+    const DEBUG: Features = Features {
+        has_debug_info: true,
+        has_symbols: true,
+        has_unwind_info: false,
+    };
+    const SYMBOLS_AND_CFI: Features = Features {
+        has_debug_info: false,
+        has_symbols: true,
+        has_unwind_info: true,
+    };
+
+    #[test]
+    fn store_is_shareable_between_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<SymbolStore>();
+    }
+
+    #[test]
+    fn richest_file_wins() {
+        let candidates = vec![
+            (
+                0,
+                file(
+                    "publics.sym",
+                    FileFormat::Breakpad,
+                    ObjectKind::Debug,
+                    SYMBOLS_AND_CFI,
+                ),
+            ),
+            (
+                0,
+                file("lines.sym", FileFormat::Breakpad, ObjectKind::Debug, DEBUG),
+            ),
+            (
+                1,
+                file(
+                    "crash",
+                    FileFormat::Elf,
+                    ObjectKind::Executable,
+                    SYMBOLS_AND_CFI,
+                ),
+            ),
+            (
+                1,
+                file("crash.debug", FileFormat::Elf, ObjectKind::Debug, DEBUG),
+            ),
+        ];
+        let names = |files: Vec<&DebugFile>| {
+            files
+                .into_iter()
+                .map(|f| f.path.to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            names(ranked(&candidates, DebugFile::debug_rank)),
+            ["crash.debug", "lines.sym", "crash", "publics.sym"]
+        );
+        assert_eq!(
+            names(ranked(&candidates, DebugFile::unwind_rank)),
+            ["crash", "publics.sym"]
+        );
+
+        // On a tie the earlier source wins, then the larger file.
+        let mut big = file("big.sym", FileFormat::Breakpad, ObjectKind::Debug, DEBUG);
+        big.size = 1000;
+        let tie = vec![
+            (
+                1,
+                file("later.sym", FileFormat::Breakpad, ObjectKind::Debug, DEBUG),
+            ),
+            (
+                0,
+                file("small.sym", FileFormat::Breakpad, ObjectKind::Debug, DEBUG),
+            ),
+            (0, big),
+        ];
+        assert_eq!(
+            names(ranked(&tie, DebugFile::debug_rank)),
+            ["big.sym", "small.sym", "later.sym"]
+        );
+    }
+
+    #[test]
+    fn cache_file_names_are_stable() {
+        let mut hash = Fnv64::default();
+        hash.write(b"a");
+        assert_eq!(hash.0, 0xaf63_dc4c_8601_ec8c);
+    }
+
+    #[test]
+    fn breakpad_cfi_keeps_stack_and_function_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.sym");
+        std::fs::write(
+            &path,
+            "MODULE windows x86 5A9832E5287241C1838ED98914E9B7FF1 test_app.pdb\r\n\
+             FILE 1 a.cc\r\nFUNC 1000 10 4 f\r\n1000 10 58 1\r\nPUBLIC 2000 0 g\r\n\
+             STACK WIN 4 1000 10 0 0 4 0 0 0 1 $eip 4\r\n",
+        )
+        .unwrap();
+        let mut debug_file = file("x.sym", FileFormat::Breakpad, ObjectKind::Debug, DEBUG);
+        debug_file.path = path;
+        let text = String::from_utf8(extract_cfi(&debug_file).unwrap()).unwrap();
+        assert_eq!(
+            text,
+            "MODULE windows x86 5A9832E5287241C1838ED98914E9B7FF1 test_app.pdb\n\
+             FUNC 1000 10 4 f\nPUBLIC 2000 0 g\nSTACK WIN 4 1000 10 0 0 4 0 0 0 1 $eip 4\n"
+        );
+        SymbolFile::from_bytes(text.as_bytes()).unwrap();
+    }
+}
