@@ -45,6 +45,10 @@ pub struct Config {
     pub pipeline: PipelineConfig,
     /// The durable spool between intake and pipeline.
     pub spool: SpoolConfig,
+    /// Where debug files and source maps come from.
+    pub symbolication: SymbolicationConfig,
+    /// Outcome aggregation.
+    pub outcomes: OutcomesConfig,
 }
 
 impl Default for Config {
@@ -57,6 +61,8 @@ impl Default for Config {
             limits: Limits::default(),
             pipeline: PipelineConfig::default(),
             spool: SpoolConfig::default(),
+            symbolication: SymbolicationConfig::default(),
+            outcomes: OutcomesConfig::default(),
         }
     }
 }
@@ -139,6 +145,59 @@ pub struct ProjectConfig {
     /// A disabled project's requests are answered 403. Defaults to false.
     #[serde(default)]
     pub disabled: bool,
+    /// Directories of native debug files for this project, searched before the global ones
+    /// in `symbolication.native_symbols`.
+    #[serde(default)]
+    pub native_symbols: Vec<PathBuf>,
+    /// The organization the project belongs to, for organization-scoped quotas.
+    #[serde(default)]
+    pub organization: Option<u64>,
+    /// Quotas, each enforced per scope and category.
+    #[serde(default)]
+    pub quotas: Vec<QuotaConfig>,
+}
+
+/// What a quota counts against.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum QuotaScope {
+    /// All projects of the organization together.
+    Organization,
+    /// The project.
+    Project,
+    /// Each public key separately.
+    Key,
+}
+
+impl QuotaScope {
+    /// The name used in `X-Sentry-Rate-Limits`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QuotaScope::Organization => "organization",
+            QuotaScope::Project => "project",
+            QuotaScope::Key => "key",
+        }
+    }
+}
+
+/// A quota: at most `limit` units of `categories` per `window` seconds in each `scope`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaConfig {
+    /// A name for the quota, unique within the project.
+    pub id: String,
+    /// Data categories counted; empty means all.
+    #[serde(default)]
+    pub categories: Vec<crate::DataCategory>,
+    /// What the quota counts against.
+    pub scope: QuotaScope,
+    /// Units allowed per window (items; bytes for `attachment`).
+    pub limit: u64,
+    /// Window length in seconds.
+    pub window: u64,
+    /// Reason code reported to clients in `X-Sentry-Rate-Limits` and in outcomes.
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 /// A public key, written either as a plain string or as `{key, disabled}`.
@@ -183,6 +242,11 @@ pub struct Limits {
     pub max_event_size: usize,
     /// Largest single attachment (minidumps included), in bytes. Defaults to 100 MiB.
     pub max_attachment_size: usize,
+    /// Requests per second allowed from one client IP (with bursts of twice that); beyond,
+    /// 429 with `Retry-After`. 0 turns the limit off. Defaults to 1000.
+    pub per_ip_requests_per_second: u32,
+    /// Intake requests handled at once; beyond, 503 with `Retry-After`. Defaults to 1024.
+    pub max_concurrent_requests: usize,
 }
 
 impl Default for Limits {
@@ -193,6 +257,8 @@ impl Default for Limits {
             max_envelope_size: 100 * MIB,
             max_event_size: MIB,
             max_attachment_size: 100 * MIB,
+            per_ip_requests_per_second: 1000,
+            max_concurrent_requests: 1024,
         }
     }
 }
@@ -229,6 +295,50 @@ impl Default for PipelineConfig {
             shutdown_timeout_secs: 30,
             retry_after_secs: 1,
             retry_backoff_ms: 200,
+        }
+    }
+}
+
+/// Symbol and source map sources; see `docs/symbolication-native.md`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SymbolicationConfig {
+    /// Directories of native debug files (ELF/DWARF, Mach-O/dSYM, PDB, PE, Breakpad `.sym`) in
+    /// any layout, searched in order for every project. Defaults to none.
+    pub native_symbols: Vec<PathBuf>,
+    /// Where SymCaches and CFI caches are kept. Defaults to `data_dir/symbol-cache`.
+    pub cache_dir: Option<PathBuf>,
+    /// Deadline for symbolicating one event, in seconds; frames not done by then are marked
+    /// `timeout` and the event goes on. Defaults to 20.
+    pub timeout_secs: u64,
+}
+
+impl Default for SymbolicationConfig {
+    fn default() -> Self {
+        SymbolicationConfig {
+            native_symbols: Vec::new(),
+            cache_dir: None,
+            timeout_secs: 20,
+        }
+    }
+}
+
+/// Outcome aggregation and publishing.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutcomesConfig {
+    /// How often aggregated outcomes are published, in seconds. Defaults to 10.
+    pub flush_interval_secs: u64,
+    /// Distinct (minute, project, key, category, outcome, reason) counters kept between
+    /// flushes; beyond, a flush is forced. Defaults to 10000.
+    pub max_buckets: usize,
+}
+
+impl Default for OutcomesConfig {
+    fn default() -> Self {
+        OutcomesConfig {
+            flush_interval_secs: 10,
+            max_buckets: 10_000,
         }
     }
 }
@@ -377,6 +487,28 @@ impl Config {
                     "needs at least one key",
                 ));
             }
+            let mut quota_ids = HashSet::new();
+            for (q, quota) in project.quotas.iter().enumerate() {
+                let path = format!("projects[{p}].quotas[{q}]");
+                if !quota_ids.insert(quota.id.as_str()) {
+                    return Err(ConfigError::new(
+                        format!("{path}.id"),
+                        format!("quota {:?} is defined twice", quota.id),
+                    ));
+                }
+                if quota.window == 0 {
+                    return Err(ConfigError::new(
+                        format!("{path}.window"),
+                        "must be at least 1 second",
+                    ));
+                }
+                if quota.scope == QuotaScope::Organization && project.organization.is_none() {
+                    return Err(ConfigError::new(
+                        format!("{path}.scope"),
+                        "an organization quota needs the project's `organization`",
+                    ));
+                }
+            }
             for (k, key) in project.keys.iter().enumerate() {
                 let key = key.key();
                 let path = format!("projects[{p}].keys[{k}]");
@@ -404,6 +536,9 @@ mod tests {
             id,
             keys: vec![KeyConfig::Plain(key.to_owned())],
             disabled: false,
+            native_symbols: Vec::new(),
+            organization: None,
+            quotas: Vec::new(),
         }
     }
 

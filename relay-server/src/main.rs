@@ -2,6 +2,7 @@
 
 mod actors;
 mod cli;
+mod commands;
 mod config;
 mod endpoints;
 mod kafka;

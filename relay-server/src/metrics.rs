@@ -7,6 +7,8 @@
 //! | `relay_requests_total` | `endpoint`, `status` | answered intake requests |
 //! | `relay_rejections_total` | `reason` | envelopes refused, by reason |
 //! | `relay_kafka_messages_total` | `topic`, `result` | delivery reports: `delivered` or `failed` |
+//! | `relay_outcomes_total` | `outcome`, `category`, `reason` | units per outcome (items; bytes for `attachment`) |
+//! | `relay_outcomes_dropped_total` | | outcomes not counted because the aggregator was overwhelmed |
 //! | `relay_spool_bytes` | | bytes of all spool segments on disk |
 //! | `relay_spool_capacity_bytes` | | the spool's disk quota |
 //! | `relay_spool_retries_total` | | entries sent again after back-pressure or a failed delivery |
@@ -28,6 +30,8 @@ pub struct Metrics {
     spool_capacity: IntGauge,
     spool_retries: prometheus::IntCounter,
     spool_dropped: IntCounterVec,
+    outcomes: IntCounterVec,
+    outcomes_dropped: prometheus::IntCounter,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
@@ -68,7 +72,21 @@ impl Metrics {
         registry
             .register(Box::new(spool_retries.clone()))
             .expect("unique metric");
+        let outcomes_dropped = prometheus::IntCounter::new(
+            "relay_outcomes_dropped_total",
+            "Outcomes not counted because the aggregator was overwhelmed.",
+        )
+        .expect("valid counter");
+        registry
+            .register(Box::new(outcomes_dropped.clone()))
+            .expect("unique metric");
         Metrics {
+            outcomes: counter(
+                "relay_outcomes_total",
+                "Units per outcome: items, or bytes for the attachment category.",
+                &["outcome", "category", "reason"],
+            ),
+            outcomes_dropped,
             spool_dropped: counter(
                 "relay_spool_dropped_total",
                 "Spooled entries released without publishing, by reason.",
@@ -160,6 +178,23 @@ pub fn count_spool_retry() {
 /// Counts a spooled entry released without publishing.
 pub fn count_spool_dropped(reason: &str) {
     METRICS.spool_dropped.with_label_values(&[reason]).inc();
+}
+
+/// Counts an outcome.
+pub fn count_outcome(outcome: &crate::actors::outcomes::TrackOutcome) {
+    METRICS
+        .outcomes
+        .with_label_values(&[
+            outcome.outcome.as_str(),
+            outcome.category.as_str(),
+            outcome.reason.as_deref().unwrap_or(""),
+        ])
+        .inc_by(outcome.quantity);
+}
+
+/// Counts an outcome lost to an overwhelmed aggregator.
+pub fn count_outcome_dropped() {
+    METRICS.outcomes_dropped.inc();
 }
 
 /// Renders every metric in Prometheus text format.

@@ -43,6 +43,8 @@ struct KeyEntry {
 pub struct Projects {
     keys: HashMap<String, KeyEntry>,
     disabled_projects: Vec<u64>,
+    organizations: HashMap<u64, u64>,
+    with_quotas: std::collections::HashSet<u64>,
 }
 
 impl Projects {
@@ -52,6 +54,12 @@ impl Projects {
         for project in projects {
             if project.disabled {
                 index.disabled_projects.push(project.id);
+            }
+            if let Some(organization) = project.organization {
+                index.organizations.insert(project.id, organization);
+            }
+            if !project.quotas.is_empty() {
+                index.with_quotas.insert(project.id);
             }
             for key in &project.keys {
                 index.keys.insert(
@@ -64,6 +72,16 @@ impl Projects {
             }
         }
         index
+    }
+
+    /// The organization of a project, if configured.
+    pub fn organization(&self, project_id: u64) -> Option<u64> {
+        self.organizations.get(&project_id).copied()
+    }
+
+    /// Whether the project has quotas to enforce.
+    pub fn has_quotas(&self, project_id: u64) -> bool {
+        self.with_quotas.contains(&project_id)
     }
 
     /// Checks that `public_key` may send to `project_id`.
@@ -119,6 +137,9 @@ pub fn ensure_default_project(config: &mut Config) -> std::io::Result<()> {
         id: project.id,
         keys: vec![KeyConfig::Plain(project.public_key)],
         disabled: false,
+        native_symbols: Vec::new(),
+        organization: None,
+        quotas: Vec::new(),
     });
     Ok(())
 }
@@ -152,11 +173,17 @@ mod tests {
                     },
                 ],
                 disabled: false,
+                native_symbols: Vec::new(),
+                organization: None,
+                quotas: Vec::new(),
             },
             ProjectConfig {
                 id: 7,
                 keys: vec![KeyConfig::Plain("00000000000000000000000000000007".into())],
                 disabled: true,
+                native_symbols: Vec::new(),
+                organization: None,
+                quotas: Vec::new(),
             },
         ])
     }

@@ -13,21 +13,30 @@ use tokio::sync::Semaphore;
 use crate::actors::aggregator::Aggregator;
 use crate::actors::kafka_producer::KafkaProducer;
 use crate::actors::normalizer::Normalizer;
-use crate::actors::rate_limiter::RateLimiter;
+use crate::actors::outcomes::{OutcomeAggregator, Outcomes};
+use crate::actors::rate_limiter::{ActiveLimits, RateLimiter};
 use crate::actors::spool_reader::{ReaderSettings, SpoolReader};
-use crate::actors::start_bounded;
-use crate::actors::symbolicator::SymbolicatorGate;
+use crate::actors::symbolicator::{SymbolicatorGate, Symbols};
+use crate::actors::{start_bounded, Mailbox};
 use crate::kafka::embedded::EmbeddedBroker;
 use crate::projects::{ensure_default_project, Projects};
 use crate::spool::Spool;
 use crate::{endpoints, kafka, metrics};
 
-/// What the HTTP handlers share: configuration, projects and the spool.
+/// What the HTTP handlers share: configuration, projects, quotas, outcomes and the spool.
 pub struct ServiceState {
     /// The loaded configuration.
     pub config: Arc<Config>,
     /// Keys and projects allowed to send.
     pub projects: Projects,
+    /// Enforces quotas before anything is spooled.
+    pub rate_limiter: Mailbox<RateLimiter>,
+    /// Limits in force, for refusing repeat offenders before reading their body.
+    pub active_limits: Arc<ActiveLimits>,
+    /// Where outcomes are counted.
+    pub outcomes: Outcomes,
+    /// Per-client-IP request limiter and the bound on concurrent requests.
+    pub abuse: crate::endpoints::AbuseGuard,
     /// Where accepted envelopes go before the 200.
     pub spool: Arc<Spool>,
     /// The symbolicator gate, for its depth metric.
@@ -39,12 +48,18 @@ pub struct ServiceState {
 impl ServiceState {
     /// Starts the pipeline, each async actor on its own arbiter (thread), the Symbolicator on a
     /// `SyncArbiter`, and the spool reader feeding it. Must run inside an actix `System`.
-    pub fn start(config: Config, producer: FutureProducer, spool: Arc<Spool>) -> Self {
+    pub fn start(
+        config: Config,
+        producer: FutureProducer,
+        spool: Arc<Spool>,
+        symbols: Symbols,
+    ) -> Self {
         let capacity = config.pipeline.mailbox_capacity;
         let kafka_config = config.kafka.clone();
-        let producer = start_bounded(KafkaProducer::MAILBOX, capacity, move || {
+        let producer_mailbox = start_bounded(KafkaProducer::MAILBOX, capacity, move || {
             KafkaProducer::new(producer, &kafka_config)
         });
+        let producer = producer_mailbox.clone();
         let aggregator = start_bounded(Aggregator::MAILBOX, capacity, move || {
             Aggregator::new(producer)
         });
@@ -52,13 +67,27 @@ impl ServiceState {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
-        let symbolicator =
-            SymbolicatorGate::start(threads, config.pipeline.symbolicator_queue, aggregator);
+        let symbolicator = SymbolicatorGate::start(
+            threads,
+            config.pipeline.symbolicator_queue,
+            Arc::new(symbols),
+            aggregator,
+        );
         let gate = symbolicator.clone();
         let normalizer =
             start_bounded(Normalizer::MAILBOX, capacity, move || Normalizer::new(gate));
-        let pipeline = start_bounded(RateLimiter::MAILBOX, capacity, move || {
-            RateLimiter::new(normalizer)
+        let outcomes_config = config.outcomes.clone();
+        let outcome_producer = producer_mailbox.clone();
+        let outcomes = Outcomes::new(start_bounded(
+            OutcomeAggregator::MAILBOX,
+            capacity * 16,
+            move || OutcomeAggregator::new(outcomes_config, outcome_producer),
+        ));
+        let active_limits = Arc::new(ActiveLimits::default());
+        let projects = config.projects.clone();
+        let limits = active_limits.clone();
+        let rate_limiter = start_bounded(RateLimiter::MAILBOX, capacity, move || {
+            RateLimiter::new(&projects, limits)
         });
         let settings = ReaderSettings {
             max_in_flight: config.pipeline.max_in_flight,
@@ -67,12 +96,16 @@ impl ServiceState {
         };
         let reader_spool = spool.clone();
         // The reader takes no messages; it runs its feed loop on its own arbiter.
-        let reader = SpoolReader::new(reader_spool, pipeline, settings);
+        let reader = SpoolReader::new(reader_spool, normalizer, outcomes.clone(), settings);
         let reader_slots = reader.slots();
         SpoolReader::start_in_arbiter(&actix::Arbiter::new().handle(), move |_| reader);
         metrics::set_spool_capacity(config.spool.max_disk_bytes);
         ServiceState {
             projects: Projects::new(&config.projects),
+            rate_limiter,
+            active_limits,
+            outcomes,
+            abuse: crate::endpoints::AbuseGuard::new(&config.limits),
             config: Arc::new(config),
             spool,
             symbolicator,
@@ -113,13 +146,14 @@ pub fn run(mut config: Config) -> anyhow::Result<()> {
     let spool_dir = config.data_dir.join("spool");
     let spool = Spool::open(&spool_dir, config.spool.clone())
         .map_err(|e| anyhow::anyhow!("cannot open the spool in {}: {e}", spool_dir.display()))?;
-    let result = actix_web::rt::System::new().block_on(serve(config, spool.clone()));
+    let symbols = Symbols::load(&config)?;
+    let result = actix_web::rt::System::new().block_on(serve(config, spool.clone(), symbols));
     // Everything answered 200 is written; make it durable before exiting.
     spool.close();
     result
 }
 
-async fn serve(config: Config, spool: Arc<Spool>) -> anyhow::Result<()> {
+async fn serve(config: Config, spool: Arc<Spool>, symbols: Symbols) -> anyhow::Result<()> {
     // The embedded broker lives as long as this function, i.e. until the server stops.
     let embedded = match &config.kafka.brokers {
         Some(_) => None,
@@ -133,7 +167,7 @@ async fn serve(config: Config, spool: Arc<Spool>) -> anyhow::Result<()> {
     let producer = kafka::create_producer(&brokers, &config.kafka)?;
     let listen = config.listen.clone();
     let shutdown_timeout = config.pipeline.shutdown_timeout_secs;
-    let state = web::Data::new(ServiceState::start(config, producer, spool));
+    let state = web::Data::new(ServiceState::start(config, producer, spool, symbols));
 
     let app_state = state.clone();
     let server = HttpServer::new(move || {

@@ -18,6 +18,13 @@ envelope_message!(
     ProduceEnvelope
 );
 
+/// Publishes aggregated outcomes: (key, JSON value) pairs for the outcomes topic.
+pub struct ProduceOutcomes(pub Vec<(String, Vec<u8>)>);
+
+impl Message for ProduceOutcomes {
+    type Result = ();
+}
+
 /// Owns the rdkafka producer. Delivery reports are awaited on this actor's arbiter.
 pub struct KafkaProducer {
     depth: MailboxDepth,
@@ -44,6 +51,7 @@ impl KafkaProducer {
         match topic {
             Topic::Events => &self.topics.events,
             Topic::Attachments => &self.topics.attachments,
+            Topic::Outcomes => &self.topics.outcomes,
         }
     }
 }
@@ -75,6 +83,35 @@ impl Handler<ProduceEnvelope> for KafkaProducer {
             }
         }
         ctx.spawn(await_deliveries(envelope, deliveries).into_actor(self));
+    }
+}
+
+impl Handler<ProduceOutcomes> for KafkaProducer {
+    type Result = ();
+
+    fn handle(&mut self, ProduceOutcomes(messages): ProduceOutcomes, ctx: &mut Self::Context) {
+        self.depth.received();
+        let topic = self.topic_name(Topic::Outcomes).to_owned();
+        let mut deliveries = Vec::with_capacity(messages.len());
+        for (key, payload) in &messages {
+            match self
+                .producer
+                .send_result(FutureRecord::to(&topic).key(key).payload(payload))
+            {
+                Ok(delivery) => deliveries.push(delivery),
+                Err((error, _)) => {
+                    // Outcomes are statistics, not data: count the loss, never block on it.
+                    tracing::warn!(%error, "cannot enqueue an outcome message");
+                    metrics::count_kafka_delivery(&topic, false);
+                }
+            }
+        }
+        let count = async move {
+            for report in join_all(deliveries).await {
+                metrics::count_kafka_delivery(&topic, matches!(report, Ok(Ok(_))));
+            }
+        };
+        ctx.spawn(count.into_actor(self));
     }
 }
 

@@ -18,6 +18,7 @@
 pub mod aggregator;
 pub mod kafka_producer;
 pub mod normalizer;
+pub mod outcomes;
 pub mod rate_limiter;
 pub mod spool_reader;
 pub mod symbolicator;
@@ -86,6 +87,20 @@ impl<A: Actor> Mailbox<A> {
         }
     }
 
+    /// Sends without waiting; a full or closed mailbox hands the message back.
+    pub fn try_send<M>(&self, message: M) -> Result<(), SendError<M>>
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        A: Handler<M>,
+        A::Context: ToEnvelope<A, M>,
+    {
+        self.depth.inc();
+        self.addr
+            .try_send(message)
+            .inspect_err(|_| self.depth.dec())
+    }
+
     /// Sends without waiting; a full or closed mailbox rejects the envelope (back-pressure).
     pub fn forward<M>(&self, message: M)
     where
@@ -93,18 +108,15 @@ impl<A: Actor> Mailbox<A> {
         A: Handler<M>,
         A::Context: ToEnvelope<A, M>,
     {
-        self.depth.inc();
-        match self.addr.try_send(message) {
+        match self.try_send(message) {
             Ok(()) => {}
             Err(SendError::Full(message)) => {
-                self.depth.dec();
                 metrics::count_rejection("overloaded");
                 message
                     .into_envelope()
                     .reject(Rejection::Overloaded { stage: self.name });
             }
             Err(SendError::Closed(message)) => {
-                self.depth.dec();
                 message
                     .into_envelope()
                     .reject(Rejection::Internal("pipeline stage stopped"));

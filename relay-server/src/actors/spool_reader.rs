@@ -13,11 +13,12 @@ use std::time::Duration;
 use actix::prelude::*;
 use bytes::Bytes;
 use chrono::Utc;
-use relay_core::Envelope;
+use relay_core::{DataCategory, Envelope, Outcome};
 use serde_json::Value;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::rate_limiter::{CheckRateLimits, RateLimiter};
+use super::normalizer::{NormalizeEnvelope, Normalizer};
+use super::outcomes::Outcomes;
 use super::Mailbox;
 use crate::managed::{ManagedEnvelope, Rejection, RequestMeta, Verdict};
 use crate::metrics;
@@ -41,7 +42,8 @@ pub struct ReaderSettings {
 /// Feeds the pipeline from the spool; see the module docs.
 pub struct SpoolReader {
     spool: Arc<Spool>,
-    pipeline: Mailbox<RateLimiter>,
+    outcomes: Outcomes,
+    pipeline: Mailbox<Normalizer>,
     slots: Arc<Semaphore>,
     settings: ReaderSettings,
 }
@@ -53,12 +55,14 @@ impl SpoolReader {
     /// A reader of `spool` feeding `pipeline`, with `settings.max_in_flight` slots.
     pub fn new(
         spool: Arc<Spool>,
-        pipeline: Mailbox<RateLimiter>,
+        pipeline: Mailbox<Normalizer>,
+        outcomes: Outcomes,
         settings: ReaderSettings,
     ) -> Self {
         metrics::set_mailbox_capacity(Self::SLOTS, settings.max_in_flight);
         SpoolReader {
             spool,
+            outcomes,
             pipeline,
             slots: Arc::new(Semaphore::new(settings.max_in_flight)),
             settings,
@@ -78,6 +82,7 @@ impl Actor for SpoolReader {
         let feed = feed(
             self.spool.clone(),
             self.pipeline.clone(),
+            self.outcomes.clone(),
             self.slots.clone(),
             self.settings.clone(),
         );
@@ -88,7 +93,8 @@ impl Actor for SpoolReader {
 /// The reader loop: take a slot, read the next entry, hand it to a delivery task.
 async fn feed(
     spool: Arc<Spool>,
-    pipeline: Mailbox<RateLimiter>,
+    pipeline: Mailbox<Normalizer>,
+    outcomes: Outcomes,
     slots: Arc<Semaphore>,
     settings: ReaderSettings,
 ) {
@@ -103,6 +109,7 @@ async fn feed(
                 let job = Delivery {
                     spool: spool.clone(),
                     pipeline: pipeline.clone(),
+                    outcomes: outcomes.clone(),
                     settings: settings.clone(),
                     id,
                     _slot: slot,
@@ -130,7 +137,8 @@ async fn feed(
 /// One entry on its way through the pipeline, holding a reader slot until it is released.
 struct Delivery {
     spool: Arc<Spool>,
-    pipeline: Mailbox<RateLimiter>,
+    pipeline: Mailbox<Normalizer>,
+    outcomes: Outcomes,
     settings: ReaderSettings,
     id: EntryId,
     _slot: OwnedSemaphorePermit,
@@ -156,11 +164,31 @@ impl Delivery {
                 Err(error) => return self.drop_entry("invalid", &error),
             };
             let (managed, verdict) = managed;
-            self.pipeline.forward(CheckRateLimits(managed));
+            let categories = item_categories(&managed.envelope);
+            self.pipeline.forward(NormalizeEnvelope(managed));
             match verdict.await {
                 Ok(Verdict::Accepted) => {
+                    for item in &categories {
+                        self.outcomes.track_item(
+                            (meta.project_id, Some(&meta.public_key)),
+                            item,
+                            Outcome::Accepted,
+                            None,
+                        );
+                    }
                     self.spool.release(self.id);
                     return;
+                }
+                Ok(Verdict::Rejected(Rejection::Invalid(reason))) => {
+                    for item in &categories {
+                        self.outcomes.track_item(
+                            (meta.project_id, Some(&meta.public_key)),
+                            item,
+                            Outcome::Invalid,
+                            Some("invalid_event"),
+                        );
+                    }
+                    return self.drop_entry("invalid", &reason);
                 }
                 Ok(Verdict::Rejected(
                     rejection @ (Rejection::Overloaded { .. } | Rejection::Delivery(_)),
@@ -183,6 +211,15 @@ impl Delivery {
         metrics::count_spool_dropped(reason);
         self.spool.release(self.id);
     }
+}
+
+/// The categories each item of the envelope counts towards.
+fn item_categories(envelope: &Envelope) -> Vec<Vec<(DataCategory, u64)>> {
+    envelope
+        .items
+        .iter()
+        .map(|item| DataCategory::for_item(item.ty(), item.payload.len()))
+        .collect()
 }
 
 /// Rebuilds the pipeline's view of a spooled envelope.

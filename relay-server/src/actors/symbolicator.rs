@@ -1,16 +1,27 @@
 //! The Symbolicator: CPU-bound stack walking and symbolication on its own `SyncArbiter`.
 //!
-//! Native and JavaScript symbolication arrive with their issues; today events pass through.
-//! The actor already runs where that work will run: on a pool of dedicated threads, never on
-//! the HTTP workers or the async arbiters.
+//! An event with a minidump attachment (`attachment_type: event.minidump`) gets its crash
+//! walked and symbolicated with the project's debug files; the result becomes the event's
+//! exception, threads and `debug_meta.images`. A missing debug file, a corrupt dump or the
+//! per-event deadline never stop the event: frames carry a status saying why they are bare.
+//! The work runs on a pool of dedicated threads, never on the HTTP workers or async arbiters.
 //!
 //! A `SyncArbiter`'s queue is unbounded (actix drains its channel into an unbounded queue), so
 //! the bound sits in front of it: [`SymbolicatorGate`] admits at most `capacity` jobs (queued
 //! plus running) and rejects the rest as overload.
 
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use relay_core::{Config, ItemType};
+use relay_processing::minidump::unwrap_minidump;
+use relay_processing::symbolicate::{
+    apply_to_event, symbolicate_minidump, LocalDirectory, SymbolSource, SymbolStore,
+};
+use serde_json::{json, Value};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::aggregator::{AggregateEnvelope, Aggregator};
@@ -28,19 +39,64 @@ impl Message for SymbolicateEnvelope {
     type Result = ();
 }
 
-/// Symbolicates events' stack traces (pass-through until symbolication lands).
+/// Debug files per project, shared by all symbolicator threads.
+pub struct Symbols {
+    per_project: HashMap<u64, Arc<SymbolStore>>,
+    shared: Arc<SymbolStore>,
+    timeout: Duration,
+    max_minidump_size: usize,
+}
+
+impl Symbols {
+    /// Indexes the configured symbol directories (scanned once, at start).
+    pub fn load(config: &Config) -> anyhow::Result<Self> {
+        let cache_dir = config
+            .symbolication
+            .cache_dir
+            .clone()
+            .unwrap_or_else(|| config.data_dir.join("symbol-cache"));
+        let global = &config.symbolication.native_symbols;
+        let store = |dirs: &[&PathBuf]| -> anyhow::Result<Arc<SymbolStore>> {
+            let mut sources: Vec<Box<dyn SymbolSource>> = Vec::new();
+            for dir in dirs {
+                let source = LocalDirectory::scan(dir).map_err(|e| {
+                    anyhow::anyhow!("cannot read symbol directory {}: {e}", dir.display())
+                })?;
+                sources.push(Box::new(source));
+            }
+            Ok(Arc::new(SymbolStore::new(sources, Some(cache_dir.clone()))))
+        };
+        let mut per_project = HashMap::new();
+        for project in config
+            .projects
+            .iter()
+            .filter(|p| !p.native_symbols.is_empty())
+        {
+            let dirs: Vec<&PathBuf> = project.native_symbols.iter().chain(global).collect();
+            per_project.insert(project.id, store(&dirs)?);
+        }
+        Ok(Symbols {
+            per_project,
+            shared: store(&global.iter().collect::<Vec<_>>())?,
+            timeout: Duration::from_secs(config.symbolication.timeout_secs),
+            max_minidump_size: config.limits.max_attachment_size,
+        })
+    }
+
+    fn for_project(&self, project_id: u64) -> &SymbolStore {
+        self.per_project.get(&project_id).unwrap_or(&self.shared)
+    }
+}
+
+/// Symbolicates events' native crashes.
 pub struct Symbolicator {
+    symbols: Arc<Symbols>,
     next: Mailbox<Aggregator>,
 }
 
 impl Symbolicator {
     /// Name of this stage's gate in metrics and errors.
     pub const MAILBOX: &'static str = "symbolicator";
-
-    /// A symbolicator forwarding to the aggregator.
-    pub fn new(next: Mailbox<Aggregator>) -> Self {
-        Symbolicator { next }
-    }
 }
 
 impl Actor for Symbolicator {
@@ -51,8 +107,54 @@ impl Handler<SymbolicateEnvelope> for Symbolicator {
     type Result = ();
 
     fn handle(&mut self, job: SymbolicateEnvelope, _ctx: &mut Self::Context) {
-        // The permit is released when `job` goes out of scope, after forwarding.
-        self.next.forward(AggregateEnvelope(job.envelope));
+        let SymbolicateEnvelope {
+            mut envelope,
+            _permit,
+        } = job;
+        symbolicate_native(&mut envelope, &self.symbols);
+        // The permit is released when `_permit` goes out of scope, after forwarding.
+        self.next.forward(AggregateEnvelope(envelope));
+    }
+}
+
+/// Walks and symbolicates the envelope's minidump into its event, if it has both.
+fn symbolicate_native(envelope: &mut ManagedEnvelope, symbols: &Symbols) {
+    let ManagedEnvelope {
+        envelope: inner,
+        event: Some(event),
+        meta,
+        ..
+    } = envelope
+    else {
+        return;
+    };
+    let Some(minidump) = inner.items.iter().find(|item| {
+        item.ty() == &ItemType::Attachment
+            && item.headers.attachment_type.as_deref() == Some("event.minidump")
+    }) else {
+        return;
+    };
+    let started = Instant::now();
+    let unwrapped = match unwrap_minidump(&minidump.payload, symbols.max_minidump_size) {
+        Ok(unwrapped) => unwrapped,
+        Err(error) => return note_error(event, "native_bad_dump", &error.to_string()),
+    };
+    let dump = unwrapped.as_deref().unwrap_or(&minidump.payload);
+    let store = symbols.for_project(meta.project_id);
+    match symbolicate_minidump(dump, store, Some(started + symbols.timeout)) {
+        Ok(crash) => apply_to_event(&crash, event),
+        Err(error) => note_error(event, "native_bad_dump", &error.to_string()),
+    }
+    tracing::debug!(elapsed = ?started.elapsed(), "minidump symbolicated");
+}
+
+/// Records a processing problem in the event's `errors`, where Sentry's protocol keeps them.
+fn note_error(event: &mut Value, ty: &str, details: &str) {
+    tracing::info!(ty, details, "symbolication problem recorded on the event");
+    let note = json!({ "type": ty, "details": details });
+    match event.get_mut("errors").and_then(Value::as_array_mut) {
+        Some(errors) => errors.push(note),
+        None => event["errors"] = json!([note]),
     }
 }
 
@@ -66,10 +168,18 @@ pub struct SymbolicatorGate {
 
 impl SymbolicatorGate {
     /// Starts `threads` symbolicator threads behind a gate of `capacity` jobs.
-    pub fn start(threads: usize, capacity: usize, next: Mailbox<Aggregator>) -> Self {
+    pub fn start(
+        threads: usize,
+        capacity: usize,
+        symbols: Arc<Symbols>,
+        next: Mailbox<Aggregator>,
+    ) -> Self {
         // Its dispatcher (channel -> thread queue) runs on the System arbiter, the main thread,
         // which only awaits the HTTP server; nothing may block that thread.
-        let addr = SyncArbiter::start(threads, move || Symbolicator::new(next.clone()));
+        let addr = SyncArbiter::start(threads, move || Symbolicator {
+            symbols: symbols.clone(),
+            next: next.clone(),
+        });
         metrics::set_mailbox_capacity(Symbolicator::MAILBOX, capacity);
         SymbolicatorGate {
             addr,
@@ -99,7 +209,6 @@ impl SymbolicatorGate {
             job.envelope
                 .reject(Rejection::Internal("symbolicator stopped"));
         }
-        self.publish_depth();
     }
 
     /// Records jobs admitted and not finished as this gate's depth.

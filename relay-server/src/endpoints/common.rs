@@ -1,17 +1,21 @@
 //! Steps shared by the intake endpoints: bounded body reading and decoding, authentication,
-//! item checks, and appending the envelope to the spool.
+//! item checks, quotas, and appending the envelope to the spool.
+
+use std::net::IpAddr;
 
 use actix_web::http::header;
-use actix_web::{web, HttpRequest};
+use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::{Bytes, BytesMut};
 use chrono::Utc;
 use futures::StreamExt;
 use relay_core::config::Limits;
 use relay_core::{Auth, AuthError, Dsn, Envelope, EventId, ItemType};
 use relay_processing::decode::{decode_bounded, ContentEncoding};
-use serde_json::Value;
+use serde_json::{json, Value};
 
-use super::ApiError;
+use super::error::RATE_LIMITS_HEADER;
+use super::{quotas, ApiError};
+use crate::actors::rate_limiter::Scoping;
 use crate::projects::AccessError;
 use crate::service::ServiceState;
 use crate::spool::entry::{self, EntryMeta};
@@ -180,19 +184,80 @@ fn check_event(payload: &[u8], ty: &ItemType, index: usize) -> Result<Option<Eve
     }
 }
 
+/// What the intake did with an accepted request.
+pub struct Accepted {
+    /// The event id answered to the client.
+    pub event_id: Option<EventId>,
+    /// `X-Sentry-Rate-Limits` when some items were limited.
+    pub rate_limits: Option<String>,
+}
+
+impl Accepted {
+    /// `200 {"id": ...}` (or `{}`), with `X-Sentry-Rate-Limits` when items were limited.
+    pub fn json_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::Ok();
+        if let Some(rate_limits) = &self.rate_limits {
+            response.insert_header((RATE_LIMITS_HEADER, rate_limits.as_str()));
+        }
+        match self.event_id {
+            Some(id) => response.json(json!({ "id": id })),
+            None => response.json(json!({})),
+        }
+    }
+}
+
+/// The client's IP address, for the per-IP limit.
+pub fn client_ip(req: &HttpRequest) -> Option<IpAddr> {
+    req.peer_addr().map(|addr| addr.ip())
+}
+
+/// Authorizes the key and refuses a sender under a limit covering everything.
+pub fn admit_sender(
+    state: &ServiceState,
+    project_id: u64,
+    public_key: Option<String>,
+) -> Result<Scoping, ApiError> {
+    let public_key = authorize(state, project_id, public_key)?;
+    let scoping = quotas::scoping(state, project_id, &public_key);
+    quotas::refuse_if_fully_limited(state, &scoping)?;
+    Ok(scoping)
+}
+
+/// Checks the envelope, counts its client reports, applies quotas and spools what is left.
+///
+/// `original` is the envelope's wire form, spooled as is when no item was removed.
+pub async fn accept(
+    state: &ServiceState,
+    scoping: &Scoping,
+    mut envelope: Envelope,
+    original: Option<Bytes>,
+) -> Result<Accepted, ApiError> {
+    let event_id = check_items(&envelope, &state.config.limits)?;
+    quotas::track_client_reports(state, scoping, &envelope);
+    let rate_limits = quotas::enforce_quotas(state, scoping, &mut envelope).await?;
+    let bytes = match original {
+        Some(original) if rate_limits.is_none() => original,
+        _ => envelope.to_vec().into(),
+    };
+    spool(state, &bytes, event_id, scoping).await?;
+    Ok(Accepted {
+        event_id,
+        rate_limits,
+    })
+}
+
 /// Appends the envelope to the spool; once this returns, the envelope will reach Kafka.
 ///
 /// A full spool (or a writer with too many appends waiting) answers 503 with `Retry-After`.
-pub async fn spool(
+async fn spool(
     state: &ServiceState,
     envelope: &[u8],
     event_id: Option<EventId>,
-    project_id: u64,
-    public_key: String,
+    scoping: &Scoping,
 ) -> Result<(), ApiError> {
     let meta = EntryMeta {
-        project_id,
-        public_key,
+        project_id: scoping.project_id,
+        public_key: scoping.public_key.clone(),
         received: Utc::now(),
         event_id,
     };

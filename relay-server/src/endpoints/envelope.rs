@@ -4,12 +4,13 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use relay_core::Envelope;
-use serde_json::json;
 
 use super::common::{
-    authorize, check_items, decode_body, envelope_dsn_key, read_body, request_auth, spool,
+    accept, admit_sender, client_ip, decode_body, envelope_dsn_key, read_body, request_auth,
 };
+use super::quotas::track_invalid;
 use super::ApiError;
+use crate::actors::rate_limiter::Scoping;
 use crate::service::ServiceState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -22,24 +23,37 @@ async fn handle(
     project_id: web::Path<u64>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    let _permit = state.abuse.admit(client_ip(&req))?;
     let project_id = project_id.into_inner();
-    let limits = &state.config.limits;
-    // Refuse bad credentials before reading the body, when the request carries them.
-    let request_key = request_auth(&req)?.map(|auth| auth.public_key);
-    if let Some(key) = &request_key {
-        authorize(&state, project_id, Some(key.clone()))?;
-    }
-    let body = read_body(&req, payload, limits.max_request_size).await?;
-    let body = decode_body(&req, body, limits.max_envelope_size).await?;
-    let envelope = Envelope::parse(body.clone())?;
-    let public_key = match request_key {
-        Some(key) => key,
-        None => authorize(&state, project_id, envelope_dsn_key(&envelope)?)?,
+    // Refuse bad credentials (and senders under a full limit) before reading the body, when
+    // the request carries them; otherwise the envelope's `dsn` header decides.
+    let scoping = match request_auth(&req)? {
+        Some(auth) => Some(admit_sender(&state, project_id, Some(auth.public_key))?),
+        None => None,
     };
-    let event_id = check_items(&envelope, limits)?;
-    spool(&state, &body, event_id, project_id, public_key).await?;
-    Ok(match event_id {
-        Some(id) => HttpResponse::Ok().json(json!({ "id": id })),
-        None => HttpResponse::Ok().json(json!({})),
-    })
+    let result = receive(&state, &req, payload, project_id, scoping.clone()).await;
+    if let (Err(error), Some(scoping)) = (&result, &scoping) {
+        track_invalid(&state, scoping, error);
+    }
+    result
+}
+
+async fn receive(
+    state: &ServiceState,
+    req: &HttpRequest,
+    payload: web::Payload,
+    project_id: u64,
+    scoping: Option<Scoping>,
+) -> Result<HttpResponse, ApiError> {
+    let limits = &state.config.limits;
+    let body = read_body(req, payload, limits.max_request_size).await?;
+    let body = decode_body(req, body, limits.max_envelope_size).await?;
+    let envelope = Envelope::parse(body.clone())?;
+    let scoping = match scoping {
+        Some(scoping) => scoping,
+        None => admit_sender(state, project_id, envelope_dsn_key(&envelope)?)?,
+    };
+    Ok(accept(state, &scoping, envelope, Some(body))
+        .await?
+        .json_response())
 }

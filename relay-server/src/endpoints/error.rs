@@ -24,6 +24,17 @@ pub enum ApiError {
     /// The `Content-Encoding` is not supported; 415.
     #[error("{0}")]
     UnsupportedEncoding(String),
+    /// Over a quota or a request rate; 429 with `Retry-After` (and `X-Sentry-Rate-Limits` for
+    /// quotas).
+    #[error("{detail}")]
+    TooManyRequests {
+        /// What limit applied.
+        detail: String,
+        /// Seconds until the longest limit clears.
+        retry_after_secs: u64,
+        /// The `X-Sentry-Rate-Limits` value, for quotas.
+        rate_limits: Option<String>,
+    },
     /// The relay is at capacity; 503 with `Retry-After`.
     #[error("{detail}")]
     Overloaded {
@@ -35,6 +46,21 @@ pub enum ApiError {
     /// Something failed inside the relay; 500.
     #[error("{0}")]
     Internal(String),
+}
+
+/// The header telling SDKs which categories are limited, and for how long.
+pub const RATE_LIMITS_HEADER: &str = "X-Sentry-Rate-Limits";
+
+impl ApiError {
+    /// The `invalid` outcome reason for a refusal of the request's content, if it is one.
+    pub fn invalid_reason(&self) -> Option<&'static str> {
+        match self {
+            ApiError::BadRequest(_) => Some("invalid_request"),
+            ApiError::TooLarge(_) => Some("too_large"),
+            ApiError::UnsupportedEncoding(_) => Some("invalid_encoding"),
+            _ => None,
+        }
+    }
 }
 
 impl From<EnvelopeError> for ApiError {
@@ -72,6 +98,7 @@ impl ResponseError for ApiError {
             ApiError::Access(_) => StatusCode::FORBIDDEN,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -85,11 +112,23 @@ impl ResponseError for ApiError {
             tracing::debug!(%status, error = %self, "request refused");
         }
         let mut response = HttpResponse::build(status);
-        if let ApiError::Overloaded {
-            retry_after_secs, ..
-        } = self
-        {
-            response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+        match self {
+            ApiError::Overloaded {
+                retry_after_secs, ..
+            } => {
+                response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+            }
+            ApiError::TooManyRequests {
+                retry_after_secs,
+                rate_limits,
+                ..
+            } => {
+                response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+                if let Some(rate_limits) = rate_limits {
+                    response.insert_header((RATE_LIMITS_HEADER, rate_limits.as_str()));
+                }
+            }
+            _ => {}
         }
         response.json(json!({ "detail": self.to_string() }))
     }

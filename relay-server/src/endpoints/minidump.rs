@@ -13,8 +13,10 @@ use relay_core::{Envelope, EnvelopeHeaders, EventId, Item, ItemHeaders, ItemType
 use relay_processing::minidump::unwrap_minidump;
 use serde_json::{json, Map, Value};
 
-use super::common::{authorize, decode_body, read_body, request_auth, spool};
+use super::common::{accept, admit_sender, client_ip, decode_body, read_body, request_auth};
+use super::quotas::track_invalid;
 use super::ApiError;
+use crate::actors::rate_limiter::Scoping;
 use crate::service::ServiceState;
 
 /// The multipart field that holds the minidump.
@@ -30,19 +32,35 @@ async fn handle(
     project_id: web::Path<u64>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    let _permit = state.abuse.admit(client_ip(&req))?;
     let project_id = project_id.into_inner();
+    let key = request_auth(&req)?.map(|a| a.public_key);
+    let scoping = match admit_sender(&state, project_id, key) {
+        Ok(scoping) => scoping,
+        // Crash handlers retry on 429 and would resend the dump; the outcome is recorded.
+        Err(ApiError::TooManyRequests { .. }) => return Ok(event_id_response(EventId::new())),
+        Err(error) => return Err(error),
+    };
+    let result = receive(&state, &req, payload, &scoping).await;
+    if let Err(error) = &result {
+        track_invalid(&state, &scoping, error);
+    }
+    result
+}
+
+async fn receive(
+    state: &ServiceState,
+    req: &HttpRequest,
+    payload: web::Payload,
+    scoping: &Scoping,
+) -> Result<HttpResponse, ApiError> {
     let limits = &state.config.limits;
-    let public_key = authorize(
-        &state,
-        project_id,
-        request_auth(&req)?.map(|a| a.public_key),
-    )?;
     // A minidump can be larger than an ordinary request; it is bounded as an attachment.
     let request_limit = limits.max_request_size.max(limits.max_attachment_size);
-    let body = read_body(&req, payload, request_limit).await?;
-    let body = decode_body(&req, body, limits.max_envelope_size).await?;
+    let body = read_body(req, payload, request_limit).await?;
+    let body = decode_body(req, body, limits.max_envelope_size).await?;
 
-    let mut upload = match multipart_boundary(&req)? {
+    let mut upload = match multipart_boundary(req)? {
         Some(boundary) => parse_multipart(body, boundary).await?,
         None => Upload {
             minidump: Some(FileField {
@@ -61,17 +79,18 @@ async fn handle(
     minidump.data = unwrap(minidump.data, limits.max_attachment_size).await?;
 
     let (envelope, event_id) = build_envelope(upload, minidump)?;
-    spool(
-        &state,
-        &envelope.to_vec(),
-        Some(event_id),
-        project_id,
-        public_key,
-    )
-    .await?;
-    Ok(HttpResponse::Ok()
+    match accept(state, scoping, envelope, None).await {
+        // Limited dumps are answered as usual (see `handle`); the outcome is recorded.
+        Ok(_) | Err(ApiError::TooManyRequests { .. }) => Ok(event_id_response(event_id)),
+        Err(error) => Err(error),
+    }
+}
+
+/// The answer crash uploaders expect: the event id as text.
+fn event_id_response(event_id: EventId) -> HttpResponse {
+    HttpResponse::Ok()
         .content_type("text/plain")
-        .body(event_id.hyphenated()))
+        .body(event_id.hyphenated())
 }
 
 /// A file part of the upload.

@@ -8,17 +8,20 @@
 //! | `GET /healthz/{live,ready}`, `GET /api/relay/healthcheck/{live,ready}/` | [`health`] |
 //! | `GET /metrics` | [`metrics`] |
 
+mod abuse;
 mod common;
 mod envelope;
 mod error;
 mod health;
 mod metrics;
 mod minidump;
+mod quotas;
 mod store;
 
 use actix_web::dev::{Service, ServiceResponse};
 use actix_web::web;
 
+pub use abuse::AbuseGuard;
 pub use error::ApiError;
 
 /// Registers every route; shared by the server and the HTTP tests.

@@ -3,10 +3,12 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
 use relay_core::{Envelope, EnvelopeHeaders, Item, ItemHeaders, ItemType};
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use super::common::{authorize, check_items, decode_body, read_body, request_auth, spool};
+use super::common::{accept, admit_sender, client_ip, decode_body, read_body, request_auth};
+use super::quotas::track_invalid;
 use super::ApiError;
+use crate::actors::rate_limiter::Scoping;
 use crate::service::ServiceState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -19,19 +21,30 @@ async fn handle(
     project_id: web::Path<u64>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    let _permit = state.abuse.admit(client_ip(&req))?;
     let project_id = project_id.into_inner();
+    let key = request_auth(&req)?.map(|a| a.public_key);
+    let scoping = admit_sender(&state, project_id, key)?;
+    let result = receive(&state, &req, payload, &scoping).await;
+    if let Err(error) = &result {
+        track_invalid(&state, &scoping, error);
+    }
+    result
+}
+
+async fn receive(
+    state: &ServiceState,
+    req: &HttpRequest,
+    payload: web::Payload,
+    scoping: &Scoping,
+) -> Result<HttpResponse, ApiError> {
     let limits = &state.config.limits;
-    let public_key = authorize(
-        &state,
-        project_id,
-        request_auth(&req)?.map(|a| a.public_key),
-    )?;
-    let body = read_body(&req, payload, limits.max_request_size).await?;
-    let body = decode_body(&req, body, limits.max_event_size).await?;
+    let body = read_body(req, payload, limits.max_request_size).await?;
+    let body = decode_body(req, body, limits.max_event_size).await?;
     let envelope = envelope_from_event(body)?;
-    let event_id = check_items(&envelope, limits)?;
-    spool(&state, &envelope.to_vec(), event_id, project_id, public_key).await?;
-    Ok(HttpResponse::Ok().json(json!({ "id": event_id })))
+    Ok(accept(state, scoping, envelope, None)
+        .await?
+        .json_response())
 }
 
 /// Wraps a store request's JSON event in a one-item envelope.

@@ -1,5 +1,6 @@
 //! HTTP-level tests: the real endpoints and actors, publishing to librdkafka's mock cluster.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -11,8 +12,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
-use relay_core::config::{KeyConfig, ProjectConfig};
-use relay_core::Config;
+use relay_core::config::{KeyConfig, ProjectConfig, QuotaConfig, QuotaScope};
+use relay_core::{Config, DataCategory};
 use serde_json::{json, Value};
 
 use super::configure;
@@ -38,11 +39,17 @@ fn test_config() -> Config {
                     },
                 ],
                 disabled: false,
+                native_symbols: Vec::new(),
+                organization: None,
+                quotas: Vec::new(),
             },
             ProjectConfig {
                 id: 7,
                 keys: vec![KeyConfig::Plain(OTHER_PROJECT_KEY.into())],
                 disabled: false,
+                native_symbols: Vec::new(),
+                organization: None,
+                quotas: Vec::new(),
             },
         ],
         ..Config::default()
@@ -68,7 +75,8 @@ fn start_relay(config: Config, cluster: &Cluster) -> web::Data<ServiceState> {
         crate::kafka::create_producer(&cluster.bootstrap_servers(), &config.kafka).unwrap();
     let spool =
         crate::spool::Spool::open(&config.data_dir.join("spool"), config.spool.clone()).unwrap();
-    let state = web::Data::new(ServiceState::start(config, producer, spool));
+    let symbols = crate::actors::symbolicator::Symbols::load(&config).unwrap();
+    let state = web::Data::new(ServiceState::start(config, producer, spool, symbols));
     state.set_accepting(true);
     state
 }
@@ -684,4 +692,186 @@ async fn kafka_outage_fills_the_spool_then_intake_answers_503_and_recovers() {
     )
     .await;
     assert_eq!(ready.status(), StatusCode::OK);
+}
+
+#[actix_web::test]
+async fn minidump_is_symbolicated_with_the_projects_debug_files() {
+    let native = fixtures().join("native/linux-x86_64");
+    let mut config = test_config();
+    config.projects[0].native_symbols = vec![native.clone()];
+    let cluster = start_cluster(&config);
+    let state = start_relay(config, &cluster);
+    let app = app!(state);
+    let dump = std::fs::read(native.join("linux.dmp")).unwrap();
+    let req =
+        post("/api/42/minidump/", dump).insert_header(("Content-Type", "application/octet-stream"));
+    assert_eq!(
+        test::call_service(&app, req.to_request()).await.status(),
+        StatusCode::OK
+    );
+
+    let events = consume(&cluster, "relay.events", 1).await;
+    let event = &events[0].1["event"];
+    let exception = &event["exception"]["values"][0];
+    assert_eq!(exception["type"], "SIGSEGV", "{exception}");
+    // Frames are oldest first in the event; the crash is at the end.
+    let frames = exception["stacktrace"]["frames"]
+        .as_array()
+        .expect("crashing thread's frames");
+    let functions: Vec<_> = frames
+        .iter()
+        .rev()
+        .map(|f| f["function"].as_str().unwrap_or("?").to_owned())
+        .collect();
+    let main = frames
+        .iter()
+        .find(|f| f["function"] == "main")
+        .expect("main is symbolicated");
+    assert_eq!(main["lineno"], 35, "{functions:?}");
+    assert!(main["filename"].as_str().unwrap().ends_with("main.cpp"));
+    assert_eq!(main["status"], "symbolicated");
+    assert!(
+        functions[0].contains("crash"),
+        "innermost frame: {functions:?}"
+    );
+    let images = event["debug_meta"]["images"].as_array().unwrap();
+    assert!(
+        images.iter().any(|i| i["debug_status"] == "found"),
+        "{images:?}"
+    );
+}
+
+/// Sums outcome quantities per (category, outcome) until `expected` is reached or 10 s pass.
+async fn outcome_totals(cluster: &Cluster, expected: &BTreeMap<(String, String), u64>) -> BTreeMap<(String, String), u64> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let messages = consume_blocking_for(cluster, "relay.outcomes", Duration::from_millis(500)).await;
+        let mut totals = BTreeMap::new();
+        for (_, message) in &messages {
+            let key = (
+                message["category"].as_str().unwrap().to_owned(),
+                message["outcome"].as_str().unwrap().to_owned(),
+            );
+            *totals.entry(key).or_insert(0) += message["quantity"].as_u64().unwrap();
+        }
+        if &totals == expected || Instant::now() > deadline {
+            return totals;
+        }
+    }
+}
+
+/// Everything on `topic` that arrives within `idle` of the previous message.
+async fn consume_blocking_for(cluster: &Cluster, topic: &str, idle: Duration) -> Vec<(String, Value)> {
+    let bootstrap = cluster.bootstrap_servers();
+    let topic = topic.to_owned();
+    actix_web::rt::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("group.id", "relay-tests")
+            .create()
+            .unwrap();
+        let mut partitions = TopicPartitionList::new();
+        for partition in 0..PARTITIONS {
+            partitions.add_partition_offset(&topic, partition, Offset::Beginning).unwrap();
+        }
+        consumer.assign(&partitions).unwrap();
+        let mut messages = Vec::new();
+        // Connecting and fetching the first batch takes longer than the idle gap.
+        let mut wait = Duration::from_secs(3);
+        while let Some(Ok(message)) = consumer.poll(wait) {
+            wait = idle;
+            let key = String::from_utf8(message.key().unwrap_or_default().to_vec()).unwrap();
+            messages.push((key, serde_json::from_slice(message.payload().unwrap()).unwrap()));
+        }
+        messages
+    })
+    .await
+    .unwrap()
+}
+
+#[actix_web::test]
+async fn quotas_limit_items_and_outcomes_add_up() {
+    let mut config = test_config();
+    config.projects[0].quotas = vec![QuotaConfig {
+        id: "errors-per-key".into(),
+        categories: vec![DataCategory::Error],
+        scope: QuotaScope::Key,
+        limit: 5,
+        window: 60,
+        reason: Some("key_quota".into()),
+    }];
+    config.outcomes.flush_interval_secs = 1;
+    let cluster = start_cluster(&config);
+    let state = start_relay(config, &cluster);
+    let app = app!(state);
+
+    let mut statuses = Vec::new();
+    for i in 0..8 {
+        let response = test::call_service(&app, post("/api/42/envelope/", envelope(&format!("{i:032x}"), "quota")).to_request()).await;
+        statuses.push(response.status().as_u16());
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            let retry_after: u64 = response.headers().get("Retry-After").unwrap().to_str().unwrap().parse().unwrap();
+            assert!((1..=60).contains(&retry_after), "{retry_after}");
+            let limits = response.headers().get("X-Sentry-Rate-Limits").unwrap().to_str().unwrap().to_owned();
+            assert!(limits.ends_with(":error:key:key_quota"), "{limits}");
+            assert!(body_json(response).await["detail"].as_str().unwrap().contains("rate limited"));
+        }
+    }
+    assert_eq!(statuses, [200, 200, 200, 200, 200, 429, 429, 429]);
+
+    // Partly limited: the error goes, the session stays, the answer is 200 with the header.
+    let mixed = format!(
+        "{{\"event_id\":\"{:032x}\"}}\n{{\"type\":\"event\"}}\n{{\"message\":\"m\"}}\n{{\"type\":\"session\"}}\n{{\"sid\":\"s1\",\"status\":\"ok\"}}\n\
+         {{\"type\":\"client_report\"}}\n{{\"discarded_events\":[{{\"reason\":\"ratelimit_backoff\",\"category\":\"error\",\"quantity\":3}}]}}\n",
+        100
+    );
+    let response = test::call_service(&app, post("/api/42/envelope/", mixed).to_request()).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.headers().get("X-Sentry-Rate-Limits").is_some());
+    // Other categories and other keys are not limited.
+    let transaction = "{}\n{\"type\":\"transaction\"}\n{\"type\":\"transaction\",\"transaction\":\"/t\"}\n";
+    let response = test::call_service(&app, post("/api/42/envelope/", transaction).to_request()).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.headers().get("X-Sentry-Rate-Limits").is_none());
+    // The minidump endpoint never answers 429; the limited crash is counted, not published.
+    let dump = std::fs::read(fixtures().join("native/linux-x86_64/linux.dmp")).unwrap();
+    let req = post("/api/42/minidump/", dump).insert_header(("Content-Type", "application/octet-stream"));
+    assert_eq!(test::call_service(&app, req.to_request()).await.status(), StatusCode::OK);
+
+    let expected: BTreeMap<(String, String), u64> = [
+        (("error", "accepted"), 5),
+        (("error", "rate_limited"), 5),
+        (("attachment", "rate_limited"), std::fs::metadata(fixtures().join("native/linux-x86_64/linux.dmp")).unwrap().len()),
+        (("attachment_item", "rate_limited"), 1),
+        (("error", "client_discard"), 3),
+        (("session", "accepted"), 1),
+        (("internal", "accepted"), 1),
+        (("transaction", "accepted"), 1),
+    ]
+    .into_iter()
+    .map(|((c, o), n)| ((c.to_owned(), o.to_owned()), n))
+    .collect();
+    assert_eq!(outcome_totals(&cluster, &expected).await, expected);
+}
+
+#[actix_web::test]
+async fn per_ip_limit_answers_429_with_retry_after() {
+    let mut config = test_config();
+    config.limits.per_ip_requests_per_second = 2;
+    let cluster = start_cluster(&config);
+    let state = start_relay(config, &cluster);
+    let app = app!(state);
+    let mut statuses = Vec::new();
+    for i in 0..10 {
+        let req = post("/api/42/envelope/", envelope(&format!("{i:032x}"), "ip")).peer_addr("127.0.0.9:5000".parse().unwrap());
+        let response = test::call_service(&app, req.to_request()).await;
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            assert!(response.headers().get("Retry-After").is_some());
+        }
+        statuses.push(response.status().as_u16());
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 4, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 6, "{statuses:?}");
+    let other = post("/api/42/envelope/", envelope(&format!("{:032x}", 77), "other")).peer_addr("127.0.0.10:5000".parse().unwrap());
+    assert_eq!(test::call_service(&app, other.to_request()).await.status(), StatusCode::OK);
 }

@@ -22,6 +22,8 @@ pub enum Topic {
     Events,
     /// Attachment chunks.
     Attachments,
+    /// Aggregated outcomes.
+    Outcomes,
 }
 
 /// One message ready to produce.

@@ -1,0 +1,181 @@
+//! Intake-side accounting: quotas (via the RateLimiter actor), client reports and the
+//! `invalid` outcomes of refused requests.
+
+use std::time::Instant;
+
+use chrono::Utc;
+use relay_core::{DataCategory, Envelope, ItemType, Outcome};
+use serde::Deserialize;
+use tokio::sync::oneshot;
+
+use super::ApiError;
+use crate::actors::outcomes::TrackOutcome;
+use crate::actors::rate_limiter::{rate_limits_header, ActiveLimit, CheckLimits, Scoping};
+use crate::service::ServiceState;
+
+/// Who a request counts against, from its project and key.
+pub fn scoping(state: &ServiceState, project_id: u64, public_key: &str) -> Scoping {
+    Scoping {
+        project_id,
+        public_key: public_key.to_owned(),
+        organization: state.projects.organization(project_id),
+    }
+}
+
+/// Refuses a sender under a limit covering every category, before its body is read.
+pub fn refuse_if_fully_limited(state: &ServiceState, scoping: &Scoping) -> Result<(), ApiError> {
+    let now = Instant::now();
+    let Some(limit) = state.active_limits.all_categories(scoping, now) else {
+        return Ok(());
+    };
+    // The body is not read, so its items are unknown: counted as one `default` unit.
+    state.outcomes.track_item(
+        (scoping.project_id, Some(&scoping.public_key)),
+        &[(DataCategory::Default, 1)],
+        Outcome::RateLimited,
+        limit.reason.as_deref(),
+    );
+    Err(too_many_requests(&[limit], now))
+}
+
+/// Applies quotas to the envelope: removes limited items (an event's attachments go with it)
+/// and records their `rate_limited` outcomes.
+///
+/// Returns the `X-Sentry-Rate-Limits` value when something was limited; fails with 429 when
+/// nothing is left.
+pub async fn enforce_quotas(
+    state: &ServiceState,
+    scoping: &Scoping,
+    envelope: &mut Envelope,
+) -> Result<Option<String>, ApiError> {
+    if !state.projects.has_quotas(scoping.project_id) {
+        return Ok(None);
+    }
+    let items: Vec<_> = envelope
+        .items
+        .iter()
+        .map(|item| DataCategory::for_item(item.ty(), item.payload.len()))
+        .collect();
+    let (reply, decision) = oneshot::channel();
+    let check = CheckLimits {
+        scoping: scoping.clone(),
+        items: items.clone(),
+        reply,
+    };
+    if state.rate_limiter.try_send(check).is_err() {
+        return Err(ApiError::Overloaded {
+            detail: "the rate_limiter stage is at capacity; retry later".to_owned(),
+            retry_after_secs: state.config.pipeline.retry_after_secs,
+        });
+    }
+    let decision = decision
+        .await
+        .map_err(|_| ApiError::Internal("the rate limiter did not answer".to_owned()))?;
+    if decision.limits.is_empty() {
+        return Ok(None);
+    }
+    let now = Instant::now();
+    let event_limited = envelope
+        .items
+        .iter()
+        .zip(&decision.limited)
+        .any(|(item, limited)| item.ty().is_event() && *limited);
+    let mut kept = Vec::with_capacity(envelope.items.len());
+    for ((item, categories), limited) in envelope.items.drain(..).zip(&items).zip(&decision.limited)
+    {
+        let dropped = *limited || (event_limited && item.ty() == &ItemType::Attachment);
+        if !dropped {
+            kept.push(item);
+            continue;
+        }
+        let reason = categories
+            .iter()
+            .find_map(|(category, _)| {
+                decision
+                    .limits
+                    .iter()
+                    .find(|l| l.categories.is_empty() || l.categories.contains(category))
+            })
+            .and_then(|limit| limit.reason.as_deref())
+            .unwrap_or("quota");
+        state.outcomes.track_item(
+            (scoping.project_id, Some(&scoping.public_key)),
+            categories,
+            Outcome::RateLimited,
+            Some(reason),
+        );
+    }
+    envelope.items = kept;
+    if envelope.items.is_empty() {
+        return Err(too_many_requests(&decision.limits, now));
+    }
+    Ok(Some(rate_limits_header(&decision.limits, now)))
+}
+
+fn too_many_requests(limits: &[ActiveLimit], now: Instant) -> ApiError {
+    let header = rate_limits_header(limits, now);
+    ApiError::TooManyRequests {
+        detail: format!("rate limited: {header}"),
+        retry_after_secs: limits
+            .iter()
+            .map(|l| l.retry_after_secs(now))
+            .max()
+            .unwrap_or(1),
+        rate_limits: Some(header),
+    }
+}
+
+/// A client report: what the SDK discarded itself, and why.
+#[derive(Deserialize)]
+struct ClientReport {
+    #[serde(default)]
+    discarded_events: Vec<DiscardedEvents>,
+}
+
+#[derive(Deserialize)]
+struct DiscardedEvents {
+    reason: String,
+    category: String,
+    quantity: u64,
+}
+
+/// Records the `client_discard` outcomes of the envelope's client reports.
+pub fn track_client_reports(state: &ServiceState, scoping: &Scoping, envelope: &Envelope) {
+    let timestamp = Utc::now();
+    for item in envelope
+        .items
+        .iter()
+        .filter(|i| i.ty() == &ItemType::ClientReport)
+    {
+        let Ok(report) = serde_json::from_slice::<ClientReport>(&item.payload) else {
+            tracing::debug!("ignoring a malformed client report");
+            continue;
+        };
+        for discarded in report.discarded_events {
+            let Ok(category) = discarded.category.parse::<DataCategory>() else {
+                continue;
+            };
+            state.outcomes.track(TrackOutcome {
+                project_id: scoping.project_id,
+                key: Some(scoping.public_key.clone()),
+                category,
+                outcome: Outcome::ClientDiscard,
+                reason: Some(discarded.reason),
+                quantity: discarded.quantity,
+                timestamp,
+            });
+        }
+    }
+}
+
+/// Records an `invalid` outcome for a request refused for its content.
+pub fn track_invalid(state: &ServiceState, scoping: &Scoping, error: &ApiError) {
+    if let Some(reason) = error.invalid_reason() {
+        state.outcomes.track_item(
+            (scoping.project_id, Some(&scoping.public_key)),
+            &[(DataCategory::Default, 1)],
+            Outcome::Invalid,
+            Some(reason),
+        );
+    }
+}
