@@ -43,7 +43,11 @@ impl AbuseGuard {
     /// Admits a request from `ip`; the permit bounds concurrency until it is dropped.
     pub fn admit(&self, ip: Option<IpAddr>) -> Result<OwnedSemaphorePermit, ApiError> {
         if let (Some(limiter), Some(ip)) = (&self.per_ip, ip) {
-            if self.checks.fetch_add(1, Ordering::Relaxed).is_multiple_of(SWEEP_EVERY) {
+            if self
+                .checks
+                .fetch_add(1, Ordering::Relaxed)
+                .is_multiple_of(SWEEP_EVERY)
+            {
                 limiter.retain_recent();
             }
             if let Err(not_until) = limiter.check_key(&ip) {

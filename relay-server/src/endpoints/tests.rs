@@ -742,10 +742,14 @@ async fn minidump_is_symbolicated_with_the_projects_debug_files() {
 }
 
 /// Sums outcome quantities per (category, outcome) until `expected` is reached or 10 s pass.
-async fn outcome_totals(cluster: &Cluster, expected: &BTreeMap<(String, String), u64>) -> BTreeMap<(String, String), u64> {
+async fn outcome_totals(
+    cluster: &Cluster,
+    expected: &BTreeMap<(String, String), u64>,
+) -> BTreeMap<(String, String), u64> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let messages = consume_blocking_for(cluster, "relay.outcomes", Duration::from_millis(500)).await;
+        let messages =
+            consume_blocking_for(cluster, "relay.outcomes", Duration::from_millis(500)).await;
         let mut totals = BTreeMap::new();
         for (_, message) in &messages {
             let key = (
@@ -761,7 +765,11 @@ async fn outcome_totals(cluster: &Cluster, expected: &BTreeMap<(String, String),
 }
 
 /// Everything on `topic` that arrives within `idle` of the previous message.
-async fn consume_blocking_for(cluster: &Cluster, topic: &str, idle: Duration) -> Vec<(String, Value)> {
+async fn consume_blocking_for(
+    cluster: &Cluster,
+    topic: &str,
+    idle: Duration,
+) -> Vec<(String, Value)> {
     let bootstrap = cluster.bootstrap_servers();
     let topic = topic.to_owned();
     actix_web::rt::task::spawn_blocking(move || {
@@ -772,7 +780,9 @@ async fn consume_blocking_for(cluster: &Cluster, topic: &str, idle: Duration) ->
             .unwrap();
         let mut partitions = TopicPartitionList::new();
         for partition in 0..PARTITIONS {
-            partitions.add_partition_offset(&topic, partition, Offset::Beginning).unwrap();
+            partitions
+                .add_partition_offset(&topic, partition, Offset::Beginning)
+                .unwrap();
         }
         consumer.assign(&partitions).unwrap();
         let mut messages = Vec::new();
@@ -781,7 +791,10 @@ async fn consume_blocking_for(cluster: &Cluster, topic: &str, idle: Duration) ->
         while let Some(Ok(message)) = consumer.poll(wait) {
             wait = idle;
             let key = String::from_utf8(message.key().unwrap_or_default().to_vec()).unwrap();
-            messages.push((key, serde_json::from_slice(message.payload().unwrap()).unwrap()));
+            messages.push((
+                key,
+                serde_json::from_slice(message.payload().unwrap()).unwrap(),
+            ));
         }
         messages
     })
@@ -807,14 +820,34 @@ async fn quotas_limit_items_and_outcomes_add_up() {
 
     let mut statuses = Vec::new();
     for i in 0..8 {
-        let response = test::call_service(&app, post("/api/42/envelope/", envelope(&format!("{i:032x}"), "quota")).to_request()).await;
+        let response = test::call_service(
+            &app,
+            post("/api/42/envelope/", envelope(&format!("{i:032x}"), "quota")).to_request(),
+        )
+        .await;
         statuses.push(response.status().as_u16());
         if response.status() == StatusCode::TOO_MANY_REQUESTS {
-            let retry_after: u64 = response.headers().get("Retry-After").unwrap().to_str().unwrap().parse().unwrap();
+            let retry_after: u64 = response
+                .headers()
+                .get("Retry-After")
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
             assert!((1..=60).contains(&retry_after), "{retry_after}");
-            let limits = response.headers().get("X-Sentry-Rate-Limits").unwrap().to_str().unwrap().to_owned();
+            let limits = response
+                .headers()
+                .get("X-Sentry-Rate-Limits")
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_owned();
             assert!(limits.ends_with(":error:key:key_quota"), "{limits}");
-            assert!(body_json(response).await["detail"].as_str().unwrap().contains("rate limited"));
+            assert!(body_json(response).await["detail"]
+                .as_str()
+                .unwrap()
+                .contains("rate limited"));
         }
     }
     assert_eq!(statuses, [200, 200, 200, 200, 200, 429, 429, 429]);
@@ -829,19 +862,30 @@ async fn quotas_limit_items_and_outcomes_add_up() {
     assert_eq!(response.status(), StatusCode::OK);
     assert!(response.headers().get("X-Sentry-Rate-Limits").is_some());
     // Other categories and other keys are not limited.
-    let transaction = "{}\n{\"type\":\"transaction\"}\n{\"type\":\"transaction\",\"transaction\":\"/t\"}\n";
-    let response = test::call_service(&app, post("/api/42/envelope/", transaction).to_request()).await;
+    let transaction =
+        "{}\n{\"type\":\"transaction\"}\n{\"type\":\"transaction\",\"transaction\":\"/t\"}\n";
+    let response =
+        test::call_service(&app, post("/api/42/envelope/", transaction).to_request()).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert!(response.headers().get("X-Sentry-Rate-Limits").is_none());
     // The minidump endpoint never answers 429; the limited crash is counted, not published.
     let dump = std::fs::read(fixtures().join("native/linux-x86_64/linux.dmp")).unwrap();
-    let req = post("/api/42/minidump/", dump).insert_header(("Content-Type", "application/octet-stream"));
-    assert_eq!(test::call_service(&app, req.to_request()).await.status(), StatusCode::OK);
+    let req =
+        post("/api/42/minidump/", dump).insert_header(("Content-Type", "application/octet-stream"));
+    assert_eq!(
+        test::call_service(&app, req.to_request()).await.status(),
+        StatusCode::OK
+    );
 
     let expected: BTreeMap<(String, String), u64> = [
         (("error", "accepted"), 5),
         (("error", "rate_limited"), 5),
-        (("attachment", "rate_limited"), std::fs::metadata(fixtures().join("native/linux-x86_64/linux.dmp")).unwrap().len()),
+        (
+            ("attachment", "rate_limited"),
+            std::fs::metadata(fixtures().join("native/linux-x86_64/linux.dmp"))
+                .unwrap()
+                .len(),
+        ),
         (("attachment_item", "rate_limited"), 1),
         (("error", "client_discard"), 3),
         (("session", "accepted"), 1),
@@ -863,15 +907,31 @@ async fn per_ip_limit_answers_429_with_retry_after() {
     let app = app!(state);
     let mut statuses = Vec::new();
     for i in 0..10 {
-        let req = post("/api/42/envelope/", envelope(&format!("{i:032x}"), "ip")).peer_addr("127.0.0.9:5000".parse().unwrap());
+        let req = post("/api/42/envelope/", envelope(&format!("{i:032x}"), "ip"))
+            .peer_addr("127.0.0.9:5000".parse().unwrap());
         let response = test::call_service(&app, req.to_request()).await;
         if response.status() == StatusCode::TOO_MANY_REQUESTS {
             assert!(response.headers().get("Retry-After").is_some());
         }
         statuses.push(response.status().as_u16());
     }
-    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 4, "{statuses:?}");
-    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 6, "{statuses:?}");
-    let other = post("/api/42/envelope/", envelope(&format!("{:032x}", 77), "other")).peer_addr("127.0.0.10:5000".parse().unwrap());
-    assert_eq!(test::call_service(&app, other.to_request()).await.status(), StatusCode::OK);
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        4,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        6,
+        "{statuses:?}"
+    );
+    let other = post(
+        "/api/42/envelope/",
+        envelope(&format!("{:032x}", 77), "other"),
+    )
+    .peer_addr("127.0.0.10:5000".parse().unwrap());
+    assert_eq!(
+        test::call_service(&app, other.to_request()).await.status(),
+        StatusCode::OK
+    );
 }
