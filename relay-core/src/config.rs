@@ -149,6 +149,9 @@ pub struct ProjectConfig {
     /// in `symbolication.native_symbols`.
     #[serde(default)]
     pub native_symbols: Vec<PathBuf>,
+    /// Directory of JavaScript artifacts for this project, instead of the global one.
+    #[serde(default)]
+    pub js_artifacts: Option<PathBuf>,
     /// The organization the project belongs to, for organization-scoped quotas.
     #[serde(default)]
     pub organization: Option<u64>,
@@ -306,6 +309,9 @@ pub struct SymbolicationConfig {
     /// Directories of native debug files (ELF/DWARF, Mach-O/dSYM, PDB, PE, Breakpad `.sym`) in
     /// any layout, searched in order for every project. Defaults to none.
     pub native_symbols: Vec<PathBuf>,
+    /// Directory of JavaScript artifacts (minified files, source maps, Sentry artifact
+    /// bundles) for every project without its own `js_artifacts`. Defaults to none.
+    pub js_artifacts: Option<PathBuf>,
     /// Where SymCaches and CFI caches are kept. Defaults to `data_dir/symbol-cache`.
     pub cache_dir: Option<PathBuf>,
     /// Deadline for symbolicating one event, in seconds; frames not done by then are marked
@@ -317,6 +323,7 @@ impl Default for SymbolicationConfig {
     fn default() -> Self {
         SymbolicationConfig {
             native_symbols: Vec::new(),
+            js_artifacts: None,
             cache_dir: None,
             timeout_secs: 20,
         }
@@ -537,6 +544,7 @@ mod tests {
             keys: vec![KeyConfig::Plain(key.to_owned())],
             disabled: false,
             native_symbols: Vec::new(),
+            js_artifacts: None,
             organization: None,
             quotas: Vec::new(),
         }

@@ -138,6 +138,7 @@ pub fn ensure_default_project(config: &mut Config) -> std::io::Result<()> {
         keys: vec![KeyConfig::Plain(project.public_key)],
         disabled: false,
         native_symbols: Vec::new(),
+        js_artifacts: None,
         organization: None,
         quotas: Vec::new(),
     });
@@ -174,6 +175,7 @@ mod tests {
                 ],
                 disabled: false,
                 native_symbols: Vec::new(),
+                js_artifacts: None,
                 organization: None,
                 quotas: Vec::new(),
             },
@@ -182,6 +184,7 @@ mod tests {
                 keys: vec![KeyConfig::Plain("00000000000000000000000000000007".into())],
                 disabled: true,
                 native_symbols: Vec::new(),
+                js_artifacts: None,
                 organization: None,
                 quotas: Vec::new(),
             },

@@ -368,6 +368,7 @@ mod tests {
             keys: Vec::new(),
             disabled: false,
             native_symbols: Vec::new(),
+            js_artifacts: None,
             organization: Some(7),
             quotas,
         }

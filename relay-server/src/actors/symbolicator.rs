@@ -2,8 +2,10 @@
 //!
 //! An event with a minidump attachment (`attachment_type: event.minidump`) gets its crash
 //! walked and symbolicated with the project's debug files; the result becomes the event's
-//! exception, threads and `debug_meta.images`. A missing debug file, a corrupt dump or the
-//! per-event deadline never stop the event: frames carry a status saying why they are bare.
+//! exception, threads and `debug_meta.images`. A JavaScript event gets its minified frames
+//! resolved through the project's source maps. A missing debug file or source map, a corrupt
+//! dump or the per-event deadline never stop the event: frames carry a status saying why they
+//! are bare.
 //! The work runs on a pool of dedicated threads, never on the HTTP workers or async arbiters.
 //!
 //! A `SyncArbiter`'s queue is unbounded (actix drains its channel into an unbounded queue), so
@@ -18,6 +20,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use relay_core::{Config, ItemType};
 use relay_processing::minidump::unwrap_minidump;
+use relay_processing::sourcemap::{is_javascript_event, symbolicate_js_event, SourceMapStore};
 use relay_processing::symbolicate::{
     apply_to_event, symbolicate_minidump, LocalDirectory, SymbolSource, SymbolStore,
 };
@@ -39,10 +42,15 @@ impl Message for SymbolicateEnvelope {
     type Result = ();
 }
 
-/// Debug files per project, shared by all symbolicator threads.
+/// Size bound of the built source map caches on disk.
+const SOURCEMAP_CACHE_BYTES: u64 = 1 << 30;
+
+/// Debug files and source maps per project, shared by all symbolicator threads.
 pub struct Symbols {
     per_project: HashMap<u64, Arc<SymbolStore>>,
     shared: Arc<SymbolStore>,
+    js_per_project: HashMap<u64, Arc<SourceMapStore>>,
+    js_shared: Option<Arc<SourceMapStore>>,
     timeout: Duration,
     max_minidump_size: usize,
 }
@@ -66,6 +74,26 @@ impl Symbols {
             }
             Ok(Arc::new(SymbolStore::new(sources, Some(cache_dir.clone()))))
         };
+        let sourcemaps = |dir: &PathBuf| -> anyhow::Result<Arc<SourceMapStore>> {
+            let store =
+                SourceMapStore::open(dir, cache_dir.join("sourcemaps"), SOURCEMAP_CACHE_BYTES)
+                    .map_err(|e| {
+                        anyhow::anyhow!("cannot open JavaScript artifacts {}: {e}", dir.display())
+                    })?;
+            Ok(Arc::new(store))
+        };
+        let mut js_per_project = HashMap::new();
+        for project in &config.projects {
+            if let Some(dir) = &project.js_artifacts {
+                js_per_project.insert(project.id, sourcemaps(dir)?);
+            }
+        }
+        let js_shared = config
+            .symbolication
+            .js_artifacts
+            .as_ref()
+            .map(sourcemaps)
+            .transpose()?;
         let mut per_project = HashMap::new();
         for project in config
             .projects
@@ -78,6 +106,8 @@ impl Symbols {
         Ok(Symbols {
             per_project,
             shared: store(&global.iter().collect::<Vec<_>>())?,
+            js_per_project,
+            js_shared,
             timeout: Duration::from_secs(config.symbolication.timeout_secs),
             max_minidump_size: config.limits.max_attachment_size,
         })
@@ -85,6 +115,13 @@ impl Symbols {
 
     fn for_project(&self, project_id: u64) -> &SymbolStore {
         self.per_project.get(&project_id).unwrap_or(&self.shared)
+    }
+
+    fn sourcemaps_for_project(&self, project_id: u64) -> Option<&SourceMapStore> {
+        self.js_per_project
+            .get(&project_id)
+            .or(self.js_shared.as_ref())
+            .map(Arc::as_ref)
     }
 }
 
@@ -112,6 +149,7 @@ impl Handler<SymbolicateEnvelope> for Symbolicator {
             _permit,
         } = job;
         symbolicate_native(&mut envelope, &self.symbols);
+        symbolicate_javascript(&mut envelope, &self.symbols);
         // The permit is released when `_permit` goes out of scope, after forwarding.
         self.next.forward(AggregateEnvelope(envelope));
     }
@@ -146,6 +184,21 @@ fn symbolicate_native(envelope: &mut ManagedEnvelope, symbols: &Symbols) {
         Err(error) => note_error(event, "native_bad_dump", &error.to_string()),
     }
     tracing::debug!(elapsed = ?started.elapsed(), "minidump symbolicated");
+}
+
+/// Resolves a JavaScript event's minified frames through the project's source maps.
+fn symbolicate_javascript(envelope: &mut ManagedEnvelope, symbols: &Symbols) {
+    let project_id = envelope.meta.project_id;
+    let Some(event) = envelope.event.as_mut() else {
+        return;
+    };
+    let Some(store) = symbols.sourcemaps_for_project(project_id) else {
+        return;
+    };
+    if is_javascript_event(event) {
+        let stats = symbolicate_js_event(event, store);
+        tracing::debug!(?stats, "JavaScript frames resolved");
+    }
 }
 
 /// Records a processing problem in the event's `errors`, where Sentry's protocol keeps them.

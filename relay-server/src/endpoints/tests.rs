@@ -40,6 +40,7 @@ fn test_config() -> Config {
                 ],
                 disabled: false,
                 native_symbols: Vec::new(),
+                js_artifacts: None,
                 organization: None,
                 quotas: Vec::new(),
             },
@@ -48,6 +49,7 @@ fn test_config() -> Config {
                 keys: vec![KeyConfig::Plain(OTHER_PROJECT_KEY.into())],
                 disabled: false,
                 native_symbols: Vec::new(),
+                js_artifacts: None,
                 organization: None,
                 quotas: Vec::new(),
             },
@@ -934,4 +936,44 @@ async fn per_ip_limit_answers_429_with_retry_after() {
         test::call_service(&app, other.to_request()).await.status(),
         StatusCode::OK
     );
+}
+
+#[actix_web::test]
+async fn javascript_frames_are_resolved_through_the_projects_source_maps() {
+    let mut config = test_config();
+    config.projects[0].js_artifacts =
+        Some(fixtures().join("js/symbolicator/01_sourcemap_expansion"));
+    let cluster = start_cluster(&config);
+    let state = start_relay(config, &cluster);
+    let app = app!(state);
+    let url = "http://example.com/test.min.js";
+    let event = json!({
+        "platform": "javascript",
+        "exception": {"values": [{"type": "Error", "value": "boom", "stacktrace": {"frames": [
+            {"function": "i", "abs_path": url, "filename": "test.min.js", "lineno": 1, "colno": 183},
+            {"function": "e", "abs_path": url, "filename": "test.min.js", "lineno": 1, "colno": 64},
+        ]}}]},
+    });
+    let body = format!("{{}}\n{{\"type\":\"event\"}}\n{event}\n");
+    assert_eq!(
+        test::call_service(&app, post("/api/42/envelope/", body).to_request())
+            .await
+            .status(),
+        StatusCode::OK
+    );
+
+    let events = consume(&cluster, "relay.events", 1).await;
+    let frames = &events[0].1["event"]["exception"]["values"][0]["stacktrace"]["frames"];
+    assert_eq!(frames[0]["function"], "test");
+    assert_eq!(frames[0]["abs_path"], "http://example.com/test.js");
+    assert_eq!(
+        (frames[0]["lineno"].as_u64(), frames[0]["colno"].as_u64()),
+        (Some(20), Some(5))
+    );
+    assert_eq!(frames[1]["function"], "onFailure");
+    assert_eq!(
+        (frames[1]["lineno"].as_u64(), frames[1]["colno"].as_u64()),
+        (Some(5), Some(11))
+    );
+    assert_eq!(frames[1]["raw_function"], "e", "the minified name is kept");
 }
