@@ -29,12 +29,20 @@ pub enum DataCategory {
     Session,
     /// Log records.
     LogItem,
+    /// Log bytes (counted by SDKs in client reports).
+    LogByte,
     /// Cron check-ins.
     Monitor,
     /// Spans.
     Span,
     /// Profiles.
     Profile,
+    /// Continuous-profiling chunks.
+    ProfileChunk,
+    /// Trace metrics (counted by SDKs in client reports).
+    TraceMetric,
+    /// Trace metric bytes (counted by SDKs in client reports).
+    TraceMetricByte,
     /// Session replays.
     Replay,
     /// User feedback.
@@ -43,7 +51,7 @@ pub enum DataCategory {
     Internal,
 }
 
-const ALL: [(DataCategory, &str); 14] = [
+const ALL: [(DataCategory, &str); 18] = [
     (DataCategory::Default, "default"),
     (DataCategory::Error, "error"),
     (DataCategory::Transaction, "transaction"),
@@ -52,9 +60,13 @@ const ALL: [(DataCategory, &str); 14] = [
     (DataCategory::AttachmentItem, "attachment_item"),
     (DataCategory::Session, "session"),
     (DataCategory::LogItem, "log_item"),
+    (DataCategory::LogByte, "log_byte"),
     (DataCategory::Monitor, "monitor"),
     (DataCategory::Span, "span"),
     (DataCategory::Profile, "profile"),
+    (DataCategory::ProfileChunk, "profile_chunk"),
+    (DataCategory::TraceMetric, "trace_metric"),
+    (DataCategory::TraceMetricByte, "trace_metric_byte"),
     (DataCategory::Replay, "replay"),
     (DataCategory::Feedback, "feedback"),
     (DataCategory::Internal, "internal"),
@@ -89,7 +101,9 @@ impl DataCategory {
             ItemType::Span => one(DataCategory::Span),
             ItemType::Profile => one(DataCategory::Profile),
             ItemType::ReplayEvent | ItemType::ReplayRecording => one(DataCategory::Replay),
-            ItemType::UserReport | ItemType::Feedback => one(DataCategory::Feedback),
+            // SDKs count legacy user reports as `default`.
+            ItemType::UserReport => one(DataCategory::Default),
+            ItemType::Feedback => one(DataCategory::Feedback),
             ItemType::ClientReport => one(DataCategory::Internal),
             ItemType::FormData | ItemType::Unknown(_) => Vec::new(),
         }
@@ -109,7 +123,7 @@ impl FromStr for DataCategory {
         let name = match s {
             "log" => "log_item",
             "check_in" => "monitor",
-            "user_report" | "user_report_v2" => "feedback",
+            "user_report_v2" => "feedback",
             "client_report" => "internal",
             other => other,
         };

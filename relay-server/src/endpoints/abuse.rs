@@ -51,6 +51,8 @@ impl AbuseGuard {
                 limiter.retain_recent();
             }
             if let Err(not_until) = limiter.check_key(&ip) {
+                // No project is known yet, so this counts as a rejection, not an outcome.
+                crate::metrics::count_rejection("per_ip");
                 let wait = not_until.wait_time_from(self.clock.now());
                 return Err(ApiError::TooManyRequests {
                     detail: format!("too many requests from {ip}; slow down"),

@@ -152,9 +152,8 @@ pub fn track_client_reports(state: &ServiceState, scoping: &Scoping, envelope: &
             continue;
         };
         for discarded in report.discarded_events {
-            let Ok(category) = discarded.category.parse::<DataCategory>() else {
-                continue;
-            };
+            // A category this relay does not know still counts, as `default`.
+            let category = discarded.category.parse().unwrap_or(DataCategory::Default);
             state.outcomes.track(TrackOutcome {
                 project_id: scoping.project_id,
                 key: Some(scoping.public_key.clone()),
