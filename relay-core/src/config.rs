@@ -283,8 +283,9 @@ pub struct PipelineConfig {
     pub shutdown_timeout_secs: u64,
     /// The `Retry-After` sent with 503 answers, in seconds. Defaults to 1.
     pub retry_after_secs: u64,
-    /// First wait before an envelope refused by a full stage or failed by Kafka is retried from
-    /// the spool, in milliseconds; doubles up to 30 s. Defaults to 200.
+    /// First wait before an envelope whose Kafka delivery failed is retried from the spool, in
+    /// milliseconds; doubles up to 30 s. (An envelope refused by a full stage is retried after
+    /// 5 to 50 ms.) Defaults to 200.
     pub retry_backoff_ms: u64,
 }
 

@@ -365,7 +365,13 @@ class Kafka:
 # ----------------------------------------------------------------------------------------------
 
 
-def relay_config_yaml(port: int, data_dir: Path, brokers: str, extra: str = "") -> str:
+def relay_config_yaml(port: int, data_dir: Path, brokers: str, extra: str = "",
+                      kafka_producer: dict[str, str] | None = None) -> str:
+    """`extra`: more top-level YAML; `kafka_producer`: librdkafka properties (kafka.producer)."""
+    producer = ""
+    if kafka_producer:
+        producer = "  producer:\n" + "".join(
+            f"    {k}: {json.dumps(str(v))}\n" for k, v in kafka_producer.items())
     return (
         f'listen: "127.0.0.1:{port}"\n'
         f'data_dir: "{data_dir}"\n'
@@ -376,6 +382,7 @@ def relay_config_yaml(port: int, data_dir: Path, brokers: str, extra: str = "") 
         f"    attachments: {TOPICS['attachments']}\n"
         f"    outcomes: {TOPICS['outcomes']}\n"
         f"    issues: {TOPICS['issues']}\n"
+        f"{producer}"
         "projects:\n"
         f"  - id: {PROJECT_ID}\n"
         f'    keys: ["{PUBLIC_KEY}"]\n'
@@ -384,7 +391,8 @@ def relay_config_yaml(port: int, data_dir: Path, brokers: str, extra: str = "") 
 
 
 class Relay:
-    def __init__(self, workdir: Path, brokers: str, extra_config: str = ""):
+    def __init__(self, workdir: Path, brokers: str, extra_config: str = "",
+                 kafka_producer: dict[str, str] | None = None):
         self.workdir = workdir
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -393,7 +401,7 @@ class Relay:
         self.data_dir = workdir / "relay-data"
         workdir.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(
-            relay_config_yaml(self.port, self.data_dir, brokers, extra_config)
+            relay_config_yaml(self.port, self.data_dir, brokers, extra_config, kafka_producer)
         )
         env = {**os.environ}
         env.setdefault("RUST_LOG", "info")

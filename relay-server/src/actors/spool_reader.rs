@@ -158,7 +158,7 @@ impl Delivery {
             return self.drop_entry("expired", &format!("entry is {}s old", age.as_secs()));
         }
         let mut backoff = self.settings.retry_backoff;
-        loop {
+        for attempt in 0u32.. {
             let managed = match managed_envelope(&meta, envelope.clone()) {
                 Ok(managed) => managed,
                 Err(error) => return self.drop_entry("invalid", &error),
@@ -190,10 +190,17 @@ impl Delivery {
                     }
                     return self.drop_entry("invalid", &reason);
                 }
-                Ok(Verdict::Rejected(
-                    rejection @ (Rejection::Overloaded { .. } | Rejection::Delivery(_)),
-                )) => {
-                    tracing::debug!(%rejection, ?backoff, "spool: retrying entry");
+                Ok(Verdict::Rejected(rejection @ Rejection::Overloaded { .. })) => {
+                    // A full stage drains in milliseconds: come back soon, spread out so the
+                    // waiting entries do not return in one wave.
+                    let wait = overload_wait(self.id, attempt);
+                    tracing::trace!(%rejection, ?wait, "spool: stage full; retrying entry");
+                    metrics::count_spool_retry();
+                    actix_web::rt::time::sleep(wait).await;
+                }
+                Ok(Verdict::Rejected(rejection @ Rejection::Delivery(_))) => {
+                    // Kafka failed: back off exponentially, it may be down for a while.
+                    tracing::debug!(%rejection, ?backoff, "spool: delivery failed; retrying entry");
                     metrics::count_spool_retry();
                     actix_web::rt::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -211,6 +218,16 @@ impl Delivery {
         metrics::count_spool_dropped(reason);
         self.spool.release(self.id);
     }
+}
+
+/// How long an entry refused by a full stage waits: 5 to 50 ms, varied by entry and attempt
+/// so that many refused entries come back spread out rather than together.
+fn overload_wait(id: EntryId, attempt: u32) -> Duration {
+    let mix = (id.segment
+        ^ id.offset.rotate_left(17)
+        ^ u64::from(attempt).wrapping_mul(0x9e37_79b9_7f4a_7c15))
+    .wrapping_mul(0xff51_afd7_ed55_8ccd);
+    Duration::from_millis(5 + (mix >> 60) * 3)
 }
 
 /// The categories each item of the envelope counts towards.
