@@ -49,6 +49,8 @@ pub struct Config {
     pub symbolication: SymbolicationConfig,
     /// Outcome aggregation.
     pub outcomes: OutcomesConfig,
+    /// Event processing settings for every project; see `docs/processing.md`.
+    pub processing: ProcessingConfig,
 }
 
 impl Default for Config {
@@ -63,6 +65,7 @@ impl Default for Config {
             spool: SpoolConfig::default(),
             symbolication: SymbolicationConfig::default(),
             outcomes: OutcomesConfig::default(),
+            processing: ProcessingConfig::default(),
         }
     }
 }
@@ -158,6 +161,27 @@ pub struct ProjectConfig {
     /// Quotas, each enforced per scope and category.
     #[serde(default)]
     pub quotas: Vec<QuotaConfig>,
+    /// Inbound filters (`relay_processing::filter::FilterConfig`; see `docs/processing.md`).
+    /// Checked when the configuration is loaded. Defaults to every filter off.
+    #[serde(default)]
+    pub filters: serde_json::Value,
+    /// PII scrubbing options (`relay_processing::pii::PiiConfig`; see `docs/processing.md`).
+    /// Checked when the configuration is loaded. Defaults to scrubbing on.
+    #[serde(default)]
+    pub pii: serde_json::Value,
+}
+
+/// Relay-wide event processing settings.
+///
+/// The sections are the processing library's own config types, kept as data here (this crate
+/// cannot name them) and checked when the configuration is loaded.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProcessingConfig {
+    /// Normalization limits (`relay_processing::normalize::NormalizeConfig`).
+    pub normalize: serde_json::Value,
+    /// Issue windows (`relay_processing::aggregate::AggregatorConfig`).
+    pub aggregator: serde_json::Value,
 }
 
 /// What a quota counts against.
@@ -548,6 +572,8 @@ mod tests {
             js_artifacts: None,
             organization: None,
             quotas: Vec::new(),
+            filters: serde_json::Value::Null,
+            pii: serde_json::Value::Null,
         }
     }
 

@@ -59,10 +59,12 @@ pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Config, LoadEr
         None => Config::default(),
     };
     apply(&mut config, overrides);
-    config.validate().map_err(|error| LoadError::Invalid {
+    let invalid = |error| LoadError::Invalid {
         origin: path.map_or_else(|| "configuration".to_owned(), |p| p.display().to_string()),
         error,
-    })?;
+    };
+    config.validate().map_err(invalid)?;
+    crate::processing::ProcessingSettings::from_config(&config).map_err(invalid)?;
     Ok(config)
 }
 

@@ -8,6 +8,7 @@ mod endpoints;
 mod kafka;
 mod managed;
 mod metrics;
+mod processing;
 mod projects;
 mod service;
 mod spool;

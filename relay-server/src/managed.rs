@@ -5,6 +5,8 @@
 //! [`ManagedEnvelope::reject`]; if it is dropped without either, the verdict is an internal
 //! failure instead of silence.
 
+use std::net::IpAddr;
+
 use chrono::{DateTime, Utc};
 use relay_core::{Envelope, EventId};
 use serde_json::Value;
@@ -19,6 +21,10 @@ pub struct RequestMeta {
     pub public_key: String,
     /// When the request arrived.
     pub received: DateTime<Utc>,
+    /// The client's address, when known.
+    pub client_ip: Option<IpAddr>,
+    /// The envelope's `sent_at` header, for clock-drift correction.
+    pub sent_at: Option<DateTime<Utc>>,
 }
 
 /// How the pipeline finished with an envelope.
@@ -45,6 +51,9 @@ pub enum Rejection {
     /// Kafka did not confirm delivery; retried from the spool.
     #[error("publishing to Kafka failed: {0}")]
     Delivery(String),
+    /// An inbound filter dropped the event (the filter's name); counted as `filtered`.
+    #[error("filtered by {0}")]
+    Filtered(&'static str),
     /// The envelope was dropped by a failing stage.
     #[error("internal error: {0}")]
     Internal(&'static str),
@@ -61,6 +70,8 @@ pub struct ManagedEnvelope {
     pub event: Option<Value>,
     /// The event id, known after normalization.
     pub event_id: Option<EventId>,
+    /// The event's issue (fingerprint hash), known after grouping.
+    pub group_id: Option<String>,
     reply: Option<oneshot::Sender<Verdict>>,
 }
 
@@ -74,6 +85,7 @@ impl ManagedEnvelope {
         let (tx, rx) = oneshot::channel();
         let managed = ManagedEnvelope {
             event_id: envelope.headers.event_id,
+            group_id: None,
             envelope,
             meta,
             event,

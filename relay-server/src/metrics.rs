@@ -9,6 +9,7 @@
 //! | `relay_kafka_messages_total` | `topic`, `result` | delivery reports: `delivered` or `failed` |
 //! | `relay_outcomes_total` | `outcome`, `category`, `reason` | units per outcome (items; bytes for `attachment`) |
 //! | `relay_outcomes_dropped_total` | | outcomes not counted because the aggregator was overwhelmed |
+//! | `relay_pii_scrubbed_total` | | values replaced by `[Filtered]` |
 //! | `relay_spool_bytes` | | bytes of all spool segments on disk |
 //! | `relay_spool_capacity_bytes` | | the spool's disk quota |
 //! | `relay_spool_retries_total` | | entries sent again after back-pressure or a failed delivery |
@@ -32,6 +33,7 @@ pub struct Metrics {
     spool_dropped: IntCounterVec,
     outcomes: IntCounterVec,
     outcomes_dropped: prometheus::IntCounter,
+    pii_scrubbed: prometheus::IntCounter,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
@@ -80,7 +82,16 @@ impl Metrics {
         registry
             .register(Box::new(outcomes_dropped.clone()))
             .expect("unique metric");
+        let pii_scrubbed = prometheus::IntCounter::new(
+            "relay_pii_scrubbed_total",
+            "Values replaced by [Filtered].",
+        )
+        .expect("valid counter");
+        registry
+            .register(Box::new(pii_scrubbed.clone()))
+            .expect("unique metric");
         Metrics {
+            pii_scrubbed,
             outcomes: counter(
                 "relay_outcomes_total",
                 "Units per outcome: items, or bytes for the attachment category.",
@@ -190,6 +201,11 @@ pub fn count_outcome(outcome: &crate::actors::outcomes::TrackOutcome) {
             outcome.reason.as_deref().unwrap_or(""),
         ])
         .inc_by(outcome.quantity);
+}
+
+/// Counts values replaced by PII scrubbing.
+pub fn count_pii_scrubbed(values: usize) {
+    METRICS.pii_scrubbed.inc_by(values as u64);
 }
 
 /// Counts an outcome lost to an overwhelmed aggregator.

@@ -141,6 +141,8 @@ pub fn ensure_default_project(config: &mut Config) -> std::io::Result<()> {
         js_artifacts: None,
         organization: None,
         quotas: Vec::new(),
+        filters: serde_json::Value::Null,
+        pii: serde_json::Value::Null,
     });
     Ok(())
 }
@@ -178,6 +180,8 @@ mod tests {
                 js_artifacts: None,
                 organization: None,
                 quotas: Vec::new(),
+                filters: serde_json::Value::Null,
+                pii: serde_json::Value::Null,
             },
             ProjectConfig {
                 id: 7,
@@ -187,6 +191,8 @@ mod tests {
                 js_artifacts: None,
                 organization: None,
                 quotas: Vec::new(),
+                filters: serde_json::Value::Null,
+                pii: serde_json::Value::Null,
             },
         ])
     }

@@ -19,6 +19,7 @@ use crate::actors::spool_reader::{ReaderSettings, SpoolReader};
 use crate::actors::symbolicator::{SymbolicatorGate, Symbols};
 use crate::actors::{start_bounded, Mailbox};
 use crate::kafka::embedded::EmbeddedBroker;
+use crate::processing::ProcessingSettings;
 use crate::projects::{ensure_default_project, Projects};
 use crate::spool::Spool;
 use crate::{endpoints, kafka, metrics};
@@ -60,8 +61,13 @@ impl ServiceState {
             KafkaProducer::new(producer, &kafka_config)
         });
         let producer = producer_mailbox.clone();
+        // Checked when the configuration was loaded (`config::load`).
+        let processing = Arc::new(
+            ProcessingSettings::from_config(&config).expect("processing settings were validated"),
+        );
+        let aggregator_settings = processing.clone();
         let aggregator = start_bounded(Aggregator::MAILBOX, capacity, move || {
-            Aggregator::new(producer)
+            Aggregator::new(aggregator_settings, producer)
         });
         let threads = match config.pipeline.symbolicator_threads {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -74,8 +80,10 @@ impl ServiceState {
             aggregator,
         );
         let gate = symbolicator.clone();
-        let normalizer =
-            start_bounded(Normalizer::MAILBOX, capacity, move || Normalizer::new(gate));
+        let normalizer_settings = processing.clone();
+        let normalizer = start_bounded(Normalizer::MAILBOX, capacity, move || {
+            Normalizer::new(normalizer_settings, gate)
+        });
         let outcomes_config = config.outcomes.clone();
         let outcome_producer = producer_mailbox.clone();
         let outcomes = Outcomes::new(start_bounded(

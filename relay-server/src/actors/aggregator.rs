@@ -1,20 +1,37 @@
-//! The Aggregator: groups events into issues and keeps windowed counts.
+//! The Aggregator: scrubs PII, groups events into issues and publishes windowed issue counts.
 //!
-//! Grouping arrives with its issue; today envelopes pass on to the Kafka producer.
+//! It runs after the Symbolicator, so scrubbing sees the final frames and grouping uses
+//! symbolicated function names. Each event gets its fingerprint hash as `group_id` (carried on
+//! its Kafka message); events (not transactions) are counted per (project, group) in windows of
+//! `processing.aggregator.window_secs`, published to the issues topic when a window closes (a
+//! timer checks every second) or when a window reaches its cap of groups.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use actix::prelude::*;
+use relay_core::ItemType;
+use relay_processing::aggregate::{Aggregator as IssueWindows, IssueAggregate, IssueEvent};
+use relay_processing::grouping::fingerprint;
+use relay_processing::normalize::unix_seconds;
+use relay_processing::pii::scrub_event;
 
-use super::kafka_producer::{KafkaProducer, ProduceEnvelope};
+use super::kafka_producer::{KafkaProducer, ProduceEnvelope, ProduceRecords};
 use super::{envelope_message, Mailbox, MailboxDepth};
+use crate::kafka::messages::Topic;
+use crate::managed::ManagedEnvelope;
+use crate::processing::ProcessingSettings;
 
 envelope_message!(
-    /// Counts the envelope's event towards its issue.
+    /// Scrubs, groups and counts the envelope's event.
     AggregateEnvelope
 );
 
-/// Groups and counts events (pass-through until grouping lands).
+/// Scrubs PII, groups and counts events; see the module docs.
 pub struct Aggregator {
     depth: MailboxDepth,
+    settings: Arc<ProcessingSettings>,
+    windows: IssueWindows,
     next: Mailbox<KafkaProducer>,
 }
 
@@ -23,23 +40,96 @@ impl Aggregator {
     pub const MAILBOX: &'static str = "aggregator";
 
     /// An aggregator forwarding to the producer.
-    pub fn new(next: Mailbox<KafkaProducer>) -> Self {
+    pub fn new(settings: Arc<ProcessingSettings>, next: Mailbox<KafkaProducer>) -> Self {
         Aggregator {
             depth: MailboxDepth::new(Self::MAILBOX),
+            windows: IssueWindows::new(settings.aggregator),
+            settings,
             next,
+        }
+    }
+
+    /// Scrubs and groups the event; returns issue windows closed by adding it.
+    fn process(&mut self, envelope: &mut ManagedEnvelope) -> Vec<IssueAggregate> {
+        let project_id = envelope.meta.project_id;
+        let Some(event) = envelope.event.as_mut() else {
+            return Vec::new();
+        };
+        let scrubbed = scrub_event(event, &self.settings.project(project_id).pii);
+        if scrubbed > 0 {
+            crate::metrics::count_pii_scrubbed(scrubbed);
+        }
+        let is_transaction = envelope
+            .envelope
+            .event_item()
+            .is_some_and(|item| item.ty() == &ItemType::Transaction);
+        let (Some(event_id), false) = (envelope.event_id, is_transaction) else {
+            return Vec::new();
+        };
+        let fingerprint = fingerprint(event);
+        let issue = IssueEvent::from_event(project_id, event_id, event, &fingerprint);
+        envelope.group_id = Some(fingerprint.hash);
+        self.windows.add(issue, now())
+    }
+
+    fn publish(&self, issues: Vec<IssueAggregate>) {
+        if issues.is_empty() {
+            return;
+        }
+        let records = issues
+            .iter()
+            .map(|issue| {
+                let payload = serde_json::to_vec(issue).expect("issue aggregates serialize");
+                (issue.group_id.clone(), payload)
+            })
+            .collect();
+        let records = ProduceRecords {
+            topic: Topic::Issues,
+            records,
+        };
+        if self.next.try_send(records).is_err() {
+            // Aggregates are statistics: a full producer loses this window's counts, counted.
+            crate::metrics::count_rejection("issues_dropped");
+            tracing::warn!(
+                count = issues.len(),
+                "producer busy: issue aggregates dropped"
+            );
         }
     }
 }
 
+fn now() -> f64 {
+    unix_seconds(chrono::Utc::now())
+}
+
 impl Actor for Aggregator {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.run_interval(Duration::from_secs(1), |this, _| {
+            let closed = this.windows.flush(now());
+            this.publish(closed);
+        });
+    }
+
+    fn stopping(&mut self, _ctx: &mut Self::Context) -> Running {
+        let open = self.windows.flush_all();
+        self.publish(open);
+        Running::Stop
+    }
 }
 
 impl Handler<AggregateEnvelope> for Aggregator {
     type Result = ();
 
-    fn handle(&mut self, AggregateEnvelope(envelope): AggregateEnvelope, _ctx: &mut Self::Context) {
+    fn handle(
+        &mut self,
+        AggregateEnvelope(mut envelope): AggregateEnvelope,
+        _ctx: &mut Self::Context,
+    ) {
         self.depth.received();
+        let closed = self.process(&mut envelope);
+        self.publish(closed);
         self.next.forward(ProduceEnvelope(envelope));
     }
 }

@@ -18,10 +18,17 @@ envelope_message!(
     ProduceEnvelope
 );
 
-/// Publishes aggregated outcomes: (key, JSON value) pairs for the outcomes topic.
-pub struct ProduceOutcomes(pub Vec<(String, Vec<u8>)>);
+/// Publishes statistics (outcomes, issue aggregates): (key, JSON value) pairs for one topic.
+///
+/// Unlike envelopes these are not spooled: a failed delivery is counted, not retried.
+pub struct ProduceRecords {
+    /// The topic.
+    pub topic: Topic,
+    /// Key and value of each message.
+    pub records: Vec<(String, Vec<u8>)>,
+}
 
-impl Message for ProduceOutcomes {
+impl Message for ProduceRecords {
     type Result = ();
 }
 
@@ -52,6 +59,7 @@ impl KafkaProducer {
             Topic::Events => &self.topics.events,
             Topic::Attachments => &self.topics.attachments,
             Topic::Outcomes => &self.topics.outcomes,
+            Topic::Issues => &self.topics.issues,
         }
     }
 }
@@ -86,12 +94,13 @@ impl Handler<ProduceEnvelope> for KafkaProducer {
     }
 }
 
-impl Handler<ProduceOutcomes> for KafkaProducer {
+impl Handler<ProduceRecords> for KafkaProducer {
     type Result = ();
 
-    fn handle(&mut self, ProduceOutcomes(messages): ProduceOutcomes, ctx: &mut Self::Context) {
+    fn handle(&mut self, message: ProduceRecords, ctx: &mut Self::Context) {
         self.depth.received();
-        let topic = self.topic_name(Topic::Outcomes).to_owned();
+        let topic = self.topic_name(message.topic).to_owned();
+        let messages = message.records;
         let mut deliveries = Vec::with_capacity(messages.len());
         for (key, payload) in &messages {
             match self
@@ -100,8 +109,8 @@ impl Handler<ProduceOutcomes> for KafkaProducer {
             {
                 Ok(delivery) => deliveries.push(delivery),
                 Err((error, _)) => {
-                    // Outcomes are statistics, not data: count the loss, never block on it.
-                    tracing::warn!(%error, "cannot enqueue an outcome message");
+                    // Statistics, not data: count the loss, never block on it.
+                    tracing::warn!(%error, %topic, "cannot enqueue a statistics message");
                     metrics::count_kafka_delivery(&topic, false);
                 }
             }

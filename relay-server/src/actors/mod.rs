@@ -204,6 +204,8 @@ mod tests {
                 project_id: 1,
                 public_key: String::new(),
                 received: Utc::now(),
+                client_ip: None,
+                sent_at: None,
             };
             let (managed, verdict) = ManagedEnvelope::new(Envelope::default(), meta, None);
             mailbox.forward(SlowJob(managed));

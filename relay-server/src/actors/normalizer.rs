@@ -1,22 +1,32 @@
-//! The Normalizer: makes every event well-formed before it is symbolicated and published.
+//! The Normalizer: drops filtered events and makes every other event well-formed before it is
+//! symbolicated and published.
+//!
+//! Inbound filters run first, on the event as sent (a filtered event is answered as usual at
+//! intake, counted as `filtered` with the filter's name, and never published); then the
+//! normalization rules of `relay_processing::normalize`.
+
+use std::sync::Arc;
 
 use actix::prelude::*;
 use relay_core::ItemType;
-use relay_processing::normalize::{normalize_event, NormalizeContext};
+use relay_processing::filter::{should_filter, FilterContext};
+use relay_processing::normalize::{normalize_event_full, NormalizeContext, NormalizeOptions};
 
 use super::symbolicator::SymbolicatorGate;
 use super::{envelope_message, MailboxDepth};
 use crate::managed::{ManagedEnvelope, Rejection};
 use crate::metrics;
+use crate::processing::ProcessingSettings;
 
 envelope_message!(
-    /// Normalizes the envelope's event, if it has one.
+    /// Filters and normalizes the envelope's event, if it has one.
     NormalizeEnvelope
 );
 
-/// Runs [`normalize_event`] on each envelope's event.
+/// Runs the inbound filters and normalization on each envelope's event.
 pub struct Normalizer {
     depth: MailboxDepth,
+    settings: Arc<ProcessingSettings>,
     next: SymbolicatorGate,
 }
 
@@ -25,9 +35,10 @@ impl Normalizer {
     pub const MAILBOX: &'static str = "normalizer";
 
     /// A normalizer forwarding to the symbolicator gate.
-    pub fn new(next: SymbolicatorGate) -> Self {
+    pub fn new(settings: Arc<ProcessingSettings>, next: SymbolicatorGate) -> Self {
         Normalizer {
             depth: MailboxDepth::new(Self::MAILBOX),
+            settings,
             next,
         }
     }
@@ -46,8 +57,12 @@ impl Handler<NormalizeEnvelope> for Normalizer {
         _ctx: &mut Self::Context,
     ) {
         self.depth.received();
-        if let Err(rejection) = normalize(&mut envelope) {
-            metrics::count_rejection("invalid_event");
+        if let Err(rejection) = process(&mut envelope, &self.settings) {
+            let reason = match rejection {
+                Rejection::Filtered(_) => "filtered",
+                _ => "invalid_event",
+            };
+            metrics::count_rejection(reason);
             envelope.reject(rejection);
             return;
         }
@@ -55,20 +70,33 @@ impl Handler<NormalizeEnvelope> for Normalizer {
     }
 }
 
-fn normalize(envelope: &mut ManagedEnvelope) -> Result<(), Rejection> {
+fn process(envelope: &mut ManagedEnvelope, settings: &ProcessingSettings) -> Result<(), Rejection> {
     let Some(event) = envelope.event.as_mut() else {
         return Ok(());
     };
+    let meta = &envelope.meta;
+    let filters = &settings.project(meta.project_id).filters;
+    let filter_context = FilterContext {
+        client_ip: meta.client_ip,
+    };
+    should_filter(event, &filter_context, filters)
+        .map_err(|reason| Rejection::Filtered(reason.name()))?;
+
     let is_transaction = envelope
         .envelope
         .event_item()
         .is_some_and(|item| item.ty() == &ItemType::Transaction);
     let ctx = NormalizeContext {
-        received: envelope.meta.received,
+        received: meta.received,
         envelope_event_id: envelope.envelope.headers.event_id,
         is_transaction,
     };
-    let event_id = normalize_event(event, &ctx)
+    let options = NormalizeOptions {
+        sent_at: meta.sent_at,
+        client_ip: meta.client_ip,
+        config: settings.normalize,
+    };
+    let event_id = normalize_event_full(event, &ctx, &options)
         .map_err(|e| Rejection::Invalid(format!("invalid event: {e}")))?;
     envelope.event_id = Some(event_id);
     Ok(())

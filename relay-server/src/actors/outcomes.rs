@@ -15,8 +15,9 @@ use relay_core::config::OutcomesConfig;
 use relay_core::{DataCategory, Outcome};
 use serde::Serialize;
 
-use super::kafka_producer::{KafkaProducer, ProduceOutcomes};
+use super::kafka_producer::{KafkaProducer, ProduceRecords};
 use super::{Mailbox, MailboxDepth};
+use crate::kafka::messages::Topic;
 use crate::metrics;
 
 /// One outcome for `quantity` units of `category`.
@@ -109,7 +110,11 @@ impl OutcomeAggregator {
                 (key.project_id.to_string(), payload)
             })
             .collect();
-        if self.producer.try_send(ProduceOutcomes(messages)).is_err() {
+        let records = ProduceRecords {
+            topic: Topic::Outcomes,
+            records: messages,
+        };
+        if self.producer.try_send(records).is_err() {
             // The producer is busy: keep the counts and try again at the next flush.
             tracing::debug!("outcomes: producer busy; keeping counts for the next flush");
             self.buckets = buckets;

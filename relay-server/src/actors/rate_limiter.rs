@@ -30,6 +30,8 @@ pub struct Scoping {
     pub public_key: String,
     /// The project's organization, if configured.
     pub organization: Option<u64>,
+    /// The sender's address, when known (for IP filters and `{{auto}}` user IPs downstream).
+    pub client_ip: Option<std::net::IpAddr>,
 }
 
 /// Asks which of an envelope's items are over quota.
@@ -371,6 +373,8 @@ mod tests {
             js_artifacts: None,
             organization: Some(7),
             quotas,
+            filters: serde_json::Value::Null,
+            pii: serde_json::Value::Null,
         }
     }
 
@@ -379,6 +383,7 @@ mod tests {
             project_id,
             public_key: key.into(),
             organization: Some(7),
+            client_ip: None,
         }
     }
 

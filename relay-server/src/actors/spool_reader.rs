@@ -179,6 +179,18 @@ impl Delivery {
                     self.spool.release(self.id);
                     return;
                 }
+                Ok(Verdict::Rejected(Rejection::Filtered(filter))) => {
+                    for item in &categories {
+                        self.outcomes.track_item(
+                            (meta.project_id, Some(&meta.public_key)),
+                            item,
+                            Outcome::Filtered,
+                            Some(filter),
+                        );
+                    }
+                    self.spool.release(self.id);
+                    return;
+                }
                 Ok(Verdict::Rejected(Rejection::Invalid(reason))) => {
                     for item in &categories {
                         self.outcomes.track_item(
@@ -258,6 +270,12 @@ fn managed_envelope(
         project_id: meta.project_id,
         public_key: meta.public_key.clone(),
         received: meta.received,
+        client_ip: meta.client_ip,
+        sent_at: envelope
+            .headers
+            .sent_at
+            .as_deref()
+            .and_then(relay_processing::normalize::timestamps::parse_sent_at),
     };
     Ok(ManagedEnvelope::new(envelope, request, event))
 }

@@ -214,11 +214,12 @@ pub fn client_ip(req: &HttpRequest) -> Option<IpAddr> {
 /// Authorizes the key and refuses a sender under a limit covering everything.
 pub fn admit_sender(
     state: &ServiceState,
+    req: &HttpRequest,
     project_id: u64,
     public_key: Option<String>,
 ) -> Result<Scoping, ApiError> {
     let public_key = authorize(state, project_id, public_key)?;
-    let scoping = quotas::scoping(state, project_id, &public_key);
+    let scoping = quotas::scoping(state, project_id, &public_key, client_ip(req));
     quotas::refuse_if_fully_limited(state, &scoping)?;
     Ok(scoping)
 }
@@ -260,6 +261,7 @@ async fn spool(
         public_key: scoping.public_key.clone(),
         received: Utc::now(),
         event_id,
+        client_ip: scoping.client_ip,
     };
     let record = entry::encode(&meta, envelope);
     state

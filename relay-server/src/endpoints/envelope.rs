@@ -28,7 +28,12 @@ async fn handle(
     // Refuse bad credentials (and senders under a full limit) before reading the body, when
     // the request carries them; otherwise the envelope's `dsn` header decides.
     let scoping = match request_auth(&req)? {
-        Some(auth) => Some(admit_sender(&state, project_id, Some(auth.public_key))?),
+        Some(auth) => Some(admit_sender(
+            &state,
+            &req,
+            project_id,
+            Some(auth.public_key),
+        )?),
         None => None,
     };
     let result = receive(&state, &req, payload, project_id, scoping.clone()).await;
@@ -51,7 +56,7 @@ async fn receive(
     let envelope = Envelope::parse(body.clone())?;
     let scoping = match scoping {
         Some(scoping) => scoping,
-        None => admit_sender(state, project_id, envelope_dsn_key(&envelope)?)?,
+        None => admit_sender(state, req, project_id, envelope_dsn_key(&envelope)?)?,
     };
     Ok(accept(state, &scoping, envelope, Some(body))
         .await?

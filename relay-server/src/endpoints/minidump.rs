@@ -35,7 +35,7 @@ async fn handle(
     let _permit = state.abuse.admit(client_ip(&req))?;
     let project_id = project_id.into_inner();
     let key = request_auth(&req)?.map(|a| a.public_key);
-    let scoping = match admit_sender(&state, project_id, key) {
+    let scoping = match admit_sender(&state, &req, project_id, key) {
         Ok(scoping) => scoping,
         // Crash handlers retry on 429 and would resend the dump; the outcome is recorded.
         Err(ApiError::TooManyRequests { .. }) => return Ok(event_id_response(EventId::new())),

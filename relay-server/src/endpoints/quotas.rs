@@ -14,11 +14,17 @@ use crate::actors::rate_limiter::{rate_limits_header, ActiveLimit, CheckLimits, 
 use crate::service::ServiceState;
 
 /// Who a request counts against, from its project and key.
-pub fn scoping(state: &ServiceState, project_id: u64, public_key: &str) -> Scoping {
+pub fn scoping(
+    state: &ServiceState,
+    project_id: u64,
+    public_key: &str,
+    client_ip: Option<std::net::IpAddr>,
+) -> Scoping {
     Scoping {
         project_id,
         public_key: public_key.to_owned(),
         organization: state.projects.organization(project_id),
+        client_ip,
     }
 }
 

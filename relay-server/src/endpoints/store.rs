@@ -24,7 +24,7 @@ async fn handle(
     let _permit = state.abuse.admit(client_ip(&req))?;
     let project_id = project_id.into_inner();
     let key = request_auth(&req)?.map(|a| a.public_key);
-    let scoping = admit_sender(&state, project_id, key)?;
+    let scoping = admit_sender(&state, &req, project_id, key)?;
     let result = receive(&state, &req, payload, &scoping).await;
     if let Err(error) = &result {
         track_invalid(&state, &scoping, error);

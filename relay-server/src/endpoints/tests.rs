@@ -43,6 +43,8 @@ fn test_config() -> Config {
                 js_artifacts: None,
                 organization: None,
                 quotas: Vec::new(),
+                filters: serde_json::Value::Null,
+                pii: serde_json::Value::Null,
             },
             ProjectConfig {
                 id: 7,
@@ -52,6 +54,8 @@ fn test_config() -> Config {
                 js_artifacts: None,
                 organization: None,
                 quotas: Vec::new(),
+                filters: serde_json::Value::Null,
+                pii: serde_json::Value::Null,
             },
         ],
         ..Config::default()
@@ -976,4 +980,92 @@ async fn javascript_frames_are_resolved_through_the_projects_source_maps() {
         (Some(5), Some(11))
     );
     assert_eq!(frames[1]["raw_function"], "e", "the minified name is kept");
+}
+
+#[actix_web::test]
+async fn events_are_filtered_scrubbed_grouped_and_counted_as_issues() {
+    let mut config = test_config();
+    config.projects[0].filters = json!({"localhost": true, "error_messages": ["*ignore me*"]});
+    config.processing.aggregator = json!({"window_secs": 1});
+    config.outcomes.flush_interval_secs = 1;
+    let cluster = start_cluster(&config);
+    let state = start_relay(config, &cluster);
+    let app = app!(state);
+
+    let exception = |ty: &str, function: &str, line: u64| {
+        json!({"exception": {"values": [{"type": ty, "value": "v", "stacktrace": {"frames": [
+            {"function": "main", "module": "app", "lineno": 1, "in_app": true},
+            {"function": function, "module": "app.handlers", "lineno": line, "in_app": true},
+        ]}}]}, "platform": "python"})
+    };
+    // Three kinds: two crashes (the first from two "releases" with other line numbers) and a
+    // message; 4 events each.
+    let mut events = Vec::new();
+    for i in 0..4u64 {
+        events.push(exception("ZeroDivisionError", "divide", 10 + i));
+        events.push(exception("KeyError", "lookup", 20));
+        events.push(json!({"message": format!("user {i} logged in"), "logentry": {"message": "user %s logged in", "params": [i]}}));
+    }
+    // Scrubbed: a password in extra.
+    events[0]["extra"] = json!({"db_password": "hunter2"});
+    // Filtered: a localhost user and an ignored message.
+    let filtered = [
+        json!({"message": "m", "user": {"ip_address": "127.0.0.1"}}),
+        json!({"message": "please ignore me now"}),
+    ];
+    for event in events.iter().chain(&filtered) {
+        let body = format!("{{}}\n{{\"type\":\"event\"}}\n{event}\n");
+        assert_eq!(
+            test::call_service(&app, post("/api/42/envelope/", body).to_request())
+                .await
+                .status(),
+            StatusCode::OK
+        );
+    }
+
+    let published = consume(&cluster, "relay.events", 12).await;
+    assert_eq!(
+        published.len(),
+        12,
+        "the two filtered events are not published"
+    );
+    let group_of = |m: &Value| m["group_id"].as_str().unwrap().to_owned();
+    let groups: std::collections::BTreeSet<_> =
+        published.iter().map(|(_, m)| group_of(m)).collect();
+    assert_eq!(groups.len(), 3, "three kinds make three issues");
+    let scrubbed = published
+        .iter()
+        .find(|(_, m)| m["event"]["extra"].get("db_password").is_some())
+        .expect("the event with a password");
+    assert_eq!(scrubbed.1["event"]["extra"]["db_password"], "[Filtered]");
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let counts = loop {
+        let issues =
+            consume_blocking_for(&cluster, "relay.issues", Duration::from_millis(500)).await;
+        let mut counts = BTreeMap::new();
+        for (_, issue) in &issues {
+            *counts
+                .entry(issue["group_id"].as_str().unwrap().to_owned())
+                .or_insert(0) += issue["count"].as_u64().unwrap();
+        }
+        if counts.values().sum::<u64>() == 12 || Instant::now() > deadline {
+            break counts;
+        }
+    };
+    assert_eq!(
+        counts
+            .keys()
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>(),
+        groups
+    );
+    assert!(counts.values().all(|&n| n == 4), "{counts:?}");
+
+    let expected: BTreeMap<(String, String), u64> =
+        [(("error", "accepted"), 12), (("error", "filtered"), 2)]
+            .into_iter()
+            .map(|((c, o), n)| ((c.to_owned(), o.to_owned()), n))
+            .collect();
+    assert_eq!(outcome_totals(&cluster, &expected).await, expected);
 }

@@ -24,6 +24,8 @@ pub enum Topic {
     Attachments,
     /// Aggregated outcomes.
     Outcomes,
+    /// Issue aggregates.
+    Issues,
 }
 
 /// One message ready to produce.
@@ -49,6 +51,8 @@ struct ItemMessage<'a> {
     received: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     event: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    group_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     payload: Option<&'a RawValue>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -161,6 +165,11 @@ pub fn build_messages(
             } else {
                 None
             },
+            group_id: if is_event {
+                managed.group_id.as_deref()
+            } else {
+                None
+            },
             payload,
             payload_base64,
             item_headers: &item.headers,
@@ -238,6 +247,8 @@ mod tests {
             received: DateTime::parse_from_rfc3339("2026-11-25T12:00:00Z")
                 .unwrap()
                 .with_timezone(&Utc),
+            client_ip: None,
+            sent_at: None,
         };
         let (mut managed, _rx) = ManagedEnvelope::new(envelope, meta, event);
         managed.event_id = managed.envelope.headers.event_id;

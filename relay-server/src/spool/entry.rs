@@ -1,5 +1,7 @@
 //! What one spool record holds: who sent the envelope, when, its event id, and the envelope.
 
+use std::net::IpAddr;
+
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use relay_core::EventId;
@@ -16,6 +18,9 @@ pub struct EntryMeta {
     pub received: DateTime<Utc>,
     /// The event id answered to the client (generated at intake when the event had none).
     pub event_id: Option<EventId>,
+    /// The client's address, for IP filters and `{{auto}}` user IPs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ip: Option<IpAddr>,
 }
 
 /// Encodes a record payload: the metadata as one JSON line, then the envelope bytes.
@@ -49,6 +54,7 @@ mod tests {
             public_key: "k".into(),
             received: Utc::now(),
             event_id: Some(EventId::new()),
+            client_ip: Some("127.0.0.1".parse().unwrap()),
         };
         let (back, envelope) = decode(encode(&meta, b"{}\n{\"type\":\"event\"}\n{}")).unwrap();
         assert_eq!(back, meta);
