@@ -626,3 +626,32 @@ fn disk_cache_is_shared_and_bounded() {
         Some("webpack:///./src/components/CampaignContent.tsx")
     );
 }
+
+#[test]
+fn original_file_shorter_than_the_map_says_gives_no_context() {
+    let dir = "symbolicator/07_indexed_sourcemap";
+    let artifacts = Artifacts::new();
+    for file in ["indexed.min.js", "indexed.min.js.map"] {
+        artifacts.put(
+            &format!("example.com/{file}"),
+            fixture(&format!("{dir}/{file}")),
+        );
+    }
+    artifacts.put("example.com/file1.js", "function add(a, b) {\n");
+    let mut event = event(json!([
+        {"abs_path": "http://example.com/indexed.min.js", "lineno": 1, "colno": 39,
+         "context_line": "function add(a,b){\"use strict\";return a+b}"},
+    ]));
+    let stats = symbolicate_js_event(&mut event, &artifacts.store());
+    assert_eq!(stats.symbolicated, 1);
+    let frame = &frames(&event)[0];
+    assert_eq!(
+        (frame["lineno"].as_u64(), frame["function"].as_str()),
+        (Some(3), Some("add"))
+    );
+    assert!(
+        frame.get("context_line").is_none(),
+        "the minified line is not kept: {frame}"
+    );
+    assert!(frame.get("pre_context").is_none());
+}

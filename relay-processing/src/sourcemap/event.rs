@@ -171,13 +171,13 @@ impl Resolver<'_> {
             .clone()?;
         let lines: Vec<&str> = text.lines().collect();
         let index = usize::try_from(line).ok()?.checked_sub(1)?;
+        let line = (*lines.get(index)?).to_owned();
         let to_string = |lines: &[&str]| lines.iter().map(|l| (*l).to_owned()).collect();
+        let post_end = (index + 1 + CONTEXT_LINES).min(lines.len());
         Some(Context {
-            pre: to_string(&lines[index.saturating_sub(CONTEXT_LINES)..index.min(lines.len())]),
-            line: (*lines.get(index)?).to_owned(),
-            post: to_string(
-                &lines[(index + 1).min(lines.len())..(index + 1 + CONTEXT_LINES).min(lines.len())],
-            ),
+            pre: to_string(&lines[index.saturating_sub(CONTEXT_LINES)..index]),
+            line,
+            post: to_string(&lines[index + 1..post_end]),
         })
     }
 }

@@ -309,6 +309,9 @@ pub(crate) fn build_cache_bytes(
 /// sections keep their contents in symbolic's cache) or when the map is not a JSON object
 /// (symbolic reports the error then).
 fn split_sources_content(sourcemap: &str) -> Option<(String, Vec<Option<String>>)> {
+    if !sourcemap.contains("\"sourcesContent\"") {
+        return None;
+    }
     let fields: BTreeMap<String, &RawValue> = serde_json::from_str(sourcemap).ok()?;
     if fields.contains_key("sections") {
         return None;
