@@ -169,16 +169,20 @@ impl Spool {
             return;
         };
         segment.released += 1;
-        let acks = segment.acks.get_or_insert_with(|| {
-            OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(acks_path(&self.dir, id.segment))
-                .expect("spool directory is writable")
-        });
-        if let Err(error) = acks.write_all(&id.offset.to_le_bytes()) {
-            // Only costs a duplicate after a restart.
-            tracing::warn!(%error, "spool: cannot record a release");
+        if segment.acks.is_none() {
+            let path = acks_path(&self.dir, id.segment);
+            match OpenOptions::new().create(true).append(true).open(&path) {
+                Ok(file) => segment.acks = Some(file),
+                // Only costs a duplicate after a restart.
+                Err(error) => {
+                    tracing::warn!(%error, path = %path.display(), "spool: cannot open the release list")
+                }
+            }
+        }
+        if let Some(acks) = segment.acks.as_mut() {
+            if let Err(error) = acks.write_all(&id.offset.to_le_bytes()) {
+                tracing::warn!(%error, "spool: cannot record a release");
+            }
         }
         drop(index);
         self.delete_released_segments();
