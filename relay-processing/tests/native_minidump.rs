@@ -475,6 +475,57 @@ fn derived_files_are_cached_on_disk() {
     assert_eq!(cached, 1);
 }
 
+/// Cache files are not synced; one a crash cut short is detected and rebuilt.
+#[test]
+fn cut_short_cache_files_are_rebuilt() {
+    let dir = native_dir().join("linux-x86_64");
+    let cache = tempfile::tempdir().unwrap();
+    let bytes = std::fs::read(native_dir().join("linux-x86_64/linux.dmp")).unwrap();
+    let store = || {
+        SymbolStore::new(
+            vec![Box::new(LocalDirectory::scan(&dir).unwrap())],
+            Some(cache.path().to_owned()),
+        )
+    };
+    let first = symbolicate_minidump(&bytes, &store(), None).unwrap();
+    let only_file = |kind: &str| {
+        let sub = std::fs::read_dir(cache.path().join(kind))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap();
+        std::fs::read_dir(sub.path())
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path()
+    };
+    for kind in ["symcache", "cfi"] {
+        let path = only_file(kind);
+        let data = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &data[..data.len() - 3]).unwrap();
+    }
+    let again = store();
+    let second = symbolicate_minidump(&bytes, &again, None).unwrap();
+    let stats = again.stats();
+    assert_eq!(
+        (stats.symcaches_built, stats.cfi_built),
+        (1, 1),
+        "{stats:?}"
+    );
+    assert_eq!(first, second);
+    // Rewritten whole: the next store reads them back.
+    let third = store();
+    symbolicate_minidump(&bytes, &third, None).unwrap();
+    let stats = third.stats();
+    assert_eq!(
+        (stats.symcaches_from_disk, stats.cfi_from_disk),
+        (1, 1),
+        "{stats:?}"
+    );
+}
+
 #[test]
 fn unreadable_debug_file_is_malformed() {
     let tmp = tempfile::tempdir().unwrap();

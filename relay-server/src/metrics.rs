@@ -14,6 +14,8 @@
 //! | `relay_spool_capacity_bytes` | | the spool's disk quota |
 //! | `relay_spool_retries_total` | | entries sent again after back-pressure or a failed delivery |
 //! | `relay_spool_dropped_total` | `reason` | entries released without publishing: `expired`, `invalid`, `corrupt`, `internal` |
+//! | `relay_symbol_downloads_total` | `result` | debug files asked of symbol servers: `found`, `missing`, `failed`, or `cached` (from the download cache) |
+//! | `relay_symbol_cache_bytes` | | bytes of downloads, SymCaches and CFI caches, as of the last size check |
 
 use std::sync::LazyLock;
 
@@ -33,6 +35,8 @@ pub struct Metrics {
     spool_dropped: IntCounterVec,
     outcomes: IntCounterVec,
     outcomes_dropped: prometheus::IntCounter,
+    symbol_downloads: IntCounterVec,
+    symbol_cache_bytes: IntGauge,
     pii_scrubbed: prometheus::IntCounter,
 }
 
@@ -82,6 +86,14 @@ impl Metrics {
         registry
             .register(Box::new(outcomes_dropped.clone()))
             .expect("unique metric");
+        let symbol_cache_bytes = IntGauge::new(
+            "relay_symbol_cache_bytes",
+            "Bytes of downloaded debug files, SymCaches and CFI caches at the last size check.",
+        )
+        .expect("valid gauge");
+        registry
+            .register(Box::new(symbol_cache_bytes.clone()))
+            .expect("unique metric");
         let pii_scrubbed = prometheus::IntCounter::new(
             "relay_pii_scrubbed_total",
             "Values replaced by [Filtered].",
@@ -91,6 +103,12 @@ impl Metrics {
             .register(Box::new(pii_scrubbed.clone()))
             .expect("unique metric");
         Metrics {
+            symbol_downloads: counter(
+                "relay_symbol_downloads_total",
+                "Debug files asked of symbol servers, by result.",
+                &["result"],
+            ),
+            symbol_cache_bytes,
             pii_scrubbed,
             outcomes: counter(
                 "relay_outcomes_total",
@@ -189,6 +207,18 @@ pub fn count_spool_retry() {
 /// Counts a spooled entry released without publishing.
 pub fn count_spool_dropped(reason: &str) {
     METRICS.spool_dropped.with_label_values(&[reason]).inc();
+}
+
+/// Counts one debug file asked of a symbol server (or found in the download cache).
+pub fn count_symbol_download(result: &str) {
+    METRICS.symbol_downloads.with_label_values(&[result]).inc();
+}
+
+/// Records the symbol cache's size after a size check.
+pub fn set_symbol_cache_bytes(bytes: u64) {
+    METRICS
+        .symbol_cache_bytes
+        .set(i64::try_from(bytes).unwrap_or(i64::MAX));
 }
 
 /// Counts an outcome.

@@ -16,6 +16,7 @@ use crate::actors::normalizer::Normalizer;
 use crate::actors::outcomes::{OutcomeAggregator, Outcomes};
 use crate::actors::rate_limiter::{ActiveLimits, RateLimiter};
 use crate::actors::spool_reader::{ReaderSettings, SpoolReader};
+use crate::actors::symbol_fetcher::SymbolFetcher;
 use crate::actors::symbolicator::{SymbolicatorGate, Symbols};
 use crate::actors::{start_bounded, Mailbox};
 use crate::kafka::embedded::EmbeddedBroker;
@@ -73,16 +74,21 @@ impl ServiceState {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
+        let symbols = Arc::new(symbols);
         let symbolicator = SymbolicatorGate::start(
             threads,
             config.pipeline.symbolicator_queue,
-            Arc::new(symbols),
+            symbols.clone(),
             aggregator,
         );
         let gate = symbolicator.clone();
+        let fetcher_config = config.clone();
+        let fetcher = start_bounded(SymbolFetcher::MAILBOX, capacity, move || {
+            SymbolFetcher::new(&fetcher_config, symbols, gate)
+        });
         let normalizer_settings = processing.clone();
         let normalizer = start_bounded(Normalizer::MAILBOX, capacity, move || {
-            Normalizer::new(normalizer_settings, gate)
+            Normalizer::new(normalizer_settings, fetcher)
         });
         let outcomes_config = config.outcomes.clone();
         let outcome_producer = producer_mailbox.clone();

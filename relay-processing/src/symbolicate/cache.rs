@@ -11,7 +11,9 @@
 //! ```
 //!
 //! `key` hashes the debug file's path, size, modification time, object index and the format
-//! version, so a replaced debug file or a new SymCache version gets a fresh entry.
+//! version, so a replaced debug file or a new SymCache version gets a fresh entry. Reading a
+//! cache file back renews its modification time, so [`evict_to_size`], which bounds the whole
+//! cache directory (downloads included), deletes the least recently used derived files first.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -19,7 +21,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use minidump_unwind::SymbolFile;
 use symbolic::cfi::AsciiCfiWriter;
@@ -27,11 +29,16 @@ use symbolic::common::ByteView;
 use symbolic::debuginfo::{Archive, FileFormat, Object};
 use symbolic::symcache::{SymCache, SymCacheConverter, SYMCACHE_VERSION};
 
+use super::downloads::DownloadedFiles;
 use super::sources::{DebugFile, ModuleRef, SymbolSource};
 use super::ImageStatus;
 
 /// Version of our CFI cache files; bump when the extraction changes.
-const CFI_CACHE_VERSION: u32 = 1;
+const CFI_CACHE_VERSION: u32 = 2;
+
+/// Last line of every CFI cache file. Cache files are not synced to disk, so one cut short by
+/// a crash lacks it and is rebuilt (a short SymCache fails to parse and is rebuilt too).
+const CFI_TRAILER: &[u8] = b"# relay cfi end\n";
 
 /// How many modules [`SymbolStore`] keeps loaded in memory by default.
 pub const DEFAULT_MAX_LOADED_MODULES: usize = 256;
@@ -66,6 +73,7 @@ struct Counters {
 /// threads may build the same SymCache at once, and the last rename wins with equal content.
 pub struct SymbolStore {
     sources: Vec<Box<dyn SymbolSource>>,
+    downloads: DownloadedFiles,
     cache_dir: Option<PathBuf>,
     max_loaded: usize,
     loaded: Mutex<LoadedModules>,
@@ -76,6 +84,7 @@ impl fmt::Debug for SymbolStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SymbolStore")
             .field("sources", &self.sources)
+            .field("downloads", &self.downloads)
             .field("cache_dir", &self.cache_dir)
             .finish()
     }
@@ -90,10 +99,11 @@ struct LoadedModules {
 impl SymbolStore {
     /// A store over `sources` (tried in order; the richest file among all of them wins, the
     /// earlier source on a tie) with derived files cached under `cache_dir`, or only in memory
-    /// when it is `None`.
+    /// when it is `None`. Files added at runtime to [`SymbolStore::downloads`] come last.
     pub fn new(sources: Vec<Box<dyn SymbolSource>>, cache_dir: Option<PathBuf>) -> Self {
         SymbolStore {
             sources,
+            downloads: DownloadedFiles::default(),
             cache_dir,
             max_loaded: DEFAULT_MAX_LOADED_MODULES,
             loaded: Mutex::new(LoadedModules::default()),
@@ -117,6 +127,17 @@ impl SymbolStore {
         &self.sources
     }
 
+    /// The source of files added while running (downloads), consulted after [`Self::sources`].
+    /// After adding files for a module, call [`Self::forget`] for it.
+    pub fn downloads(&self) -> &DownloadedFiles {
+        &self.downloads
+    }
+
+    /// Where derived files are cached, if anywhere.
+    pub fn cache_dir(&self) -> Option<&Path> {
+        self.cache_dir.as_deref()
+    }
+
     /// What the store has done so far.
     pub fn stats(&self) -> StoreStats {
         let c = &self.counters;
@@ -138,10 +159,16 @@ impl SymbolStore {
         }
     }
 
-    /// All debug files the sources offer for `module`, best source first.
+    /// All debug files the sources offer for `module`, best source first; the downloads
+    /// source has index `sources().len()`.
     pub fn candidates(&self, module: &ModuleRef) -> Vec<(usize, DebugFile)> {
         let mut out = Vec::new();
-        for (index, source) in self.sources.iter().enumerate() {
+        let sources = self
+            .sources
+            .iter()
+            .map(|s| s.as_ref())
+            .chain([&self.downloads as &dyn SymbolSource]);
+        for (index, source) in sources.enumerate() {
             for file in source.candidates(module) {
                 if !out.iter().any(|(_, f): &(usize, DebugFile)| *f == file) {
                     out.push((index, file));
@@ -216,6 +243,7 @@ impl SymbolStore {
         if let Some(path) = &cache_path {
             if let Ok(view) = ByteView::open(path) {
                 if SymCache::parse(&view).is_ok_and(|c| c.is_latest()) {
+                    touch(path);
                     self.counters
                         .symcaches_from_disk
                         .fetch_add(1, Ordering::Relaxed);
@@ -249,24 +277,35 @@ impl SymbolStore {
 
     fn cfi_for(&self, file: &DebugFile) -> Result<Option<SymbolFile>, LoadError> {
         let cache_path = self.cache_path(file, "cfi", CFI_CACHE_VERSION, "cfi");
-        let text = match cache_path.as_deref().and_then(|p| std::fs::read(p).ok()) {
-            Some(text) => {
+        let cached = cache_path
+            .as_deref()
+            .and_then(|p| ByteView::open(p).ok())
+            .filter(|view| view.ends_with(CFI_TRAILER));
+        let built;
+        let text: &[u8] = match &cached {
+            Some(view) => {
+                if let Some(path) = &cache_path {
+                    touch(path);
+                }
                 self.counters.cfi_from_disk.fetch_add(1, Ordering::Relaxed);
-                text
+                &view[..view.len() - CFI_TRAILER.len()]
             }
             None => {
-                let text = extract_cfi(file)?;
+                let mut text = extract_cfi(file)?;
                 self.counters.cfi_built.fetch_add(1, Ordering::Relaxed);
                 if let Some(path) = &cache_path {
+                    text.extend_from_slice(CFI_TRAILER);
                     write_atomically(path, &text);
+                    text.truncate(text.len() - CFI_TRAILER.len());
                 }
-                text
+                built = text;
+                &built
             }
         };
-        if !text.windows(6).any(|w| w == b"STACK ") {
+        if memchr::memmem::find(text, b"STACK ").is_none() {
             return Ok(None);
         }
-        let symbols = SymbolFile::from_bytes(&text).map_err(|e| LoadError::Cfi(e.to_string()))?;
+        let symbols = SymbolFile::from_bytes(text).map_err(|e| LoadError::Cfi(e.to_string()))?;
         Ok(Some(symbols))
     }
 
@@ -341,6 +380,8 @@ fn extract_cfi(file: &DebugFile) -> Result<Vec<u8>, LoadError> {
 
 /// Writes through a temporary file and a rename, so readers never see half a cache file.
 /// A failing cache write only costs a rebuild next time; returns whether the file was written.
+/// No fsync: a cache needs no durability (readers detect a file a crash cut short and rebuild
+/// it), and a sync costs milliseconds per file.
 fn write_atomically(path: &Path, data: &[u8]) -> bool {
     let Some(dir) = path.parent() else {
         return false;
@@ -353,7 +394,6 @@ fn write_atomically(path: &Path, data: &[u8]) -> bool {
         ));
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(data)?;
-        f.sync_all()?;
         std::fs::rename(&tmp, path)
     });
     match result {
@@ -363,6 +403,117 @@ fn write_atomically(path: &Path, data: &[u8]) -> bool {
             false
         }
     }
+}
+
+/// Renews a cache file's modification time, so size-bound eviction keeps it longer.
+fn touch(path: &Path) {
+    let renewed = std::fs::File::options()
+        .write(true)
+        .open(path)
+        .and_then(|f| f.set_modified(SystemTime::now()));
+    if let Err(error) = renewed {
+        tracing::debug!(path = %path.display(), %error, "cannot renew cache file time");
+    }
+}
+
+/// Temporary files younger than this are left alone by [`evict_to_size`]: a writer may still
+/// be on them.
+const TMP_GRACE: Duration = Duration::from_secs(3600);
+
+/// How deep [`evict_to_size`] descends below its root.
+const MAX_EVICT_DEPTH: usize = 32;
+
+/// What [`evict_to_size`] found and did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Eviction {
+    /// Bytes of all files below the directory before eviction.
+    pub bytes_before: u64,
+    /// Bytes left after eviction.
+    pub bytes_after: u64,
+    /// Files deleted, oldest first.
+    pub removed: Vec<PathBuf>,
+}
+
+/// Bounds the size of cache directories: when the files below the `roots` add up to more
+/// than `max_bytes`, deletes the oldest (by modification time) until at most `target_bytes`
+/// are left, and removes directories that became empty (not the roots themselves). Missing
+/// roots count as empty.
+///
+/// For the symbol cache: `<cache_dir>/symcache`, `cfi` and the download cache. Blocking file-system work: call it off the
+/// async arbiters' hot path. Files that cannot be deleted are skipped; symlinks are not followed.
+/// Deleting a file that a reader has memory-mapped is safe: the mapping stays valid.
+pub fn evict_to_size(
+    roots: &[PathBuf],
+    max_bytes: u64,
+    target_bytes: u64,
+) -> std::io::Result<Eviction> {
+    let mut files = Vec::new();
+    for root in roots {
+        match collect_files(root, root, 0, &mut files) {
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            result => result?,
+        }
+    }
+    let bytes_before: u64 = files.iter().map(|(_, size, _, _)| size).sum();
+    let mut eviction = Eviction {
+        bytes_before,
+        bytes_after: bytes_before,
+        removed: Vec::new(),
+    };
+    if bytes_before <= max_bytes {
+        return Ok(eviction);
+    }
+    files.sort();
+    let now = SystemTime::now();
+    for (mtime, size, path, root) in files {
+        if eviction.bytes_after <= target_bytes {
+            break;
+        }
+        let is_tmp = path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with(".tmp-"));
+        if is_tmp && now.duration_since(mtime).unwrap_or_default() < TMP_GRACE {
+            continue;
+        }
+        if std::fs::remove_file(&path).is_ok() {
+            eviction.bytes_after -= size;
+            let mut parent = path.parent();
+            while let Some(p) = parent.filter(|p| *p != root && p.starts_with(root)) {
+                // Fails (and stops) at the first directory that still has entries.
+                if std::fs::remove_dir(p).is_err() {
+                    break;
+                }
+                parent = p.parent();
+            }
+            eviction.removed.push(path);
+        }
+    }
+    Ok(eviction)
+}
+
+/// (modification time, size, path, root) of the files below `dir`.
+type CacheFile<'a> = (SystemTime, u64, PathBuf, &'a Path);
+
+fn collect_files<'a>(
+    root: &'a Path,
+    dir: &Path,
+    depth: usize,
+    out: &mut Vec<CacheFile<'a>>,
+) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let Ok(entry) = entry else { continue };
+        // `DirEntry::metadata` does not follow symlinks.
+        let Ok(meta) = entry.metadata() else { continue };
+        if meta.is_dir() {
+            if depth < MAX_EVICT_DEPTH {
+                let _ = collect_files(root, &entry.path(), depth + 1, out);
+            }
+        } else if meta.is_file() {
+            let mtime = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+            out.push((mtime, meta.len(), entry.path(), root));
+        }
+    }
+    Ok(())
 }
 
 /// FNV-1a, 64 bit: a hash that stays the same across Rust releases, for cache file names.
@@ -564,6 +715,55 @@ mod tests {
         assert_eq!(
             names(ranked(&tie, DebugFile::debug_rank)),
             ["big.sym", "small.sym", "later.sym"]
+        );
+    }
+
+    #[test]
+    fn eviction_deletes_oldest_files_down_to_the_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let old = SystemTime::now() - Duration::from_secs(7200);
+        let mut paths = Vec::new();
+        for (i, sub) in ["symcache/A", "cfi/B", "downloads/s/x/ID", "symcache/A"]
+            .iter()
+            .enumerate()
+        {
+            let path = root.join(sub).join(format!("f{i}"));
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, vec![0u8; 100]).unwrap();
+            let f = std::fs::File::options().write(true).open(&path).unwrap();
+            f.set_modified(old + Duration::from_secs(i as u64 * 60))
+                .unwrap();
+            paths.push(path);
+        }
+        // A young temporary file is never deleted.
+        let tmp = root.join("symcache/A/.tmp-1-x");
+        std::fs::write(&tmp, vec![0u8; 50]).unwrap();
+        // Under the bound: nothing happens.
+        let roots = [
+            root.join("symcache"),
+            root.join("cfi"),
+            root.join("downloads"),
+        ];
+        // Files outside the roots do not count and are kept.
+        std::fs::create_dir_all(root.join("sourcemaps")).unwrap();
+        std::fs::write(root.join("sourcemaps/other"), vec![0u8; 1000]).unwrap();
+        let none = evict_to_size(&roots, 450, 200).unwrap();
+        assert_eq!((none.bytes_before, none.removed.len()), (450, 0));
+
+        let eviction = evict_to_size(&roots, 400, 260).unwrap();
+        assert_eq!(eviction.bytes_before, 450);
+        assert_eq!(eviction.removed, paths[..2]);
+        assert_eq!(eviction.bytes_after, 250);
+        assert!(tmp.exists() && paths[2].exists() && paths[3].exists());
+        // The emptied directory went with its last file; the roots stay.
+        assert!(!root.join("cfi/B").exists());
+        assert!(root.join("cfi").exists());
+        assert!(root.join("symcache/A").exists());
+        assert!(root.join("sourcemaps/other").exists());
+        assert_eq!(
+            evict_to_size(&[root.join("missing")], 0, 0).unwrap(),
+            Eviction::default()
         );
     }
 

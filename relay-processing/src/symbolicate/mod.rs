@@ -4,9 +4,13 @@
 //!   (CFI first, stack scanning as the fallback) and symbolicates each frame into a
 //!   [`NativeCrash`]; [`referenced_modules`] lists what a dump needs, for symbol downloaders.
 //! - [`sources`]: the [`SymbolSource`] trait and [`LocalDirectory`], a directory of debug files
-//!   in any layout indexed by debug id and code id.
+//!   in any layout indexed by debug id and code id; [`ModuleRef::server_files`], where symbol
+//!   servers keep a module's files in each [`ServerLayout`].
+//! - [`downloads`]: [`DownloadedFiles`], the source of files fetched at runtime, and
+//!   [`unpack_cab`] for symstore's compressed files.
 //! - [`cache`]: the [`SymbolStore`]: sources in order, the richest debug file per module, and
-//!   SymCaches and CFI built once per debug file and kept in a cache directory.
+//!   SymCaches and CFI built once per debug file and kept in a cache directory, whose size
+//!   [`evict_to_size`] bounds.
 //! - `provider`: rust-minidump's `SymbolProvider` on top of the store.
 //! - [`event`]: [`apply_to_event`] writes a crash into a Sentry event; [`NativeCrash::to_json`]
 //!   is the CLI's JSON.
@@ -16,14 +20,19 @@
 //! deadline never fails symbolication; frames keep their addresses and say why in `status`.
 
 pub mod cache;
+pub mod downloads;
 pub mod event;
 mod provider;
 pub mod sources;
 pub mod stackwalk;
 
-pub use self::cache::{StoreStats, SymbolStore};
+pub use self::cache::{evict_to_size, Eviction, StoreStats, SymbolStore};
+pub use self::downloads::{is_cab, unpack_cab, DownloadedFiles, UnpackError};
 pub use self::event::apply_to_event;
-pub use self::sources::{DebugFile, Features, LocalDirectory, ModuleRef, SymbolSource};
+pub use self::sources::{
+    identify, DebugFile, Features, FileRole, LocalDirectory, ModuleRef, ServerFile, ServerLayout,
+    SymbolSource,
+};
 pub use self::stackwalk::{referenced_modules, symbolicate_minidump, StackwalkError};
 
 /// What happened to one frame.

@@ -14,6 +14,9 @@ use std::path::{Path, PathBuf};
 use symbolic::common::{Arch, ByteView, CodeId, DebugId};
 use symbolic::debuginfo::{Archive, FileFormat, ObjectKind};
 
+/// The file layout of a symbol server (the configuration's `layout`).
+pub use relay_core::config::SymbolServerLayout as ServerLayout;
+
 /// How deep [`LocalDirectory::scan`] descends below its root.
 const MAX_SCAN_DEPTH: usize = 16;
 
@@ -44,47 +47,129 @@ impl ModuleRef {
         }
     }
 
-    /// Where symbol servers keep this module's files, relative to the server's root, for the
-    /// download actors: Breakpad's native layout, Microsoft's symstore (plain and `_`
-    /// compressed; PE by code id, PDB by debug id) and debuginfod (by ELF build id).
+    /// Where symbol servers keep this module's files, relative to the server's root, in all
+    /// layouts: Breakpad's native layout, Microsoft's symstore (plain and `_` compressed; PE by
+    /// code id, PDB by debug id) and debuginfod (by ELF build id).
     pub fn server_paths(&self) -> Vec<String> {
-        let mut paths = Vec::new();
+        [
+            ServerLayout::Breakpad,
+            ServerLayout::Symstore,
+            ServerLayout::Debuginfod,
+        ]
+        .into_iter()
+        .flat_map(|layout| self.server_files(layout))
+        .map(|file| file.path)
+        .collect()
+    }
+
+    /// The files a symbol server in `layout` may have for this module, in the order to try
+    /// them. Paths are relative to the server's root; their components never contain `/`,
+    /// `\`, `.` or `..` alone, so they are safe to join to a local cache directory too.
+    pub fn server_files(&self, layout: ServerLayout) -> Vec<ServerFile> {
+        let mut files = Vec::new();
         let code_name = leaf_name(&self.code_file);
         let debug_name = self
             .debug_file
             .as_deref()
             .map(leaf_name)
             .unwrap_or(code_name);
-        if let Some(debug_id) = &self.debug_id {
-            let breakpad_id = debug_id.breakpad().to_string();
-            let stem = debug_name.strip_suffix(".pdb").unwrap_or(debug_name);
-            paths.push(format!("{debug_name}/{breakpad_id}/{stem}.sym"));
-            if !debug_name.is_empty() {
-                paths.push(format!("{debug_name}/{breakpad_id}/{debug_name}"));
-                paths.push(format!(
-                    "{debug_name}/{breakpad_id}/{}",
-                    compressed_name(debug_name)
-                ));
+        let debug_name = Some(debug_name).filter(|n| is_safe_component(n));
+        let code_name = Some(code_name).filter(|n| is_safe_component(n));
+        let breakpad_id = self.debug_id.map(|id| id.breakpad().to_string());
+        let code_id = self
+            .code_id
+            .as_ref()
+            .map(|id| id.as_str())
+            .filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_hexdigit()));
+        // PE code ids are timestamp + image size (at most 16 hex digits); ELF build ids are
+        // longer; a Mach-O code id is its UUID, the debug id without the age.
+        let is_pe_code_id = code_id.is_some_and(|id| id.len() <= 24);
+        let is_build_id = code_id.is_some_and(|id| {
+            !is_pe_code_id
+                && self
+                    .debug_id
+                    .is_none_or(|d| d.uuid().simple().to_string() != id)
+        });
+        let file = |role, path: String, compressed| ServerFile {
+            role,
+            path,
+            compressed,
+        };
+        match layout {
+            ServerLayout::Breakpad => {
+                if let (Some(name), Some(id)) = (debug_name, &breakpad_id) {
+                    let stem = name.strip_suffix(".pdb").unwrap_or(name);
+                    files.push(file(
+                        FileRole::Debug,
+                        format!("{name}/{id}/{stem}.sym"),
+                        false,
+                    ));
+                }
+            }
+            ServerLayout::Symstore => {
+                if let (Some(name), Some(id)) = (debug_name, &breakpad_id) {
+                    files.push(file(FileRole::Debug, format!("{name}/{id}/{name}"), false));
+                    let packed = compressed_name(name);
+                    files.push(file(FileRole::Debug, format!("{name}/{id}/{packed}"), true));
+                }
+                if let (Some(name), Some(id), true) = (code_name, code_id, is_pe_code_id) {
+                    // Upper-case in symstore paths.
+                    let id = id.to_ascii_uppercase();
+                    files.push(file(FileRole::Code, format!("{name}/{id}/{name}"), false));
+                    let packed = compressed_name(name);
+                    files.push(file(FileRole::Code, format!("{name}/{id}/{packed}"), true));
+                }
+            }
+            ServerLayout::Debuginfod => {
+                if let (Some(id), true) = (code_id, is_build_id) {
+                    let id = id.to_ascii_lowercase();
+                    files.push(file(
+                        FileRole::Debug,
+                        format!("buildid/{id}/debuginfo"),
+                        false,
+                    ));
+                    files.push(file(
+                        FileRole::Code,
+                        format!("buildid/{id}/executable"),
+                        false,
+                    ));
+                }
             }
         }
-        if let Some(code_id) = &self.code_id {
-            let code_id = code_id.as_str();
-            if !code_name.is_empty() && code_id.len() <= 24 {
-                // PE: timestamp + image size, upper-case in symstore paths.
-                let id = code_id.to_ascii_uppercase();
-                paths.push(format!("{code_name}/{id}/{code_name}"));
-                paths.push(format!("{code_name}/{id}/{}", compressed_name(code_name)));
-            } else if self
-                .debug_id
-                .is_none_or(|id| id.uuid().simple().to_string() != code_id)
-            {
-                // ELF build ids; a Mach-O code id is just its UUID and has no debuginfod path.
-                paths.push(format!("buildid/{code_id}/debuginfo"));
-                paths.push(format!("buildid/{code_id}/executable"));
-            }
-        }
-        paths
+        files
     }
+}
+
+/// What a file on a symbol server is fetched for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FileRole {
+    /// Symbols (a PDB, a Breakpad `.sym`, separate ELF debug info); Breakpad files also carry
+    /// unwind information.
+    Debug,
+    /// The code file itself (PE, ELF executable), for its unwind tables and symbol table.
+    Code,
+}
+
+/// One file a symbol server may hold for a module.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ServerFile {
+    /// What the file is fetched for.
+    pub role: FileRole,
+    /// Path relative to the server's root, `/`-separated.
+    pub path: String,
+    /// Whether the server keeps it as a cabinet (symstore's `_` names); see
+    /// [`super::downloads::unpack_cab`].
+    pub compressed: bool,
+}
+
+/// Whether a file name from a minidump is safe as one path component, locally and in a URL.
+fn is_safe_component(name: &str) -> bool {
+    !name.is_empty()
+        && name != "."
+        && name != ".."
+        && name.len() <= 255
+        && !name.contains(['/', '\\', '\0'])
+        && !name.chars().any(char::is_control)
 }
 
 /// The file name of a path written on any OS.
@@ -170,6 +255,77 @@ pub trait SymbolSource: Send + Sync + fmt::Debug {
     fn candidates(&self, module: &ModuleRef) -> Vec<DebugFile>;
 }
 
+/// Debug files indexed by debug id and code id; what [`LocalDirectory`] and
+/// [`super::DownloadedFiles`] look modules up in.
+#[derive(Default)]
+pub(crate) struct FileIndex {
+    files: Vec<DebugFile>,
+    by_debug_id: HashMap<DebugId, Vec<usize>>,
+    by_code_id: HashMap<CodeId, Vec<usize>>,
+}
+
+impl FileIndex {
+    pub(crate) fn files(&self) -> &[DebugFile] {
+        &self.files
+    }
+
+    pub(crate) fn push(&mut self, file: DebugFile) {
+        let index = self.files.len();
+        if !file.debug_id.is_nil() {
+            self.by_debug_id
+                .entry(file.debug_id)
+                .or_default()
+                .push(index);
+        }
+        if let Some(code_id) = &file.code_id {
+            self.by_code_id
+                .entry(code_id.clone())
+                .or_default()
+                .push(index);
+        }
+        self.files.push(file);
+    }
+
+    /// Drops every object of the file at `path`; returns whether there was one.
+    pub(crate) fn remove_path(&mut self, path: &Path) -> bool {
+        if !self.files.iter().any(|f| f.path == path) {
+            return false;
+        }
+        let files = std::mem::take(&mut self.files);
+        *self = FileIndex::default();
+        for file in files.into_iter().filter(|f| f.path != path) {
+            self.push(file);
+        }
+        true
+    }
+
+    pub(crate) fn candidates(&self, module: &ModuleRef) -> Vec<DebugFile> {
+        let by_debug_id = module
+            .debug_id
+            .and_then(|id| self.by_debug_id.get(&id))
+            .into_iter()
+            .flatten();
+        // A code id match counts unless the file names a different build by its debug id
+        // (the age may differ between a PE and its PDB, the UUID may not).
+        let by_code_id = module
+            .code_id
+            .as_ref()
+            .and_then(|id| self.by_code_id.get(id))
+            .into_iter()
+            .flatten()
+            .filter(|&&i| match module.debug_id {
+                Some(id) => {
+                    self.files[i].debug_id.is_nil() || self.files[i].debug_id.uuid() == id.uuid()
+                }
+                None => true,
+            });
+        let mut indices = by_debug_id.chain(by_code_id).copied().collect::<Vec<_>>();
+        indices.sort_unstable();
+        indices.dedup();
+        indices.into_iter().map(|i| self.files[i].clone()).collect()
+    }
+}
+
 /// A directory of debug files in any layout, indexed once by debug id and code id.
 ///
 /// Breakpad symbol trees (`<debug_file>/<DEBUG_ID>/<name>.sym`), symstore trees, dSYM bundles
@@ -177,16 +333,14 @@ pub trait SymbolSource: Send + Sync + fmt::Debug {
 /// are no debug files (minidumps, text, ...) are skipped.
 pub struct LocalDirectory {
     name: String,
-    files: Vec<DebugFile>,
-    by_debug_id: HashMap<DebugId, Vec<usize>>,
-    by_code_id: HashMap<CodeId, Vec<usize>>,
+    index: FileIndex,
 }
 
 impl fmt::Debug for LocalDirectory {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LocalDirectory")
             .field("name", &self.name)
-            .field("files", &self.files.len())
+            .field("files", &self.index.files().len())
             .finish()
     }
 }
@@ -200,9 +354,7 @@ impl LocalDirectory {
         let root = root.as_ref();
         let mut source = LocalDirectory {
             name: format!("local:{}", root.display()),
-            files: Vec::new(),
-            by_debug_id: HashMap::new(),
-            by_code_id: HashMap::new(),
+            index: FileIndex::default(),
         };
         match std::fs::metadata(root) {
             Ok(meta) if meta.is_dir() => source.scan_dir(root, 0)?,
@@ -215,7 +367,7 @@ impl LocalDirectory {
 
     /// All indexed objects, in scan order.
     pub fn files(&self) -> &[DebugFile] {
-        &self.files
+        self.index.files()
     }
 
     fn scan_dir(&mut self, dir: &Path, depth: usize) -> std::io::Result<()> {
@@ -244,20 +396,7 @@ impl LocalDirectory {
 
     fn add_file(&mut self, path: &Path) {
         for file in identify(path) {
-            let index = self.files.len();
-            if !file.debug_id.is_nil() {
-                self.by_debug_id
-                    .entry(file.debug_id)
-                    .or_default()
-                    .push(index);
-            }
-            if let Some(code_id) = &file.code_id {
-                self.by_code_id
-                    .entry(code_id.clone())
-                    .or_default()
-                    .push(index);
-            }
-            self.files.push(file);
+            self.index.push(file);
         }
     }
 }
@@ -283,6 +422,16 @@ pub fn identify(path: &Path) -> Vec<DebugFile> {
         if debug_id.is_nil() && code_id.is_none() {
             continue;
         }
+        let features = match object.file_format() {
+            // symbolic walks the records line by line for each question; three byte scans
+            // give the same answers several times faster (this runs for every file indexed).
+            FileFormat::Breakpad => breakpad_features(&view),
+            _ => Features {
+                has_debug_info: object.has_debug_info(),
+                has_symbols: object.has_symbols(),
+                has_unwind_info: object.has_unwind_info(),
+            },
+        };
         files.push(DebugFile {
             path: path.to_owned(),
             size,
@@ -292,14 +441,26 @@ pub fn identify(path: &Path) -> Vec<DebugFile> {
             arch: object.arch(),
             debug_id,
             code_id,
-            features: Features {
-                has_debug_info: object.has_debug_info(),
-                has_symbols: object.has_symbols(),
-                has_unwind_info: object.has_unwind_info(),
-            },
+            features,
         });
     }
     files
+}
+
+/// What a Breakpad file offers, with symbolic's answers: `FUNC` records are debug info,
+/// `PUBLIC` records before the first `STACK` record are symbols, `STACK WIN` and
+/// `STACK CFI INIT` records are unwind info. (The first line is always `MODULE`.)
+fn breakpad_features(data: &[u8]) -> Features {
+    use memchr::memmem::find;
+    let first_stack = find(data, b"\nSTACK ");
+    Features {
+        has_debug_info: find(data, b"\nFUNC ").is_some(),
+        has_symbols: find(&data[..first_stack.unwrap_or(data.len())], b"\nPUBLIC ").is_some(),
+        has_unwind_info: first_stack.is_some_and(|start| {
+            let stack = &data[start..];
+            find(stack, b"\nSTACK WIN").is_some() || find(stack, b"\nSTACK CFI INIT").is_some()
+        }),
+    }
 }
 
 impl SymbolSource for LocalDirectory {
@@ -308,29 +469,7 @@ impl SymbolSource for LocalDirectory {
     }
 
     fn candidates(&self, module: &ModuleRef) -> Vec<DebugFile> {
-        let by_debug_id = module
-            .debug_id
-            .and_then(|id| self.by_debug_id.get(&id))
-            .into_iter()
-            .flatten();
-        // A code id match counts unless the file names a different build by its debug id
-        // (the age may differ between a PE and its PDB, the UUID may not).
-        let by_code_id = module
-            .code_id
-            .as_ref()
-            .and_then(|id| self.by_code_id.get(id))
-            .into_iter()
-            .flatten()
-            .filter(|&&i| match module.debug_id {
-                Some(id) => {
-                    self.files[i].debug_id.is_nil() || self.files[i].debug_id.uuid() == id.uuid()
-                }
-                None => true,
-            });
-        let mut indices = by_debug_id.chain(by_code_id).copied().collect::<Vec<_>>();
-        indices.sort_unstable();
-        indices.dedup();
-        indices.into_iter().map(|i| self.files[i].clone()).collect()
+        self.index.candidates(module)
     }
 }
 
@@ -392,6 +531,41 @@ mod tests {
         assert!(
             paths.contains(&"buildid/f1c3bcc0279865fe3058404b2831d9e64135386c/executable".into())
         );
+    }
+
+    #[test]
+    fn breakpad_features_match_symbolic() {
+        let native = std::env::var_os("FIXTURES_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures"))
+            .join("native");
+        let mut files = LocalDirectory::scan(&native).unwrap().files().to_vec();
+        files.retain(|f| f.format == FileFormat::Breakpad);
+        assert!(files.len() >= 5, "{files:?}");
+        let dir = tempfile::tempdir().unwrap();
+        let mut paths: Vec<PathBuf> = files.into_iter().map(|f| f.path).collect();
+        // Edge cases: PUBLIC only after STACK, STACK CFI without INIT, CRLF line ends.
+        for (name, text) in [
+            ("a.sym", "MODULE Linux x86_64 0123456789ABCDEF0123456789ABCDEF0 a\nSTACK CFI 1 .cfa: $rsp 8 +\nPUBLIC 10 0 f\n"),
+            ("b.sym", "MODULE Linux x86_64 0123456789ABCDEF0123456789ABCDEF0 b\r\nPUBLIC 10 0 f\r\nSTACK CFI INIT 10 4 .cfa: $rsp 8 +\r\n"),
+            ("c.sym", "MODULE Linux x86_64 0123456789ABCDEF0123456789ABCDEF0 c\nFUNC 10 4 0 f\n10 4 1 1\n"),
+        ] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            paths.push(path);
+        }
+        for path in paths {
+            let view = ByteView::open(&path).unwrap();
+            let archive = Archive::parse(&view).unwrap();
+            let object = archive.objects().next().unwrap().unwrap();
+            let symbolic = Features {
+                has_debug_info: object.has_debug_info(),
+                has_symbols: object.has_symbols(),
+                has_unwind_info: object.has_unwind_info(),
+            };
+            assert_eq!(breakpad_features(&view), symbolic, "{}", path.display());
+            assert_eq!(identify(&path)[0].features, symbolic);
+        }
     }
 
     #[test]

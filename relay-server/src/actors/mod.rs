@@ -4,6 +4,7 @@
 //! Intake (HTTP handlers, endpoints/) --append--> Spool (disk) ; 200 once written
 //! SpoolReader (max_in_flight slots)  --CheckRateLimits--> RateLimiter   own arbiter
 //!   --NormalizeEnvelope--> Normalizer                                    own arbiter
+//!   --FetchSymbols--> SymbolFetcher: HTTP symbol downloads for minidumps own arbiter
 //!   --SymbolicateEnvelope (through SymbolicatorGate)--> Symbolicator     SyncArbiter, N threads
 //!   --AggregateEnvelope--> Aggregator                                    own arbiter
 //!   --ProduceEnvelope--> KafkaProducer --delivery reports--> verdict     own arbiter
@@ -21,6 +22,7 @@ pub mod normalizer;
 pub mod outcomes;
 pub mod rate_limiter;
 pub mod spool_reader;
+pub mod symbol_fetcher;
 pub mod symbolicator;
 
 use actix::dev::ToEnvelope;

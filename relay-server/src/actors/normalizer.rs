@@ -12,7 +12,8 @@ use relay_core::ItemType;
 use relay_processing::filter::{should_filter, FilterContext};
 use relay_processing::normalize::{normalize_event_full, NormalizeContext, NormalizeOptions};
 
-use super::symbolicator::SymbolicatorGate;
+use super::symbol_fetcher::{FetchSymbols, SymbolFetcher};
+use super::Mailbox;
 use super::{envelope_message, MailboxDepth};
 use crate::managed::{ManagedEnvelope, Rejection};
 use crate::metrics;
@@ -27,7 +28,7 @@ envelope_message!(
 pub struct Normalizer {
     depth: MailboxDepth,
     settings: Arc<ProcessingSettings>,
-    next: SymbolicatorGate,
+    next: Mailbox<SymbolFetcher>,
 }
 
 impl Normalizer {
@@ -35,7 +36,7 @@ impl Normalizer {
     pub const MAILBOX: &'static str = "normalizer";
 
     /// A normalizer forwarding to the symbolicator gate.
-    pub fn new(settings: Arc<ProcessingSettings>, next: SymbolicatorGate) -> Self {
+    pub fn new(settings: Arc<ProcessingSettings>, next: Mailbox<SymbolFetcher>) -> Self {
         Normalizer {
             depth: MailboxDepth::new(Self::MAILBOX),
             settings,
@@ -66,7 +67,7 @@ impl Handler<NormalizeEnvelope> for Normalizer {
             envelope.reject(rejection);
             return;
         }
-        self.next.forward(envelope);
+        self.next.forward(FetchSymbols(envelope));
     }
 }
 

@@ -370,6 +370,7 @@ mod tests {
             keys: Vec::new(),
             disabled: false,
             native_symbols: Vec::new(),
+            http_sources: Vec::new(),
             js_artifacts: None,
             organization: Some(7),
             quotas,

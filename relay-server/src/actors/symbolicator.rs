@@ -98,7 +98,7 @@ impl Symbols {
         for project in config
             .projects
             .iter()
-            .filter(|p| !p.native_symbols.is_empty())
+            .filter(|p| !p.native_symbols.is_empty() || !p.http_sources.is_empty())
         {
             let dirs: Vec<&PathBuf> = project.native_symbols.iter().chain(global).collect();
             per_project.insert(project.id, store(&dirs)?);
@@ -268,5 +268,21 @@ impl SymbolicatorGate {
     pub fn publish_depth(&self) {
         let in_use = self.capacity - self.permits.available_permits();
         metrics::mailbox_depth(Symbolicator::MAILBOX).set(in_use as i64);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Accessors for the SymbolFetcher (actors/symbol_fetcher.rs), which adds downloaded debug files
+// to these stores before the event reaches the Symbolicator.
+
+impl Symbols {
+    /// The native symbol store used for `project_id`'s crashes.
+    pub fn native_store(&self, project_id: u64) -> &Arc<SymbolStore> {
+        self.per_project.get(&project_id).unwrap_or(&self.shared)
+    }
+
+    /// Every native symbol store (per project and shared), e.g. to drop evicted downloads.
+    pub fn native_stores(&self) -> impl Iterator<Item = &Arc<SymbolStore>> {
+        self.per_project.values().chain([&self.shared])
     }
 }

@@ -40,6 +40,7 @@ fn test_config() -> Config {
                 ],
                 disabled: false,
                 native_symbols: Vec::new(),
+                http_sources: Vec::new(),
                 js_artifacts: None,
                 organization: None,
                 quotas: Vec::new(),
@@ -51,6 +52,7 @@ fn test_config() -> Config {
                 keys: vec![KeyConfig::Plain(OTHER_PROJECT_KEY.into())],
                 disabled: false,
                 native_symbols: Vec::new(),
+                http_sources: Vec::new(),
                 js_artifacts: None,
                 organization: None,
                 quotas: Vec::new(),
@@ -1068,4 +1070,47 @@ async fn events_are_filtered_scrubbed_grouped_and_counted_as_issues() {
             .map(|((c, o), n)| ((c.to_owned(), o.to_owned()), n))
             .collect();
     assert_eq!(outcome_totals(&cluster, &expected).await, expected);
+}
+
+#[actix_web::test]
+async fn minidump_is_symbolicated_with_symbols_from_an_http_server() {
+    use crate::actors::symbol_fetcher::tests::{Behaviour, TestServer};
+    let native = fixtures().join("native/rust-minidump");
+    // The Windows XP dump's symbols only on a Breakpad symbol server, nothing local.
+    let server = TestServer::start(Behaviour::Files(native.clone()));
+    let mut config = test_config();
+    config.symbolication.http_sources =
+        vec![serde_json::from_value(json!({ "url": server.url("symbols") })).unwrap()];
+    let cluster = start_cluster(&config);
+    let state = start_relay(config, &cluster);
+    let app = app!(state);
+    let dump = std::fs::read(native.join("test.dmp")).unwrap();
+    let req =
+        post("/api/42/minidump/", dump).insert_header(("Content-Type", "application/octet-stream"));
+    assert_eq!(
+        test::call_service(&app, req.to_request()).await.status(),
+        StatusCode::OK
+    );
+
+    let events = consume(&cluster, "relay.events", 1).await;
+    let exception = &events[0].1["event"]["exception"]["values"][0];
+    let frames = exception["stacktrace"]["frames"].as_array().unwrap();
+    // Oldest first: the crash is the last frame.
+    let crash = frames.last().unwrap();
+    assert_eq!(
+        crash["function"], "`anonymous namespace'::CrashFunction",
+        "{crash}"
+    );
+    assert_eq!(
+        (&crash["filename"], &crash["lineno"]),
+        (&json!("test_app.cc"), &json!(58))
+    );
+    assert_eq!(crash["status"], "symbolicated");
+    let requests = server.requests();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r == "/symbols/test_app.pdb/5A9832E5287241C1838ED98914E9B7FF1/test_app.sym"),
+        "{requests:?}"
+    );
 }

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Minidump benchmark: `relay symbolicate` vs `minidump-stackwalk` 0.27 (crates.io), on the same
+# dumps and the same Breakpad symbols (../shared/fixtures/native/*/symbols), wall time per
+# process, with a cold and a warm relay cache.
+#
+#   bench/minidump/run.sh [runs]          (default 15)
+#
+# - Installs minidump-stackwalk 0.27 into ~/.cache/relay-ci/minidump-stackwalk (cached) and
+#   hyperfine (Debian package) when missing.
+# - Builds relay in the release profile into its own target dir ($BENCH_TARGET_DIR, default
+#   ~/.cache/relay-bench-target), never the workspace's debug build.
+# - cold: relay gets an empty --cache-dir before every run (hyperfine --prepare), so it builds
+#   its SymCaches and CFI from the .sym files each time.
+#   warm: relay's --cache-dir holds them from a previous run.
+#   minidump-stackwalk keeps no cache between processes for local symbols: it parses the .sym
+#   files every run, so its cold and warm runs are the same command (both are measured).
+#   The files themselves are in the OS page cache in both cases (one warmup run first).
+# - Output: the human-readable report of each tool (discarded). The hyperfine JSON goes to
+#   bench/minidump/out/; the Markdown table to out/report.md and into docs/benchmarks.md,
+#   section "Minidumps" (only that section is replaced; set WRITE_DOCS=0 to skip).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+native=${FIXTURES_DIR:-$root/../shared/fixtures}/native
+runs=${1:-15}
+out=$here/out
+log() { printf '\n==> %s\n' "$*" >&2; }
+
+MDSW_VERSION=0.27
+MDSW_ROOT=$HOME/.cache/relay-ci/minidump-stackwalk
+MDSW=$MDSW_ROOT/bin/minidump-stackwalk
+if ! "$MDSW" --version 2>/dev/null | grep -q " $MDSW_VERSION\."; then
+  log "cargo install minidump-stackwalk ^$MDSW_VERSION"
+  tdir=$(mktemp -d)
+  CARGO_TARGET_DIR=$tdir cargo install minidump-stackwalk --version "^$MDSW_VERSION" --locked \
+    --root "$MDSW_ROOT"
+  rm -rf "$tdir"
+fi
+
+if ! command -v hyperfine >/dev/null; then
+  log "apt-get install hyperfine"
+  SUDO=(); [[ "$(id -u)" == 0 ]] || SUDO=(sudo)
+  "${SUDO[@]}" apt-get update
+  DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y --no-install-recommends hyperfine
+fi
+
+export CARGO_TARGET_DIR=${BENCH_TARGET_DIR:-$HOME/.cache/relay-bench-target}
+log "cargo build --release -p relay-server (target: $CARGO_TARGET_DIR)"
+cargo build --release --manifest-path "$root/Cargo.toml" -p relay-server
+RELAY=$CARGO_TARGET_DIR/release/relay
+
+# name  dump (relative to fixtures/native)  symbols (Breakpad tree)
+cases=(
+  "windows-x86   windows-x86/windows.dmp   windows-x86/symbols"
+  "linux-x86_64  linux-x86_64/linux.dmp    linux-x86_64/symbols"
+  "macos-x86_64  macos-x86_64/macos.dmp    macos-x86_64/symbols"
+  "windows-xp    rust-minidump/test.dmp    rust-minidump/symbols"
+)
+
+rm -rf "$out"
+mkdir -p "$out"
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+export RUST_LOG=error RELAY_LOG=error
+
+for case in "${cases[@]}"; do
+  read -r name dump symbols <<<"$case"
+  dump=$native/$dump
+  symbols=$native/$symbols
+  cache=$scratch/$name-cache
+  relay_cmd="$RELAY symbolicate $dump --symbols $symbols --cache-dir $cache"
+  mdsw_cmd="$MDSW --symbols-path $symbols $dump"
+  # Both must succeed and find the crashing function before being timed.
+  "$RELAY" symbolicate "$dump" --symbols "$symbols" --crashed-only >"$out/$name.relay.txt"
+  "$MDSW" --symbols-path "$symbols" "$dump" >"$out/$name.mdsw.txt" 2>/dev/null
+
+  log "$name: cold"
+  hyperfine -N --style basic --warmup 1 --runs "$runs" --prepare "rm -rf $cache" \
+    -n relay "$relay_cmd" -n minidump-stackwalk "$mdsw_cmd" \
+    --export-json "$out/$name.cold.json"
+  log "$name: warm"
+  rm -rf "$cache"
+  $relay_cmd >/dev/null
+  hyperfine -N --style basic --warmup 1 --runs "$runs" \
+    -n relay "$relay_cmd" -n minidump-stackwalk "$mdsw_cmd" \
+    --export-json "$out/$name.warm.json"
+done
+
+python3 "$here/report.py" "$out" "$runs" "$root/docs/benchmarks.md" "${WRITE_DOCS:-1}" \
+  "$("$MDSW" --version)" "bench/minidump/run.sh $*"
