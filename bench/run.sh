@@ -1,0 +1,360 @@
+#!/usr/bin/env bash
+# Benchmarks of issue 8, items 1, 2, 5 and 6: one entry point that installs its baselines,
+# runs each comparison in one go and writes its section of docs/benchmarks.md.
+#
+#   bench/run.sh [intake|kafka|overload|micro|all]     (default: all)
+#
+# intake    relay (intake -> spool -> Kafka on tansu) vs an actix-web handler that reads and
+#           drops the same request (bench/intake/noop-server), under oha; then the relay at half
+#           its measured max rate for p99; relay RSS from /proc during full load.
+# kafka     relay publish rate (draining a pre-filled spool) vs a bare confluent-kafka producer
+#           sending the same messages with the same settings, both timed on the consumer side.
+# overload  10x the sustainable rate for 60 s (bench/overload/loadgen, a fresh event id per
+#           request): RSS every second, 429/503 with Retry-After, every 200'd id found in Kafka.
+# micro     criterion: envelope parsing (relay-core/benches/envelope.rs), bounded decoding and
+#           normalization (relay-processing/benches/processing.rs).
+#
+# Environment: BENCH_DURATION (s per load point, default 15), BENCH_REPS (default 3),
+# OVERLOAD_SECS (default 60), BENCH_OUT (results dir), FIXTURES (default ../shared/fixtures/sdk),
+# BENCH_TARGET (cargo target dir of the release builds, default ~/.cache/relay-bench-target).
+# Never run in CI; nothing here is a test. Loads only 127.0.0.1.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+REPO="$(pwd)"
+MODE="${1:-all}"
+case "$MODE" in intake|kafka|overload|micro|all) ;; *)
+  echo "usage: bench/run.sh [intake|kafka|overload|micro|all]" >&2; exit 2 ;;
+esac
+
+BENCH_TARGET="${BENCH_TARGET:-$HOME/.cache/relay-bench-target}"
+CI_CACHE="$HOME/.cache/relay-ci"
+TANSU_VERSION=0.6.0
+OHA_VERSION=1.16.0
+TANSU="${TANSU_BIN:-$CI_CACHE/tansu/bin/tansu}"
+OHA="$CI_CACHE/oha/bin/oha"
+VENV="$CI_CACHE/venv"
+PY="$VENV/bin/python"
+FIXTURES="${FIXTURES:-$REPO/../shared/fixtures/sdk}"
+CAPTURE="$FIXTURES/python/0002_event"
+DURATION="${BENCH_DURATION:-15}"
+REPS="${BENCH_REPS:-3}"
+OVERLOAD_SECS="${OVERLOAD_SECS:-60}"
+OUT="${BENCH_OUT:-$HOME/.cache/relay-bench/results/$(date +%Y%m%dT%H%M%S)-$MODE}"
+PROJECT_ID=42
+PUBLIC_KEY=abc123def456abc123def456abc123de
+RELAY="$BENCH_TARGET/release/relay"
+NOOP="$BENCH_TARGET/release/noop-server"
+LOADGEN="$BENCH_TARGET/release/loadgen"
+export CARGO_TERM_COLOR=never
+
+mkdir -p "$OUT"
+log() { printf '\n==> %s\n' "$*" >&2; }
+
+# --- processes this script started (stopped by pid on exit) --------------------------------
+PIDS=()
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+stop_pid() { # pid: SIGTERM, then SIGKILL after 20 s
+  local pid="$1" i
+  kill "$pid" 2>/dev/null || return 0
+  for i in $(seq 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { # port, seconds
+  local i
+  for i in $(seq $(( $2 * 10 ))); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "nothing listens on port $1 after $2 s" >&2; return 1
+}
+wait_http() { # url, seconds
+  local i
+  for i in $(seq $(( $2 * 10 ))); do
+    [[ "$(curl -s -o /dev/null -w '%{http_code}' "$1")" == 200 ]] && return 0
+    sleep 0.1
+  done
+  echo "$1 did not answer 200 after $2 s" >&2; return 1
+}
+
+# --- baselines and builds (idempotent) ------------------------------------------------------
+setup() {
+  log "setup: release builds in $BENCH_TARGET, baselines"
+  if ! { [[ -x "$TANSU" ]] && "$TANSU" --version 2>/dev/null | grep -qF " $TANSU_VERSION"; }; then
+    log "cargo install tansu $TANSU_VERSION"
+    cargo install tansu --version "$TANSU_VERSION" --locked --root "$CI_CACHE/tansu"
+  fi
+  if ! { [[ -x "$PY" ]] && "$PY" -c 'import confluent_kafka' 2>/dev/null; }; then
+    log "python venv with tests/requirements.txt (confluent-kafka)"
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q -r tests/requirements.txt
+  fi
+  if [[ "$MODE" == intake || "$MODE" == all ]] && \
+     ! { [[ -x "$OHA" ]] && "$OHA" --version 2>/dev/null | grep -qF "$OHA_VERSION"; }; then
+    log "cargo install oha $OHA_VERSION"
+    cargo install oha --version "$OHA_VERSION" --locked --root "$CI_CACHE/oha"
+  fi
+  if [[ "$MODE" != micro ]]; then
+    CARGO_TARGET_DIR="$BENCH_TARGET" cargo build --release -p relay-server
+    CARGO_TARGET_DIR="$BENCH_TARGET" cargo build --release \
+      --manifest-path bench/intake/noop-server/Cargo.toml
+    CARGO_TARGET_DIR="$BENCH_TARGET" cargo build --release \
+      --manifest-path bench/overload/loadgen/Cargo.toml
+  fi
+  [[ -f "$CAPTURE/body.bin" ]] || { echo "fixture missing: $CAPTURE" >&2; exit 1; }
+  # What the machine was doing when the run started (other engineers compile here).
+  {
+    echo "{"
+    echo "  \"date\": \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\","
+    echo "  \"nproc\": $(nproc),"
+    echo "  \"cpu\": \"$(lscpu | sed -n 's/^Model name: *//p' | head -1)\","
+    echo "  \"mem\": \"$(free -h | awk '/^Mem:/{print $2}')\","
+    echo "  \"loadavg_start\": \"$(cut -d' ' -f1-3 /proc/loadavg)\","
+    echo "  \"commit\": \"$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo +dirty)\","
+    echo "  \"duration_s\": $DURATION,"
+    echo "  \"reps\": $REPS"
+    echo "}"
+  } > "$OUT/env.json"
+}
+
+# --- tansu -------------------------------------------------------------------------------
+TANSU_PORT=""
+TANSU_PID=""
+start_tansu() {
+  TANSU_PORT="$(free_port)"
+  RUST_LOG=warn "$TANSU" broker --listener-url "tcp://127.0.0.1:$TANSU_PORT" \
+    --advertised-listener-url "tcp://127.0.0.1:$TANSU_PORT" \
+    --storage-engine memory://tansu/ > "$OUT/tansu-$TANSU_PORT.log" 2>&1 &
+  TANSU_PID=$!
+  PIDS+=("$TANSU_PID")
+  wait_port "$TANSU_PORT" 30
+  local topic
+  for topic in relay.events relay.attachments relay.outcomes relay.issues; do
+    "$TANSU" topic create "$topic" --partitions 3 --broker "tcp://127.0.0.1:$TANSU_PORT" \
+      >> "$OUT/tansu-$TANSU_PORT.log" 2>&1
+  done
+}
+stop_tansu() { [[ -n "$TANSU_PID" ]] && stop_pid "$TANSU_PID"; TANSU_PID=""; }
+
+# --- relay -------------------------------------------------------------------------------
+RELAY_PORT=""
+RELAY_PID=""
+# start_relay DATA_DIR BROKERS [EXTRA_YAML]
+start_relay() {
+  local data="$1" brokers="$2" extra="${3:-}"
+  RELAY_PORT="$(free_port)"
+  mkdir -p "$data"
+  cat > "$data.yaml" <<YAML
+listen: "127.0.0.1:$RELAY_PORT"
+data_dir: "$data"
+kafka:
+  brokers: "$brokers"
+projects:
+  - id: $PROJECT_ID
+    keys: ["$PUBLIC_KEY"]
+limits:
+  per_ip_requests_per_second: 0
+$extra
+YAML
+  RELAY_LOG=warn "$RELAY" run --config "$data.yaml" > "$data.log" 2>&1 &
+  RELAY_PID=$!
+  PIDS+=("$RELAY_PID")
+  wait_http "http://127.0.0.1:$RELAY_PORT/healthz/ready" 60
+}
+stop_relay() { [[ -n "$RELAY_PID" ]] && stop_pid "$RELAY_PID"; RELAY_PID=""; }
+
+# sample_rss PID FILE: VmRSS in kB once a second until the process exits or the sampler is
+# stopped; the sampler's pid is in SAMPLER_PID.
+SAMPLER_PID=""
+sample_rss() {
+  ( while [[ -r "/proc/$1/status" ]]; do
+      awk -v t="$(date +%s.%N)" '/^VmRSS/{print t, $2}' "/proc/$1/status" 2>/dev/null || true
+      sleep 1
+    done ) > "$2" &
+  SAMPLER_PID=$!
+  PIDS+=("$SAMPLER_PID")
+}
+stop_sampler() { [[ -n "$SAMPLER_PID" ]] && { kill "$SAMPLER_PID" 2>/dev/null || true; wait "$SAMPLER_PID" 2>/dev/null || true; }; SAMPLER_PID=""; }
+
+# metric NAME_WITH_LABELS: the relay's /metrics value (0 when absent)
+metric() {
+  curl -s "http://127.0.0.1:$RELAY_PORT/metrics" | awk -v m="$1" '$1==m {print $2; f=1} END{if(!f) print 0}'
+}
+DELIVERED='relay_kafka_messages_total{result="delivered",topic="relay.events"}'
+
+oha_headers() { # the capture's headers as oha -H arguments (minus Host and Content-Length)
+  python3 - "$CAPTURE/headers.json" <<'PY'
+import json, sys
+for k, v in json.load(open(sys.argv[1]))["headers"]:
+    if k.lower() not in ("host", "content-length"):
+        print(f"{k}: {v}")
+PY
+}
+
+# run_oha URL OUTFILE [extra oha args...]
+run_oha() {
+  local url="$1" out="$2"; shift 2
+  local args=() line
+  while IFS= read -r line; do args+=(-H "$line"); done < <(oha_headers)
+  "$OHA" --no-tui --output-format json -z "${DURATION}s" -c 64 -m POST -D "$CAPTURE/body.bin" \
+    "${args[@]}" "$@" "$url" > "$out"
+}
+
+# ==========================================================================================
+bench_intake() {
+  local dir="$OUT/intake"; mkdir -p "$dir"
+  log "intake: noop ceiling vs relay, $REPS x ${DURATION}s each, 64 connections (oha)"
+  start_tansu
+  local noop_port; noop_port="$(free_port)"
+  "$NOOP" "127.0.0.1:$noop_port" > "$dir/noop.log" 2>&1 &
+  local noop_pid=$!; PIDS+=("$noop_pid")
+  wait_port "$noop_port" 30
+  local r
+  for r in $(seq "$REPS"); do
+    # Interleaved so that load from other work on the machine hits both alike.
+    log "intake rep $r: noop"
+    run_oha "http://127.0.0.1:$noop_port/api/$PROJECT_ID/envelope/" "$dir/noop-$r.json"
+    log "intake rep $r: relay (full load)"
+    rm -rf "$dir/relay-$r"
+    start_relay "$dir/relay-$r" "127.0.0.1:$TANSU_PORT"
+    sample_rss "$RELAY_PID" "$dir/relay-$r.rss"
+    local before after
+    before="$(metric "$DELIVERED")"
+    run_oha "http://127.0.0.1:$RELAY_PORT/api/$PROJECT_ID/envelope/" "$dir/relay-$r.json"
+    after="$(metric "$DELIVERED")"
+    stop_sampler
+    echo "{\"delivered_during\": $(( ${after%.*} - ${before%.*} )), \"duration_s\": $DURATION, \"spool_bytes_after\": $(metric relay_spool_bytes)}" \
+      > "$dir/relay-$r.kafka.json"
+    stop_relay
+  done
+  stop_pid "$noop_pid"
+  local half
+  half="$("$PY" bench/lib/report.py half-rate "$dir")"
+  for r in $(seq "$REPS"); do
+    log "intake rep $r: relay at half its max rate ($half req/s)"
+    rm -rf "$dir/half-$r"
+    start_relay "$dir/half-$r" "127.0.0.1:$TANSU_PORT"
+    sample_rss "$RELAY_PID" "$dir/half-$r.rss"
+    run_oha "http://127.0.0.1:$RELAY_PORT/api/$PROJECT_ID/envelope/" "$dir/half-$r.json" -q "$half"
+    stop_sampler
+    stop_relay
+  done
+  stop_tansu
+  "$PY" bench/lib/report.py intake "$OUT" "bench/run.sh intake"
+}
+
+# ==========================================================================================
+KAFKA_MESSAGES="${KAFKA_MESSAGES:-100000}"
+bench_kafka() {
+  local dir="$OUT/kafka"; mkdir -p "$dir"
+  log "kafka: pre-filling a spool with $KAFKA_MESSAGES envelopes (Kafka unreachable)"
+  # Nothing listens on a fresh free port: the relay spools and cannot deliver.
+  rm -rf "$dir/template"
+  start_relay "$dir/template" "127.0.0.1:$(free_port)"
+  "$LOADGEN" --url "http://127.0.0.1:$RELAY_PORT/api/$PROJECT_ID/envelope/" \
+    --body "$CAPTURE/body.bin" --headers "$CAPTURE/headers.json" --unique-ids \
+    --connections 32 --count "$KAFKA_MESSAGES" --json-out "$dir/prefill.json" > /dev/null
+  stop_relay
+  local r
+  for r in $(seq "$REPS"); do
+    log "kafka rep $r: relay draining its spool"
+    start_tansu
+    rm -rf "$dir/relay-$r" "$dir/ready"
+    cp -a "$dir/template" "$dir/relay-$r"
+    local dump=()
+    [[ "$r" == 1 ]] && dump=(--dump "$dir/messages.jsonl")
+    "$PY" bench/kafka/consume.py --broker "127.0.0.1:$TANSU_PORT" --topic relay.events \
+      --expect "$KAFKA_MESSAGES" --idle 20 --ready "$dir/ready" "${dump[@]}" \
+      --json-out "$dir/relay-$r.json" > /dev/null &
+    local consumer=$!; PIDS+=("$consumer")
+    while [[ ! -e "$dir/ready" ]]; do sleep 0.1; done
+    start_relay "$dir/relay-$r" "127.0.0.1:$TANSU_PORT"
+    sample_rss "$RELAY_PID" "$dir/relay-$r.rss"
+    wait "$consumer" || true
+    stop_sampler
+    stop_relay
+    stop_tansu
+    log "kafka rep $r: bare producer, same messages and settings"
+    start_tansu
+    rm -f "$dir/ready"
+    "$PY" bench/kafka/consume.py --broker "127.0.0.1:$TANSU_PORT" --topic relay.events \
+      --expect "$KAFKA_MESSAGES" --idle 20 --ready "$dir/ready" \
+      --json-out "$dir/bare-$r.json" > /dev/null &
+    consumer=$!; PIDS+=("$consumer")
+    while [[ ! -e "$dir/ready" ]]; do sleep 0.1; done
+    "$PY" bench/kafka/bare_producer.py --broker "127.0.0.1:$TANSU_PORT" --topic relay.events \
+      --messages "$dir/messages.jsonl" --json-out "$dir/bare-$r.producer.json" > /dev/null
+    wait "$consumer" || true
+    stop_tansu
+  done
+  "$PY" bench/lib/report.py kafka "$OUT" "bench/run.sh kafka"
+}
+
+# ==========================================================================================
+bench_overload() {
+  local dir="$OUT/overload"; mkdir -p "$dir"
+  start_tansu
+  rm -rf "$dir/relay"
+  start_relay "$dir/relay" "127.0.0.1:$TANSU_PORT"
+  local url="http://127.0.0.1:$RELAY_PORT/api/$PROJECT_ID/envelope/"
+  local gen=(--body "$CAPTURE/body.bin" --headers "$CAPTURE/headers.json" --unique-ids)
+  log "overload: sustainable rate (closed loop, 64 connections, ${DURATION}s)"
+  local before after
+  before="$(metric "$DELIVERED")"
+  "$LOADGEN" --url "$url" "${gen[@]}" --connections 64 --duration "$DURATION" \
+    --ids-out "$dir/sustain.ids" --json-out "$dir/sustain.json" > /dev/null
+  after="$(metric "$DELIVERED")"
+  echo "{\"delivered_during\": $(( ${after%.*} - ${before%.*} )), \"duration_s\": $DURATION}" > "$dir/sustain.kafka.json"
+  local rate
+  rate="$("$PY" bench/lib/report.py overload-rate "$dir")"
+  log "overload: $rate req/s (10x sustainable) for ${OVERLOAD_SECS}s, 2048 connections"
+  sample_rss "$RELAY_PID" "$dir/relay.rss"
+  "$LOADGEN" --url "$url" "${gen[@]}" --rate "$rate" --connections 2048 \
+    --duration "$OVERLOAD_SECS" --timeout 60 \
+    --ids-out "$dir/overload.ids" --json-out "$dir/overload.json" > /dev/null
+  curl -s "http://127.0.0.1:$RELAY_PORT/metrics" > "$dir/metrics-after-load.txt"
+  log "overload: waiting for every 200'd event in Kafka"
+  cat "$dir/sustain.ids" "$dir/overload.ids" > "$dir/all.ids"
+  "$PY" bench/kafka/consume.py --broker "127.0.0.1:$TANSU_PORT" --topic relay.events \
+    --idle 60 --timeout 900 --ids "$dir/all.ids" --json-out "$dir/kafka.json" > /dev/null
+  stop_sampler
+  curl -s "http://127.0.0.1:$RELAY_PORT/metrics" > "$dir/metrics-end.txt"
+  stop_relay
+  stop_tansu
+  "$PY" bench/lib/report.py overload "$OUT" "bench/run.sh overload"
+}
+
+# ==========================================================================================
+bench_micro() {
+  local dir="$OUT/micro"; mkdir -p "$dir"
+  log "micro: criterion, $REPS runs (release profile, $BENCH_TARGET)"
+  local r
+  for r in $(seq "$REPS"); do
+    rm -rf "$BENCH_TARGET/criterion"
+    FIXTURES="$FIXTURES" CARGO_TARGET_DIR="$BENCH_TARGET" cargo bench -p relay-core \
+      --bench envelope -- --noplot --warm-up-time 1 --measurement-time 3 > "$dir/core-$r.txt" 2>&1
+    FIXTURES="$FIXTURES" CARGO_TARGET_DIR="$BENCH_TARGET" cargo bench -p relay-processing \
+      --bench processing -- --noplot --warm-up-time 1 --measurement-time 3 \
+      > "$dir/processing-$r.txt" 2>&1
+    cp -r "$BENCH_TARGET/criterion" "$dir/criterion-$r"
+  done
+  "$PY" bench/lib/report.py micro "$OUT" "bench/run.sh micro"
+}
+
+setup
+case "$MODE" in
+  intake) bench_intake ;;
+  kafka) bench_kafka ;;
+  overload) bench_overload ;;
+  micro) bench_micro ;;
+  all) bench_intake; bench_kafka; bench_overload; bench_micro ;;
+esac
+log "results in $OUT; docs/benchmarks.md updated"
