@@ -188,6 +188,24 @@ pub struct ProcessingConfig {
     pub aggregator: serde_json::Value,
 }
 
+impl ProjectConfig {
+    /// A project with these keys and every option at its default.
+    pub fn new(id: u64, keys: Vec<KeyConfig>) -> Self {
+        ProjectConfig {
+            id,
+            keys,
+            disabled: false,
+            native_symbols: Vec::new(),
+            http_sources: Vec::new(),
+            js_artifacts: None,
+            organization: None,
+            quotas: Vec::new(),
+            filters: serde_json::Value::Null,
+            pii: serde_json::Value::Null,
+        }
+    }
+}
+
 /// What a quota counts against.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Hash)]
 #[serde(rename_all = "lowercase")]
@@ -670,18 +688,7 @@ mod tests {
     use super::*;
 
     fn project(id: u64, key: &str) -> ProjectConfig {
-        ProjectConfig {
-            id,
-            keys: vec![KeyConfig::Plain(key.to_owned())],
-            disabled: false,
-            native_symbols: Vec::new(),
-            http_sources: Vec::new(),
-            js_artifacts: None,
-            organization: None,
-            quotas: Vec::new(),
-            filters: serde_json::Value::Null,
-            pii: serde_json::Value::Null,
-        }
+        ProjectConfig::new(id, vec![KeyConfig::Plain(key.to_owned())])
     }
 
     #[test]

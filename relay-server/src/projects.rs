@@ -133,18 +133,10 @@ pub fn ensure_default_project(config: &mut Config) -> std::io::Result<()> {
             project
         }
     };
-    config.projects.push(ProjectConfig {
-        id: project.id,
-        keys: vec![KeyConfig::Plain(project.public_key)],
-        disabled: false,
-        native_symbols: Vec::new(),
-        http_sources: Vec::new(),
-        js_artifacts: None,
-        organization: None,
-        quotas: Vec::new(),
-        filters: serde_json::Value::Null,
-        pii: serde_json::Value::Null,
-    });
+    config.projects.push(ProjectConfig::new(
+        project.id,
+        vec![KeyConfig::Plain(project.public_key)],
+    ));
     Ok(())
 }
 
@@ -167,35 +159,22 @@ mod tests {
 
     fn projects() -> Projects {
         Projects::new(&[
-            ProjectConfig {
-                id: 42,
-                keys: vec![
+            ProjectConfig::new(
+                42,
+                vec![
                     KeyConfig::Plain(KEY.into()),
                     KeyConfig::Detailed {
                         key: "00000000000000000000000000000001".into(),
                         disabled: true,
                     },
                 ],
-                disabled: false,
-                native_symbols: Vec::new(),
-                http_sources: Vec::new(),
-                js_artifacts: None,
-                organization: None,
-                quotas: Vec::new(),
-                filters: serde_json::Value::Null,
-                pii: serde_json::Value::Null,
-            },
+            ),
             ProjectConfig {
-                id: 7,
-                keys: vec![KeyConfig::Plain("00000000000000000000000000000007".into())],
                 disabled: true,
-                native_symbols: Vec::new(),
-                http_sources: Vec::new(),
-                js_artifacts: None,
-                organization: None,
-                quotas: Vec::new(),
-                filters: serde_json::Value::Null,
-                pii: serde_json::Value::Null,
+                ..ProjectConfig::new(
+                    7,
+                    vec![KeyConfig::Plain("00000000000000000000000000000007".into())],
+                )
             },
         ])
     }

@@ -366,16 +366,9 @@ mod tests {
 
     fn project(id: u64, quotas: Vec<QuotaConfig>) -> ProjectConfig {
         ProjectConfig {
-            id,
-            keys: Vec::new(),
-            disabled: false,
-            native_symbols: Vec::new(),
-            http_sources: Vec::new(),
-            js_artifacts: None,
             organization: Some(7),
             quotas,
-            filters: serde_json::Value::Null,
-            pii: serde_json::Value::Null,
+            ..ProjectConfig::new(id, Vec::new())
         }
     }
 

@@ -29,36 +29,17 @@ type Cluster = MockCluster<'static, DefaultProducerContext>;
 fn test_config() -> Config {
     let mut config = Config {
         projects: vec![
-            ProjectConfig {
-                id: 42,
-                keys: vec![
+            ProjectConfig::new(
+                42,
+                vec![
                     KeyConfig::Plain(KEY.into()),
                     KeyConfig::Detailed {
                         key: DISABLED_KEY.into(),
                         disabled: true,
                     },
                 ],
-                disabled: false,
-                native_symbols: Vec::new(),
-                http_sources: Vec::new(),
-                js_artifacts: None,
-                organization: None,
-                quotas: Vec::new(),
-                filters: serde_json::Value::Null,
-                pii: serde_json::Value::Null,
-            },
-            ProjectConfig {
-                id: 7,
-                keys: vec![KeyConfig::Plain(OTHER_PROJECT_KEY.into())],
-                disabled: false,
-                native_symbols: Vec::new(),
-                http_sources: Vec::new(),
-                js_artifacts: None,
-                organization: None,
-                quotas: Vec::new(),
-                filters: serde_json::Value::Null,
-                pii: serde_json::Value::Null,
-            },
+            ),
+            ProjectConfig::new(7, vec![KeyConfig::Plain(OTHER_PROJECT_KEY.into())]),
         ],
         ..Config::default()
     };
