@@ -166,10 +166,7 @@ fn symbolicate_native(envelope: &mut ManagedEnvelope, symbols: &Symbols) {
     else {
         return;
     };
-    let Some(minidump) = inner.items.iter().find(|item| {
-        item.ty() == &ItemType::Attachment
-            && item.headers.attachment_type.as_deref() == Some("event.minidump")
-    }) else {
+    let Some(minidump) = minidump_item(inner) else {
         return;
     };
     let started = Instant::now();
@@ -211,12 +208,29 @@ fn note_error(event: &mut Value, ty: &str, details: &str) {
     }
 }
 
+/// Whether the envelope has a minidump or JavaScript frames to work on.
+fn needs_symbolication(envelope: &ManagedEnvelope) -> bool {
+    let Some(event) = &envelope.event else {
+        return false;
+    };
+    minidump_item(&envelope.envelope).is_some() || is_javascript_event(event)
+}
+
+/// The envelope's minidump attachment, if any.
+fn minidump_item(envelope: &relay_core::Envelope) -> Option<&relay_core::Item> {
+    envelope.items.iter().find(|item| {
+        item.ty() == &ItemType::Attachment
+            && item.headers.attachment_type.as_deref() == Some("event.minidump")
+    })
+}
+
 /// Admission in front of the Symbolicator's unbounded `SyncArbiter` queue.
 #[derive(Clone)]
 pub struct SymbolicatorGate {
     addr: Addr<Symbolicator>,
     permits: Arc<Semaphore>,
     capacity: usize,
+    next: Mailbox<Aggregator>,
 }
 
 impl SymbolicatorGate {
@@ -227,6 +241,7 @@ impl SymbolicatorGate {
         symbols: Arc<Symbols>,
         next: Mailbox<Aggregator>,
     ) -> Self {
+        let bypass = next.clone();
         // Its dispatcher (channel -> thread queue) runs on the System arbiter, the main thread,
         // which only awaits the HTTP server; nothing may block that thread.
         let addr = SyncArbiter::start(threads, move || Symbolicator {
@@ -238,11 +253,17 @@ impl SymbolicatorGate {
             addr,
             permits: Arc::new(Semaphore::new(capacity)),
             capacity,
+            next: bypass,
         }
     }
 
-    /// Admits the envelope if a permit is free; otherwise rejects it as overload.
+    /// Admits the envelope if a permit is free; otherwise rejects it as overload. An envelope
+    /// with nothing to symbolicate skips the threads and goes straight to the Aggregator.
     pub fn forward(&self, envelope: ManagedEnvelope) {
+        if !needs_symbolication(&envelope) {
+            self.next.forward(AggregateEnvelope(envelope));
+            return;
+        }
         let Ok(permit) = self.permits.clone().try_acquire_owned() else {
             metrics::count_rejection("overloaded");
             envelope.reject(Rejection::Overloaded {
