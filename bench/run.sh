@@ -8,7 +8,8 @@
 #           drops the same request (bench/intake/noop-server), under oha; then the relay at half
 #           its measured max rate for p99; relay RSS from /proc during full load.
 # kafka     relay publish rate (draining a pre-filled spool) vs a bare confluent-kafka producer
-#           sending the same messages with the same settings, both timed on the consumer side.
+#           sending the same messages with the same settings: delivery reports/s of each (the
+#           relay's from its /metrics), and every message checked on the consumer side.
 # overload  10x the sustainable rate for 60 s (bench/overload/loadgen, a fresh event id per
 #           request): RSS every second, 429/503 with Retry-After, every 200'd id found in Kafka.
 # micro     criterion: envelope parsing (relay-core/benches/envelope.rs), bounded decoding and
@@ -16,7 +17,10 @@
 #
 # Environment: BENCH_DURATION (s per load point, default 15), BENCH_REPS (default 3),
 # OVERLOAD_SECS (default 60), BENCH_OUT (results dir), FIXTURES (default ../shared/fixtures/sdk),
-# BENCH_TARGET (cargo target dir of the release builds, default ~/.cache/relay-bench-target).
+# BENCH_TARGET (cargo target dir of the release builds, default ~/.cache/relay-bench-target),
+# RELAY_BIN (another relay binary to measure, e.g. a copy of an experimental build),
+# BENCH_DOC (the markdown file to update, default docs/benchmarks.md; point it elsewhere for
+# experiments).
 # Never run in CI; nothing here is a test. Loads only 127.0.0.1.
 set -euo pipefail
 
@@ -43,7 +47,7 @@ OVERLOAD_SECS="${OVERLOAD_SECS:-60}"
 OUT="${BENCH_OUT:-$HOME/.cache/relay-bench/results/$(date +%Y%m%dT%H%M%S)-$MODE}"
 PROJECT_ID=42
 PUBLIC_KEY=abc123def456abc123def456abc123de
-RELAY="$BENCH_TARGET/release/relay"
+RELAY="${RELAY_BIN:-$BENCH_TARGET/release/relay}"
 NOOP="$BENCH_TARGET/release/noop-server"
 LOADGEN="$BENCH_TARGET/release/loadgen"
 export CARGO_TERM_COLOR=never
@@ -278,6 +282,8 @@ bench_kafka() {
     while [[ ! -e "$dir/ready" ]]; do sleep 0.1; done
     start_relay "$dir/relay-$r" "127.0.0.1:$TANSU_PORT"
     sample_rss "$RELAY_PID" "$dir/relay-$r.rss"
+    "$PY" bench/kafka/watch_delivered.py --url "http://127.0.0.1:$RELAY_PORT/metrics" \
+      --target "$KAFKA_MESSAGES" --json-out "$dir/relay-$r.delivered.json" > /dev/null
     wait "$consumer" || true
     stop_sampler
     stop_relay
@@ -286,7 +292,7 @@ bench_kafka() {
     start_tansu
     rm -f "$dir/ready"
     "$PY" bench/kafka/consume.py --broker "127.0.0.1:$TANSU_PORT" --topic relay.events \
-      --expect "$KAFKA_MESSAGES" --idle 20 --ready "$dir/ready" \
+      --expect "$(( KAFKA_MESSAGES + 1 ))" --idle 20 --ready "$dir/ready" \
       --json-out "$dir/bare-$r.json" > /dev/null &
     consumer=$!; PIDS+=("$consumer")
     while [[ ! -e "$dir/ready" ]]; do sleep 0.1; done
