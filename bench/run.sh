@@ -252,7 +252,7 @@ bench_intake() {
     stop_relay
   done
   stop_tansu
-  "$PY" bench/lib/report.py intake "$OUT" "bench/run.sh intake"
+  "$PY" bench/lib/report.py intake "$OUT" "bench/run.sh $MODE"
 }
 
 # ==========================================================================================
@@ -301,7 +301,7 @@ bench_kafka() {
     wait "$consumer" || true
     stop_tansu
   done
-  "$PY" bench/lib/report.py kafka "$OUT" "bench/run.sh kafka"
+  "$PY" bench/lib/report.py kafka "$OUT" "bench/run.sh $MODE"
 }
 
 # ==========================================================================================
@@ -335,7 +335,7 @@ bench_overload() {
   curl -s "http://127.0.0.1:$RELAY_PORT/metrics" > "$dir/metrics-end.txt"
   stop_relay
   stop_tansu
-  "$PY" bench/lib/report.py overload "$OUT" "bench/run.sh overload"
+  "$PY" bench/lib/report.py overload "$OUT" "bench/run.sh $MODE"
 }
 
 # ==========================================================================================
@@ -352,7 +352,7 @@ bench_micro() {
       > "$dir/processing-$r.txt" 2>&1
     cp -r "$BENCH_TARGET/criterion" "$dir/criterion-$r"
   done
-  "$PY" bench/lib/report.py micro "$OUT" "bench/run.sh micro"
+  "$PY" bench/lib/report.py micro "$OUT" "bench/run.sh $MODE"
 }
 
 setup

@@ -27,46 +27,57 @@ Each section names its command; rerun it to update that section (others are left
 
 # What the profiles of the misses showed (perf record -F 499 --call-graph dwarf on the release
 # build, cpu-clock: the VM has no hardware counters). Static text: re-profile after changes.
-INTAKE_PROFILE = """**Why the intake target is missed** (profiled 2026-11-25 with `perf record --call-graph
-dwarf` on the release build under the same oha load; percentages are of the relay's CPU
-samples). The noop ceiling costs a few µs of CPU per request; the relay spends roughly
-150–200 µs of CPU per event across intake *and* pipeline, on the same 2 cores as oha:
+INTAKE_PROFILE = """**Where the time goes** (`perf record --call-graph dwarf`, cpu-clock, on the release build
+of commit a402994 under the same oha load; percentages of the relay's CPU samples). The noop
+handler costs a few µs per request; the relay does the intake *and*, concurrently on the same
+2 cores, the pipeline behind it:
 
-- `serde_json::Value` deserialization: ~16 %. The intake parses the whole event into a `Value`
-  only to read `event_id` (`endpoints/common.rs` `check_event`, ~9 %), and the spool reader
-  parses it again (`actors/spool_reader.rs` `managed_envelope`).
-- Context switches (`finish_task_switch`): ~15 %. About eight cross-thread hops per event:
-  HTTP worker → blocking pool for decompression (`common.rs` `decode_body`, `web::block` even
-  for a 1.4 kB body) → spool writer thread → reader arbiter → Normalizer → SymbolicatorGate →
-  SyncArbiter dispatcher on the main thread → symbolicator thread (for every event, also those
-  with nothing to symbolicate) → Aggregator → KafkaProducer → rdkafka.
-- glibc `malloc`/`free`: ~15 % (`_int_malloc`, `_int_free`, `malloc_consolidate`): `Value`
-  trees built on one thread and freed on another.
-- Normalization (`normalize_event_full`) ~10 %, PII scrubbing and grouping in the Aggregator
-  ~7 %, decompression ~6 %, spool writer ~9 % (mostly `fdatasync` in ext4 with `fsync: always`),
-  Kafka message build + produce + librdkafka threads ~7 %.
+- intake: HTTP handling ~29 % in all, of which decompression ~9 % and envelope parsing ~3 %;
+  the spool writer ~9 % (mostly `fdatasync` in ext4: `fsync: always`);
+- pipeline: spool reader ~14 % (its `serde_json::Value` parse of each event ~10 %),
+  Normalizer ~13 %, Aggregator (PII scrubbing, grouping) ~6 %, Kafka message build and
+  produce ~8 %, dropping the `Value` trees ~7 %;
+- across all of it: glibc `malloc`/`free` ~17 %, context switches ~8 %.
 
-Fixes (none of these are in `spool/` or `kafka/`): parse only `event_id` at the intake (a
-`#[derive(Deserialize)]` struct with `serde::de::IgnoredAny` for the rest); decode small bodies
-inline instead of `web::block`; let `SymbolicatorGate::forward` pass events with no minidump
-and no JavaScript frames straight to the Aggregator; a global allocator (mimalloc/jemalloc) in
-`relay-server/src/main.rs`. Together they remove perhaps a third to a half of the per-event CPU;
-0.5× of a handler that does no work at all is out of reach for a relay that decompresses,
-parses, syncs to disk, normalizes, scrubs, groups and publishes every event on the same 2 cores.
+The first profile (commit a61c82a: 8,603 req/s, 0.07×) also showed a whole `Value` built at the
+intake only to read `event_id` (~9 %), a blocking-pool round trip per request to decompress
+1.4 kB, and two thread hops through the Symbolicator's `SyncArbiter` for every event, with
+context switches at ~15 %; commit a402994 removed those three.
+
+At full load the intake now accepts faster than the pipeline publishes ("events delivered"
+above): the difference waits in the spool (about 13k events/s × 3.6 kB ≈ 47 MB/s here), so a
+sustained full load fills the default 1 GiB spool in well under a minute and is then answered
+503 (see Overload); the end-to-end limit is the pipeline (see Kafka publish). 0.5× of a
+handler that does no work is not reachable by a relay that decompresses, parses, syncs to
+disk, normalizes, scrubs, groups and publishes every event on the same 2 cores as the load
+generator.
 """
 
-KAFKA_PROFILE = """**Why the Kafka target is missed** (profiled 2026-11-25 while the relay drained a 40,000-entry
-spool; percentages are of the relay's CPU samples). Publishing is not what costs: message
-build (`kafka/messages.rs` `build_messages`, JSON serialization) plus `send_result` ~6 %,
-librdkafka's threads ~2–3 %, the spool's own reading and releasing (`SpoolCursor::next`,
-`Spool::release`) ~7 %. The rest is the processing in front of the producer: the Normalizer
-~26 % (`normalize_event_full` 22 %: stack traces 10 %, trimming 9 %), the reader's JSON parse
-of each event ~15 % and the drop of its `Value` tree ~8 %, the Aggregator ~9 % (PII scrubbing
-5 %, grouping 3 %), per-item outcome tracking from the reader ~5 %, context switches ~15 %,
-glibc malloc/free ~20 % (overlapping the above). The bare producer sends finished messages, so
-it measures librdkafka plus tansu alone. No change inside `spool/` or `kafka/` can move this
-ratio by more than a few percent; the fixes listed under "Intake → Kafka" (allocator, thread
-hops, fewer `Value` parses) are where the time is.
+KAFKA_PROFILE = """**Why the Kafka target is missed** (profiled on the release build of commit a402994 while
+it drained a 40,000-entry spool; percentages of the relay's CPU samples). Publishing is not
+what costs: message build (`kafka/messages.rs` `build_messages`, mostly JSON serialization of
+the normalized event) plus `send_result` ~10 %, librdkafka's threads ~2 %, the spool's reading
+and releasing (`SpoolCursor::next`, `Spool::release`) ~7 %. The rest is the work in front of
+the producer: the spool reader's `serde_json::Value` parse of each event ~15 %
+(`actors/spool_reader.rs` `managed_envelope`), dropping those `Value` trees ~13 %
+(`drop_in_place<ManagedEnvelope>`: glibc `_int_free`/`malloc_consolidate` of trees built on
+one thread and freed on another), the Normalizer ~21 % (`normalize_event_full` 18 %: stack
+traces 9 %, trimming 7 %), the Aggregator ~9 % (PII scrubbing 6 %, grouping 2 %), outcome
+tracking per item from the reader ~5 %, context switches ~15 %. Each of these stages is one
+thread, so the pipeline cannot use more than about one core per stage, and the busiest
+(reader, Normalizer) set the pace. The bare producer sends finished messages: it measures
+librdkafka and tansu alone. No change inside `spool/` or `kafka/` can move this ratio by more
+than a few percent. What would: a faster allocator for the `Value` churn; normalization and
+aggregation on a pool of worker threads (behind a permit gate, like the Symbolicator) instead
+of one thread each; outcomes tracked once per envelope instead of per item.
+
+Allocator experiment (a scratch copy of the tree at a402994 with `mimalloc` as the global
+allocator in `relay-server/src/main.rs`, not in the repository; same harness, back to back
+with the unchanged build, 60,000 messages): drain 11,328 [11,105–11,902] → 19,785
+[16,800–20,491] messages/s (0.05× → 0.08× of the bare producer); in the intake benchmark
+(10 s points) events delivered to Kafka during full load 6,312 [4,989–7,142] → 11,726
+[11,642–12,347] per s, intake 18,744 → 16,184 req/s (the pipeline now takes more of the CPU),
+p99 at half load 9.4 → 9.9 ms, RSS at full load 64 → 101 MB.
 """
 
 
@@ -337,9 +348,10 @@ second. Afterwards every event id answered 200 (both phases) is looked up as a m
 | 200'd event ids found in Kafka | {k.get('ids_expected', 0) - k.get('ids_missing', 0):,} of {k.get('ids_expected', 0):,} (missing: {k.get('ids_missing', 'n/a')}) | all: {verdict(k.get('ids_missing', 1) == 0)} |
 
 RSS rises while the 2,048 connections and up to 1,024 requests in progress fill their buffers
-(plus decompression threads of actix's blocking pool and glibc arenas) and levels off around
-200 MB; it drops back once the load ends. Other answers: {others or 'none'}. `relay_rejections_total` after the load: {", ".join(f"{k}: {v:,}" for k, v in rejections(d).items()) or "none"}
-(`concurrency`: the 503s above, `limits.max_concurrent_requests`; `overloaded`: a full pipeline
+(and glibc's arenas grow), then levels off: compare the first and last thirds. Other answers:
+{others or 'none'}. `relay_rejections_total` after the load: {", ".join(f"{k}: {v:,}" for k, v in rejections(d).items()) or "none"}
+(`concurrency`: 503 for more than `limits.max_concurrent_requests` requests at once; `spool`:
+503 because the spool reached `spool.max_disk_bytes` or its writer queue was full; `overloaded`: a full pipeline
 stage refused an envelope already spooled, which the spool reader retried: not an answer to a
 client, nothing lost).
 """
