@@ -516,8 +516,9 @@ fn collect_files<'a>(
     Ok(())
 }
 
-/// FNV-1a, 64 bit: a hash that stays the same across Rust releases, for cache file names.
-struct Fnv64(u64);
+/// FNV-1a, 64 bit: a hash that stays the same across Rust releases, for cache file and
+/// directory names.
+pub struct Fnv64(pub u64);
 
 impl Default for Fnv64 {
     fn default() -> Self {
@@ -526,7 +527,8 @@ impl Default for Fnv64 {
 }
 
 impl Fnv64 {
-    fn write(&mut self, bytes: &[u8]) {
+    /// Adds `bytes` to the hash.
+    pub fn write(&mut self, bytes: &[u8]) {
         for &b in bytes {
             self.0 ^= u64::from(b);
             self.0 = self.0.wrapping_mul(0x0100_0000_01b3);

@@ -44,6 +44,7 @@ use futures::stream::StreamExt;
 use relay_core::config::{HttpSymbolSource, SymbolServerLayout};
 use relay_core::{Config, ItemType};
 use relay_processing::minidump::unwrap_minidump;
+use relay_processing::symbolicate::cache::Fnv64;
 use relay_processing::symbolicate::{
     evict_to_size, identify, is_cab, referenced_modules, unpack_cab, DebugFile, DownloadedFiles,
     FileRole, ModuleRef, ServerFile, SymbolStore,
@@ -728,24 +729,6 @@ enum Failure {
 impl From<std::io::Error> for Failure {
     fn from(error: std::io::Error) -> Self {
         Failure::Io(error.to_string())
-    }
-}
-
-/// FNV-1a, 64 bit: stable across Rust releases, for cache directory names.
-struct Fnv64(u64);
-
-impl Default for Fnv64 {
-    fn default() -> Self {
-        Fnv64(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Fnv64 {
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 ^= u64::from(b);
-            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
-        }
     }
 }
 
