@@ -10,7 +10,7 @@ use relay_core::{Config, ConfigError};
 use relay_processing::aggregate::AggregatorConfig;
 use relay_processing::filter::FilterConfig;
 use relay_processing::normalize::NormalizeConfig;
-use relay_processing::pii::PiiConfig;
+use relay_processing::pii::{PiiConfig, PiiScrubber};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -19,8 +19,8 @@ use serde_json::Value;
 pub struct ProjectProcessing {
     /// Inbound filters.
     pub filters: FilterConfig,
-    /// PII scrubbing.
-    pub pii: PiiConfig,
+    /// PII scrubbing, its rules built once.
+    pub pii: PiiScrubber,
 }
 
 /// All processing settings.
@@ -41,7 +41,10 @@ impl ProcessingSettings {
         for (index, project) in config.projects.iter().enumerate() {
             let settings = ProjectProcessing {
                 filters: parse(&project.filters, &format!("projects[{index}].filters"))?,
-                pii: parse(&project.pii, &format!("projects[{index}].pii"))?,
+                pii: PiiScrubber::new(parse::<PiiConfig>(
+                    &project.pii,
+                    &format!("projects[{index}].pii"),
+                )?),
             };
             projects.insert(project.id, settings);
         }
@@ -97,7 +100,7 @@ mod tests {
         );
         let settings = ProcessingSettings::from_config(&config).unwrap();
         assert!(settings.project(1).filters.localhost);
-        assert!(settings.project(1).pii.ip_addresses);
+        assert!(settings.project(1).pii.config().ip_addresses);
         assert!(!settings.project(2).filters.localhost);
 
         config.projects[0].filters = json!({"localhots": true});

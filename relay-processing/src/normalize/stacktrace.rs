@@ -276,20 +276,24 @@ fn frame(value: Value, path: &str, notes: &mut Notes) -> Option<Value> {
     }
     for key in ["lineno", "colno"] {
         fix_field(&mut frame, key, path, notes, |v| match v {
+            Value::Number(n) if n.is_u64() => Fix::Keep,
             Value::Number(n) => n
-                .as_u64()
-                .or_else(|| {
-                    n.as_f64()
-                        .filter(|f| *f >= 0.0 && f.fract() == 0.0)
-                        .map(|f| f as u64)
-                })
-                .map(|n| json!(n)),
-            Value::String(s) => s.trim().parse::<u64>().ok().map(|n| json!(n)),
-            _ => None,
+                .as_f64()
+                .filter(|f| *f >= 0.0 && f.fract() == 0.0)
+                .map_or(Fix::Invalid, |f| Fix::Replace(json!(f as u64))),
+            Value::String(s) => s
+                .trim()
+                .parse::<u64>()
+                .map_or(Fix::Invalid, |n| Fix::Replace(json!(n))),
+            _ => Fix::Invalid,
         });
     }
     fix_field(&mut frame, "in_app", path, notes, |v| {
-        v.as_bool().map(Value::Bool)
+        if v.is_boolean() {
+            Fix::Keep
+        } else {
+            Fix::Invalid
+        }
     });
     for key in ["instruction_addr", "symbol_addr", "image_addr"] {
         fix_field(&mut frame, key, path, notes, |v| {
@@ -298,23 +302,31 @@ fn frame(value: Value, path: &str, notes: &mut Notes) -> Option<Value> {
                 Value::String(s) => parse_addr(s.trim()),
                 _ => None,
             };
-            addr.map(|a| json!(format!("0x{a:x}")))
+            match addr {
+                Some(a) => Fix::same_or(v, json!(format!("0x{a:x}"))),
+                None => Fix::Invalid,
+            }
         });
     }
     fix_field(&mut frame, "vars", path, notes, |v| match v {
-        Value::Object(_) => Some(v.clone()),
-        Value::Array(items) => Some(Value::Object(
+        Value::Object(_) => Fix::Keep,
+        Value::Array(items) => Fix::Replace(Value::Object(
             items
                 .iter()
                 .enumerate()
                 .map(|(i, item)| (i.to_string(), item.clone()))
                 .collect(),
         )),
-        _ => None,
+        _ => Fix::Invalid,
     });
     for key in ["pre_context", "post_context"] {
         fix_field(&mut frame, key, path, notes, |v| {
-            let lines = v.as_array()?;
+            let Some(lines) = v.as_array() else {
+                return Fix::Invalid;
+            };
+            if lines.iter().all(Value::is_string) {
+                return Fix::Keep;
+            }
             lines
                 .iter()
                 .map(|line| match line {
@@ -323,7 +335,7 @@ fn frame(value: Value, path: &str, notes: &mut Notes) -> Option<Value> {
                     _ => None,
                 })
                 .collect::<Option<Vec<_>>>()
-                .map(Value::Array)
+                .map_or(Fix::Invalid, |lines| Fix::Replace(Value::Array(lines)))
         });
     }
     if !FRAME_IDENTITY.iter().any(|key| frame.contains_key(*key)) {
@@ -343,17 +355,43 @@ fn parse_addr(s: &str) -> Option<u64> {
 /// A field that must be a string: `null` is removed silently, other types with a note.
 fn string_field(object: &mut Map<String, Value>, key: &str, path: &str, notes: &mut Notes) {
     fix_field(object, key, path, notes, |v| {
-        v.is_string().then(|| v.clone())
+        if v.is_string() {
+            Fix::Keep
+        } else {
+            Fix::Invalid
+        }
     });
 }
 
-/// Replaces `object[key]` by `fix(value)`; `None` removes it (with a note unless `null`).
+/// What [`fix_field`] does with a field's value. Most values are already valid: `Keep` leaves
+/// them in place without the clone and comparison a replacement would cost.
+enum Fix {
+    /// The value is valid as it is.
+    Keep,
+    /// The value is valid in another form.
+    Replace(Value),
+    /// The value is invalid: removed, with a note.
+    Invalid,
+}
+
+impl Fix {
+    /// `Keep` when `fixed` equals `value`, else `Replace(fixed)`.
+    fn same_or(value: &Value, fixed: Value) -> Fix {
+        if &fixed == value {
+            Fix::Keep
+        } else {
+            Fix::Replace(fixed)
+        }
+    }
+}
+
+/// Applies `fix` to `object[key]`; `null` is removed silently.
 fn fix_field(
     object: &mut Map<String, Value>,
     key: &str,
     path: &str,
     notes: &mut Notes,
-    fix: impl FnOnce(&Value) -> Option<Value>,
+    fix: impl FnOnce(&Value) -> Fix,
 ) {
     let Some(value) = object.get(key) else {
         return;
@@ -363,12 +401,11 @@ fn fix_field(
         return;
     }
     match fix(value) {
-        Some(fixed) => {
-            if &fixed != value {
-                object.insert(key.to_owned(), fixed);
-            }
+        Fix::Keep => {}
+        Fix::Replace(fixed) => {
+            object.insert(key.to_owned(), fixed);
         }
-        None => {
+        Fix::Invalid => {
             let invalid = object.remove(key).unwrap_or_default();
             notes.invalid(&join(path, key), invalid);
         }

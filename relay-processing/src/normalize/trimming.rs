@@ -38,12 +38,16 @@ pub(crate) fn trim_event(object: &mut Map<String, Value>, config: &NormalizeConf
     let mut metas = Vec::new();
     trim_breadcrumbs(object, config, &mut metas);
     for_each_databag(object, &mut |path, bag| {
+        if databag_fits(bag, 0, &mut config.max_databag_size.clone(), config) {
+            return;
+        }
         let mut path: Vec<String> = path.to_vec();
         let mut budget = config.max_databag_size;
         trim_databag(bag, &mut path, 0, &mut budget, config, &mut metas);
     });
     for (key, value) in object.iter_mut() {
-        if key != "_meta" {
+        // Most events have no long string: find out without building a path for every value.
+        if key != "_meta" && has_long_string(value, config.max_string_length) {
             trim_strings(
                 value,
                 &mut vec![key.clone()],
@@ -291,6 +295,62 @@ fn trim_databag(
     }
 }
 
+/// Whether [`trim_databag`] would leave `value` as it is: the same walk and budget, reading
+/// only. A fast path: most databags are far below the limits.
+fn databag_fits(value: &Value, depth: usize, budget: &mut usize, config: &NormalizeConfig) -> bool {
+    match value {
+        Value::String(s) => {
+            let limit = config
+                .max_string_length
+                .min(budget.saturating_sub(2))
+                .max(ELLIPSIS.len());
+            *budget = budget.saturating_sub(s.len() + 2);
+            s.len() <= limit || s.chars().count() <= limit
+        }
+        Value::Object(map) => {
+            if depth >= config.max_databag_depth && !map.is_empty() {
+                return false;
+            }
+            *budget = budget.saturating_sub(2);
+            map.iter().all(|(key, item)| {
+                if *budget == 0 {
+                    return false;
+                }
+                *budget = budget.saturating_sub(key.len() + 4);
+                databag_fits(item, depth + 1, budget, config)
+            })
+        }
+        Value::Array(items) => {
+            if depth >= config.max_databag_depth && !items.is_empty() {
+                return false;
+            }
+            *budget = budget.saturating_sub(2);
+            items.iter().all(|item| {
+                if *budget == 0 {
+                    return false;
+                }
+                *budget = budget.saturating_sub(1);
+                databag_fits(item, depth + 1, budget, config)
+            })
+        }
+        scalar => {
+            *budget = budget.saturating_sub(scalar_size(scalar));
+            true
+        }
+    }
+}
+
+/// Whether any string in `value` is longer than `limit` bytes (a string of at most `limit`
+/// bytes has at most `limit` characters, so nothing else can need cutting).
+fn has_long_string(value: &Value, limit: usize) -> bool {
+    match value {
+        Value::String(s) => s.len() > limit,
+        Value::Array(items) => items.iter().any(|item| has_long_string(item, limit)),
+        Value::Object(map) => map.values().any(|item| has_long_string(item, limit)),
+        _ => false,
+    }
+}
+
 fn trim_strings(value: &mut Value, path: &mut Vec<String>, limit: usize, metas: &mut Vec<Meta>) {
     match value {
         Value::String(s) => trim_string(s, path, limit, metas),
@@ -338,6 +398,45 @@ mod tests {
 
     fn run(event: Value, config: NormalizeConfig) -> Value {
         on_object(event, |o| trim_event(o, &config))
+    }
+
+    /// `databag_fits` is only a shortcut: it must say "fits" exactly when `trim_databag`
+    /// changes nothing. Checked on bags of every shape around the size, depth and string limits.
+    #[test]
+    fn databag_fits_exactly_when_trimming_changes_nothing() {
+        let config = NormalizeConfig {
+            max_databag_size: 60,
+            max_databag_depth: 3,
+            max_string_length: 12,
+            ..NormalizeConfig::default()
+        };
+        let mut bags = Vec::new();
+        for n in 0..14 {
+            bags.push(json!({"k": "v".repeat(n)}));
+            bags.push(json!({"k": "é".repeat(n)}));
+            bags.push(json!((0..n).map(|i| json!(i)).collect::<Vec<_>>()));
+            bags.push(json!((0..n)
+                .map(|i| (format!("key{i}"), json!(i * 1000)))
+                .collect::<Map<_, _>>()));
+            bags.push(
+                json!({"a": {"b": {"c": (0..n % 3).collect::<Vec<_>>()}}, "n": null, "t": true}),
+            );
+            bags.push(json!(["x".repeat(n * 4), false, 1.5, {"d": [n]}]));
+        }
+        for bag in bags {
+            let mut trimmed = bag.clone();
+            let mut metas = Vec::new();
+            trim_databag(
+                &mut trimmed,
+                &mut Vec::new(),
+                0,
+                &mut 60,
+                &config,
+                &mut metas,
+            );
+            let unchanged = trimmed == bag && metas.is_empty();
+            assert_eq!(databag_fits(&bag, 0, &mut 60, &config), unchanged, "{bag}");
+        }
     }
 
     #[test]

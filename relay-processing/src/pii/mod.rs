@@ -40,7 +40,47 @@ use rules::{scrub_text, KeyRules};
 pub const FILTERED: &str = "[Filtered]";
 
 /// Scrubs `event` in place and returns the number of values replaced or removed.
+///
+/// Builds the rules of `config` for this one call; a caller scrubbing many events keeps a
+/// [`PiiScrubber`] instead.
 pub fn scrub_event(event: &mut Value, config: &PiiConfig) -> usize {
+    PiiScrubber::new(config.clone()).scrub(event)
+}
+
+/// A [`PiiConfig`] ready to scrub with: its key rules are built once, not for every event.
+#[derive(Clone, Debug)]
+pub struct PiiScrubber {
+    config: PiiConfig,
+    keys: KeyRules,
+}
+
+impl Default for PiiScrubber {
+    fn default() -> Self {
+        PiiScrubber::new(PiiConfig::default())
+    }
+}
+
+impl PiiScrubber {
+    /// The scrubber of `config`.
+    pub fn new(config: PiiConfig) -> Self {
+        PiiScrubber {
+            keys: KeyRules::new(&config),
+            config,
+        }
+    }
+
+    /// The configuration it scrubs by.
+    pub fn config(&self) -> &PiiConfig {
+        &self.config
+    }
+
+    /// Scrubs `event` in place and returns the number of values replaced or removed.
+    pub fn scrub(&self, event: &mut Value) -> usize {
+        scrub_with(event, &self.config, &self.keys)
+    }
+}
+
+fn scrub_with(event: &mut Value, config: &PiiConfig, keys: &KeyRules) -> usize {
     if !config.enabled {
         return 0;
     }
@@ -49,7 +89,7 @@ pub fn scrub_event(event: &mut Value, config: &PiiConfig) -> usize {
     };
     let mut scrubber = Scrubber {
         config,
-        keys: KeyRules::new(config),
+        keys,
         count: 0,
     };
     for (key, value) in object.iter_mut() {
@@ -117,7 +157,7 @@ fn values_mut(value: &mut Value) -> impl Iterator<Item = &mut Value> {
 
 struct Scrubber<'a> {
     config: &'a PiiConfig,
-    keys: KeyRules,
+    keys: &'a KeyRules,
     count: usize,
 }
 

@@ -2,6 +2,7 @@
 
 use std::sync::LazyLock;
 
+use aho_corasick::AhoCorasick;
 use regex::{Captures, Regex};
 
 use super::{PiiConfig, FILTERED};
@@ -41,6 +42,8 @@ const IP_KEYS: [&str; 8] = [
     "ip_address",
 ];
 
+/// The fewest digits [`CARD`] matches: a network digit, three more, then at least nine.
+const CARD_MIN_DIGITS: usize = 13;
 static CARD: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\b[2-6]\d{3}(?:[ -]?\d){9,15}\b").expect("valid regex"));
 static BEARER: LazyLock<Regex> =
@@ -50,11 +53,16 @@ static URL_AUTH: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 /// The key rules of one configuration.
+#[derive(Clone, Debug)]
 pub(crate) struct KeyRules {
-    words: Vec<String>,
+    /// Finds any sensitive word inside a normalized key; `None` when there are no words.
+    words: Option<AhoCorasick>,
     safe: Vec<String>,
     ip: bool,
 }
+
+/// Keys up to this length are normalized on the stack; longer ones allocate.
+const KEY_BUFFER: usize = 64;
 
 impl KeyRules {
     pub fn new(config: &PiiConfig) -> Self {
@@ -65,6 +73,8 @@ impl KeyRules {
         };
         words.extend(config.extra_fields.iter().map(|w| normalize_key(w)));
         words.retain(|w| !w.is_empty());
+        let words = (!words.is_empty())
+            .then(|| AhoCorasick::new(&words).expect("plain words build an automaton"));
         KeyRules {
             words,
             safe: config
@@ -77,13 +87,37 @@ impl KeyRules {
     }
 
     /// Whether the value under `key` is scrubbed as a whole.
+    ///
+    /// Called for every key of every object scrubbed, so the common short key is normalized
+    /// into a stack buffer instead of a new `String`.
     pub fn is_sensitive(&self, key: &str) -> bool {
-        let key = normalize_key(key);
-        if self.safe.contains(&key) {
+        let trimmed = key.trim();
+        if trimmed.len() > KEY_BUFFER {
+            return self.is_sensitive_normalized(normalize_key(key).as_bytes());
+        }
+        let mut buffer = [0u8; KEY_BUFFER];
+        let normalized = &mut buffer[..trimmed.len()];
+        for (out, byte) in normalized.iter_mut().zip(trimmed.bytes()) {
+            *out = normalize_byte(byte);
+        }
+        self.is_sensitive_normalized(normalized)
+    }
+
+    fn is_sensitive_normalized(&self, key: &[u8]) -> bool {
+        if self.safe.iter().any(|safe| safe.as_bytes() == key) {
             return false;
         }
-        self.words.iter().any(|word| key.contains(word.as_str()))
-            || (self.ip && IP_KEYS.contains(&key.as_str()))
+        self.words.as_ref().is_some_and(|words| words.is_match(key))
+            || (self.ip && IP_KEYS.iter().any(|ip| ip.as_bytes() == key))
+    }
+}
+
+/// One byte of [`normalize_key`]: ASCII lowercase, `-` and space to `_`. Bytes of multi-byte
+/// UTF-8 characters are all ≥ 0x80 and pass through unchanged, so the result stays UTF-8.
+fn normalize_byte(byte: u8) -> u8 {
+    match byte {
+        b'-' | b' ' => b'_',
+        other => other.to_ascii_lowercase(),
     }
 }
 
@@ -116,7 +150,8 @@ pub(crate) fn scrub_text(text: &mut String, config: &PiiConfig) -> usize {
             &mut count,
         );
     }
-    if config.credit_cards {
+    // A card number has at least 13 digits: most strings are passed over without the regex.
+    if config.credit_cards && text.bytes().filter(u8::is_ascii_digit).count() >= CARD_MIN_DIGITS {
         replace(
             text,
             &CARD,
@@ -196,6 +231,74 @@ fn luhn(digits: &[u32]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The rule as documented, written the slow way: normalize into a `String`, then compare.
+    fn reference_is_sensitive(config: &PiiConfig, key: &str) -> bool {
+        let key = normalize_key(key);
+        let safe = config.safe_fields.iter().map(|w| normalize_key(w));
+        if safe.into_iter().any(|w| w == key) {
+            return false;
+        }
+        let mut words: Vec<String> = Vec::new();
+        if config.sensitive_keys {
+            words.extend(SENSITIVE_WORDS.iter().map(|w| (*w).to_owned()));
+        }
+        words.extend(config.extra_fields.iter().map(|w| normalize_key(w)));
+        words
+            .iter()
+            .any(|w| !w.is_empty() && key.contains(w.as_str()))
+            || (config.ip_addresses && IP_KEYS.contains(&key.as_str()))
+    }
+
+    #[test]
+    fn key_rules_agree_with_the_reference_on_short_long_and_unicode_keys() {
+        let long = format!("{}-Pass Word-{}", "x".repeat(70), "y".repeat(10));
+        let keys = [
+            "password",
+            " Password ",
+            "X-CSRF-Token",
+            "session id",
+            "author",
+            "Authority",
+            "remote-addr",
+            "REMOTE_ADDR",
+            "ip",
+            "",
+            "  ",
+            "clé_secret",
+            "ÄPI-KEY",
+            "apikey",
+            "safe_password",
+            "passwd_hint",
+            "customer-iban",
+            &long,
+            &"a".repeat(200),
+            &format!("{}token", "ü".repeat(40)),
+        ];
+        let configs = [
+            PiiConfig::default(),
+            PiiConfig {
+                extra_fields: vec!["IBAN".to_owned(), "pass word".to_owned(), String::new()],
+                safe_fields: vec!["Safe-Password".to_owned()],
+                ip_addresses: false,
+                ..PiiConfig::default()
+            },
+            PiiConfig {
+                sensitive_keys: false,
+                ..PiiConfig::default()
+            },
+        ];
+        for config in &configs {
+            let rules = KeyRules::new(config);
+            for key in keys {
+                assert_eq!(
+                    rules.is_sensitive(key),
+                    reference_is_sensitive(config, key),
+                    "{key:?}"
+                );
+            }
+        }
+    }
 
     fn scrub(text: &str) -> (String, usize) {
         let mut text = text.to_owned();

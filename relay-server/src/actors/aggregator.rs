@@ -14,7 +14,6 @@ use relay_core::ItemType;
 use relay_processing::aggregate::{Aggregator as IssueWindows, IssueAggregate, IssueEvent};
 use relay_processing::grouping::fingerprint;
 use relay_processing::normalize::unix_seconds;
-use relay_processing::pii::scrub_event;
 
 use super::kafka_producer::{KafkaProducer, ProduceEnvelope, ProduceRecords};
 use super::{envelope_message, Mailbox, MailboxDepth};
@@ -55,7 +54,7 @@ impl Aggregator {
         let Some(event) = envelope.event.as_mut() else {
             return Vec::new();
         };
-        let scrubbed = scrub_event(event, &self.settings.project(project_id).pii);
+        let scrubbed = self.settings.project(project_id).pii.scrub(event);
         if scrubbed > 0 {
             crate::metrics::count_pii_scrubbed(scrubbed);
         }
