@@ -317,7 +317,9 @@ impl Default for Limits {
 #[serde(default, deny_unknown_fields)]
 pub struct PipelineConfig {
     /// Spooled envelopes in the pipeline at once, from the spool reader until Kafka confirms
-    /// delivery. When all are taken, the spool reader waits. Defaults to 1024.
+    /// delivery. When all are taken, the spool reader waits. Defaults to 256, the default
+    /// `mailbox_capacity`: more than a mailbox holds would only be refused by a full stage and
+    /// retried from the spool.
     pub max_in_flight: usize,
     /// Mailbox capacity of each async actor. Defaults to 256.
     pub mailbox_capacity: usize,
@@ -338,7 +340,7 @@ pub struct PipelineConfig {
 impl Default for PipelineConfig {
     fn default() -> Self {
         PipelineConfig {
-            max_in_flight: 1024,
+            max_in_flight: 256,
             mailbox_capacity: 256,
             symbolicator_threads: 0,
             symbolicator_queue: 64,

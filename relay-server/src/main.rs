@@ -13,6 +13,10 @@ mod projects;
 mod service;
 mod spool;
 
+/// mimalloc rather than glibc's malloc: see the note on the dependency in Cargo.toml.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     cli::main()
 }

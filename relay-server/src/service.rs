@@ -18,7 +18,7 @@ use crate::actors::rate_limiter::{ActiveLimits, RateLimiter};
 use crate::actors::spool_reader::{ReaderSettings, SpoolReader};
 use crate::actors::symbol_fetcher::SymbolFetcher;
 use crate::actors::symbolicator::{SymbolicatorGate, Symbols};
-use crate::actors::{start_bounded, Mailbox};
+use crate::actors::{start_bounded, start_bounded_in, Mailbox};
 use crate::kafka::embedded::EmbeddedBroker;
 use crate::processing::ProcessingSettings;
 use crate::projects::{ensure_default_project, Projects};
@@ -48,8 +48,14 @@ pub struct ServiceState {
 }
 
 impl ServiceState {
-    /// Starts the pipeline, each async actor on its own arbiter (thread), the Symbolicator on a
-    /// `SyncArbiter`, and the spool reader feeding it. Must run inside an actix `System`.
+    /// Starts the pipeline: the spool reader and the async stages it feeds (Normalizer,
+    /// SymbolFetcher, Aggregator, KafkaProducer, OutcomeAggregator) on one arbiter (thread),
+    /// the Symbolicator on a `SyncArbiter`, the RateLimiter on its own arbiter. Must run inside
+    /// an actix `System`.
+    ///
+    /// One thread for the stages because each does microseconds of work per envelope: on
+    /// threads of their own, every hand-over woke a sleeping thread, and those context
+    /// switches cost more CPU than the stages' work (`docs/benchmarks.md`).
     pub fn start(
         config: Config,
         producer: FutureProducer,
@@ -58,16 +64,18 @@ impl ServiceState {
     ) -> Self {
         let capacity = config.pipeline.mailbox_capacity;
         let kafka_config = config.kafka.clone();
-        let producer_mailbox = start_bounded(KafkaProducer::MAILBOX, capacity, move || {
-            KafkaProducer::new(producer, &kafka_config)
-        });
+        let pipeline = actix::Arbiter::new().handle();
+        let producer_mailbox =
+            start_bounded_in(&pipeline, KafkaProducer::MAILBOX, capacity, move || {
+                KafkaProducer::new(producer, &kafka_config)
+            });
         let producer = producer_mailbox.clone();
         // Checked when the configuration was loaded (`config::load`).
         let processing = Arc::new(
             ProcessingSettings::from_config(&config).expect("processing settings were validated"),
         );
         let aggregator_settings = processing.clone();
-        let aggregator = start_bounded(Aggregator::MAILBOX, capacity, move || {
+        let aggregator = start_bounded_in(&pipeline, Aggregator::MAILBOX, capacity, move || {
             Aggregator::new(aggregator_settings, producer)
         });
         let threads = match config.pipeline.symbolicator_threads {
@@ -83,16 +91,17 @@ impl ServiceState {
         );
         let gate = symbolicator.clone();
         let fetcher_config = config.clone();
-        let fetcher = start_bounded(SymbolFetcher::MAILBOX, capacity, move || {
+        let fetcher = start_bounded_in(&pipeline, SymbolFetcher::MAILBOX, capacity, move || {
             SymbolFetcher::new(&fetcher_config, symbols, gate)
         });
         let normalizer_settings = processing.clone();
-        let normalizer = start_bounded(Normalizer::MAILBOX, capacity, move || {
+        let normalizer = start_bounded_in(&pipeline, Normalizer::MAILBOX, capacity, move || {
             Normalizer::new(normalizer_settings, fetcher)
         });
         let outcomes_config = config.outcomes.clone();
         let outcome_producer = producer_mailbox.clone();
-        let outcomes = Outcomes::new(start_bounded(
+        let outcomes = Outcomes::new(start_bounded_in(
+            &pipeline,
             OutcomeAggregator::MAILBOX,
             capacity * 16,
             move || OutcomeAggregator::new(outcomes_config, outcome_producer),
@@ -109,10 +118,10 @@ impl ServiceState {
             max_entry_age: Duration::from_secs(config.spool.max_entry_age_secs),
         };
         let reader_spool = spool.clone();
-        // The reader takes no messages; it runs its feed loop on its own arbiter.
+        // The reader takes no messages; it runs its feed loop next to the stages it feeds.
         let reader = SpoolReader::new(reader_spool, normalizer, outcomes.clone(), settings);
         let reader_slots = reader.slots();
-        SpoolReader::start_in_arbiter(&actix::Arbiter::new().handle(), move |_| reader);
+        SpoolReader::start_in_arbiter(&pipeline, move |_| reader);
         metrics::set_spool_capacity(config.spool.max_disk_bytes);
         ServiceState {
             projects: Projects::new(&config.projects),

@@ -318,10 +318,9 @@ def start_broker(workdir, port: int) -> Tansu:
 # "slow": librdkafka holds each batch for 1 s ("slower": 5 s), so at a kill or stop many 200'd
 # entries are still unreleased in the spool (and some delivered ones may not be recorded as
 # released yet): the replay after the restart carries the guarantee.
-# Note: a replay of ~1,000 entries takes 6-120 s here, not ~1 s: the reader pushes up to
-# max_in_flight (1024) entries at once into stages that admit 64 (symbolicator_queue) / 256
-# (mailbox_capacity); each refused entry backs off on its own, doubling to 30 s. Hence the
-# generous drain timeouts; relay_spool_retries_total in a timeout message shows it.
+# Drain timeouts are generous: a replay competes with the rest of the suite for 2 cores, and an
+# entry refused by a full stage (e.g. the 64 symbolicator_queue permits) is retried from the
+# spool; relay_spool_retries_total in a timeout message shows it.
 KAFKA_SPEEDS = {"fast": None, "slow": {"linger.ms": "1000"}, "slower": {"linger.ms": "5000"}}
 
 

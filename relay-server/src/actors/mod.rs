@@ -2,14 +2,18 @@
 //!
 //! ```text
 //! Intake (HTTP handlers, endpoints/) --append--> Spool (disk) ; 200 once written
-//! SpoolReader (max_in_flight slots)  --CheckRateLimits--> RateLimiter   own arbiter
-//!   --NormalizeEnvelope--> Normalizer                                    own arbiter
-//!   --FetchSymbols--> SymbolFetcher: HTTP symbol downloads for minidumps own arbiter
+//! Intake --CheckRateLimits--> RateLimiter                               own arbiter
+//! SpoolReader (max_in_flight slots)                                      pipeline arbiter
+//!   --NormalizeEnvelope--> Normalizer                                    pipeline arbiter
+//!   --FetchSymbols--> SymbolFetcher: HTTP symbol downloads for minidumps pipeline arbiter
 //!   --SymbolicateEnvelope (through SymbolicatorGate)--> Symbolicator     SyncArbiter, N threads
-//!   --AggregateEnvelope--> Aggregator                                    own arbiter
-//!   --ProduceEnvelope--> KafkaProducer --delivery reports--> verdict     own arbiter
+//!   --AggregateEnvelope--> Aggregator                                    pipeline arbiter
+//!   --ProduceEnvelope--> KafkaProducer --delivery reports--> verdict     pipeline arbiter
 //!   verdict --> SpoolReader: release the entry, or retry it with backoff
 //! ```
+//!
+//! The stages on the pipeline arbiter share one thread (see `service.rs` for why); each is
+//! still its own actor with its own bounded mailbox.
 //!
 //! Every message carries a [`ManagedEnvelope`]. Senders use `try_send`; a full mailbox turns
 //! the envelope into a [`Rejection::Overloaded`], which the spool reader retries with backoff
@@ -137,8 +141,22 @@ where
     A: Actor<Context = Context<A>>,
     F: FnOnce() -> A + Send + 'static,
 {
+    start_bounded_in(&Arbiter::new().handle(), name, capacity, make)
+}
+
+/// Like [`start_bounded`], on an existing arbiter: actors that hand every message to each
+/// other share one thread, so passing a message wakes no other thread.
+pub fn start_bounded_in<A, F>(
+    arbiter: &ArbiterHandle,
+    name: &'static str,
+    capacity: usize,
+    make: F,
+) -> Mailbox<A>
+where
+    A: Actor<Context = Context<A>>,
+    F: FnOnce() -> A + Send + 'static,
+{
     let (sender, receiver) = actix::dev::channel::channel(capacity);
-    let arbiter = Arbiter::new();
     arbiter.spawn_fn(move || {
         Context::with_receiver(receiver).run(make());
     });
