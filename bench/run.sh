@@ -9,7 +9,9 @@
 #           its measured max rate for p99; relay RSS from /proc during full load.
 # kafka     relay publish rate (draining a pre-filled spool) vs a bare confluent-kafka producer
 #           sending the same messages with the same settings: delivery reports/s of each (the
-#           relay's from its /metrics), and every message checked on the consumer side.
+#           relay's from its /metrics), and every message checked on the consumer side; then
+#           the publish stage alone (relay-server/benches/kafka_publish.rs: the KafkaProducer
+#           actor vs a bare rdkafka producer in one process, same messages and settings).
 # overload  10x the sustainable rate for 60 s (bench/overload/loadgen, a fresh event id per
 #           request): RSS every second, 429/503 with Retry-After, every 200'd id found in Kafka.
 # micro     criterion: envelope parsing (relay-core/benches/envelope.rs), bounded decoding and
@@ -301,6 +303,13 @@ bench_kafka() {
     wait "$consumer" || true
     stop_tansu
   done
+  log "kafka: publish stage (relay-server/benches/kafka_publish.rs), $REPS reps"
+  start_tansu
+  FIXTURES="$FIXTURES" CARGO_TARGET_DIR="$BENCH_TARGET" cargo bench -p relay-server \
+    --bench kafka_publish -- --brokers "127.0.0.1:$TANSU_PORT" --capture "$CAPTURE" \
+    --count "${KAFKA_STAGE_MESSAGES:-50000}" --reps "$REPS" --json-out "$dir/stage.json" \
+    > "$dir/stage.log" 2>&1
+  stop_tansu
   "$PY" bench/lib/report.py kafka "$OUT" "bench/run.sh $MODE"
 }
 

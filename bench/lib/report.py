@@ -273,10 +273,39 @@ the 2 cores and either lags behind it or reads its whole output in one burst.)
 | relay RSS while draining, peak MB | | {spread(rss, "{:.0f}")} | | ≤ 300 MB: {verdict(max([x for x in rss if x], default=0) <= 300)} |
 
 Every run delivered all {n:,} messages: {"yes" if complete else "**no**"}.
-
+{stage_table(os.path.join(d, "stage.json"))}
 {KAFKA_PROFILE}
 """
     write_section("Kafka publish", body)
+
+
+def stage_table(path):
+    """The publish stage alone: relay-server/benches/kafka_publish.rs's JSON, when it ran."""
+    if not os.path.exists(path):
+        return ""
+    s = load(path)
+    relay, bare = s["relay_msgs_per_s"], s["bare_msgs_per_s"]
+    ratio = med(relay) / med(bare)
+    per_rep = ", ".join(f"{r / b:.2f}" for r, b in zip(relay, bare))
+    return f"""
+**The publish stage alone** (`relay-server/benches/kafka_publish.rs`, run by the same command;
+one process, one broker): {s["count"]:,} copies of the capture's event, each with its own event
+id, already parsed, normalized, scrubbed and grouped (outside the timing), published by
+- **relay**: the `KafkaProducer` actor as `relay run` starts it, fed the way the spool reader
+  feeds the pipeline (at most `max_in_flight` = {s["max_in_flight"]} envelopes outstanding,
+  `try_send` into a {s["mailbox_capacity"]}-message mailbox); timed: message build (the event's
+  JSON serialization, {s["payload_bytes"]:,} bytes), produce, delivery reports, verdicts;
+- **bare**: an rdkafka `BaseProducer` (same librdkafka build, same settings:
+  `kafka::producer_config`) producing the same finished messages (built beforehand by
+  `build_messages`), counting delivery reports.
+
+Messages per second from the first send to the last delivery report, after one warm-up message
+each; {len(relay)} repetitions, the sides alternating.
+
+| | bare rdkafka producer | relay `KafkaProducer` | relay / bare | target |
+|---|---|---|---|---|
+| messages/s (delivery reports) | {spread(bare)} | {spread(relay)} | {ratio:.2f} (per rep: {per_rep}) | ≥ 0.8: {verdict(ratio >= 0.8)} |
+"""
 
 
 # ------------------------------------------------------------------------------------------

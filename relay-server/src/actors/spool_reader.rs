@@ -104,7 +104,7 @@ async fn feed(
         let Ok(slot) = slots.clone().acquire_owned().await else {
             return;
         };
-        match cursor.next() {
+        match cursor.next_entry() {
             Ok(Some((id, payload))) => {
                 let job = Delivery {
                     spool: spool.clone(),

@@ -24,6 +24,14 @@ const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
 
 /// Creates the producer for `brokers`, with the defaults and the user's overrides.
 pub fn create_producer(brokers: &str, config: &KafkaConfig) -> anyhow::Result<FutureProducer> {
+    producer_config(brokers, config)
+        .create()
+        .map_err(|e| anyhow::anyhow!("cannot create Kafka producer for {brokers}: {e}"))
+}
+
+/// The producer's librdkafka settings: the defaults, then the user's overrides. Public so that
+/// the publish benchmark's bare producer runs with exactly the relay's settings.
+pub fn producer_config(brokers: &str, config: &KafkaConfig) -> ClientConfig {
     let mut client = ClientConfig::new();
     client.set("bootstrap.servers", brokers);
     for (key, value) in PRODUCER_DEFAULTS {
@@ -33,6 +41,4 @@ pub fn create_producer(brokers: &str, config: &KafkaConfig) -> anyhow::Result<Fu
         client.set(key, value);
     }
     client
-        .create()
-        .map_err(|e| anyhow::anyhow!("cannot create Kafka producer for {brokers}: {e}"))
 }

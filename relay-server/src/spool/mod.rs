@@ -303,7 +303,7 @@ pub struct SpoolCursor {
 
 impl SpoolCursor {
     /// The next unreleased entry, or `None` when the reader has caught up with the writer.
-    pub fn next(&mut self) -> io::Result<Option<(EntryId, Vec<u8>)>> {
+    pub fn next_entry(&mut self) -> io::Result<Option<(EntryId, Vec<u8>)>> {
         loop {
             let committed = *self.spool.committed.borrow();
             let end = if self.segment == committed.segment {

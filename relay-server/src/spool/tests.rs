@@ -22,7 +22,7 @@ fn config(max_disk_bytes: u64, segment_bytes: u64) -> SpoolConfig {
 
 fn drain(cursor: &mut SpoolCursor) -> Vec<(EntryId, Vec<u8>)> {
     let mut entries = Vec::new();
-    while let Some(entry) = cursor.next().unwrap() {
+    while let Some(entry) = cursor.next_entry().unwrap() {
         entries.push(entry);
     }
     entries
@@ -152,13 +152,13 @@ async fn reader_follows_the_writer() {
     let spool = Spool::open(&dir, config(1 << 20, 64)).unwrap();
     let mut cursor = spool.reader();
     let mut committed = spool.committed();
-    assert!(cursor.next().unwrap().is_none());
+    assert!(cursor.next_entry().unwrap().is_none());
     for round in 0..5u8 {
         spool.append(vec![round; 30]).await.unwrap();
         committed.changed().await.unwrap();
-        let (_, payload) = cursor.next().unwrap().expect("the new entry");
+        let (_, payload) = cursor.next_entry().unwrap().expect("the new entry");
         assert_eq!(payload[0], round);
-        assert!(cursor.next().unwrap().is_none());
+        assert!(cursor.next_entry().unwrap().is_none());
     }
     spool.close();
     std::fs::remove_dir_all(dir).unwrap();
