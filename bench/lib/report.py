@@ -27,57 +27,52 @@ Each section names its command; rerun it to update that section (others are left
 
 # What the profiles of the misses showed (perf record -F 499 --call-graph dwarf on the release
 # build, cpu-clock: the VM has no hardware counters). Static text: re-profile after changes.
-INTAKE_PROFILE = """**Where the time goes** (`perf record --call-graph dwarf`, cpu-clock, on the release build
-of commit a402994 under the same oha load; percentages of the relay's CPU samples). The noop
-handler costs a few µs per request; the relay does the intake *and*, concurrently on the same
-2 cores, the pipeline behind it:
+INTAKE_PROFILE = """**Where the time goes** (`perf record --call-graph dwarf`, cpu-clock, release build, same
+oha load; percentages of the relay's CPU samples). The noop handler costs a few µs per
+request; the relay does the intake *and*, concurrently on the same 2 cores, the whole pipeline
+behind it. Since commit 4349c65 the pipeline keeps up with the intake at full load ("events
+delivered" ≈ requests/s above; before it, 6.5k of 19.5k events/s were delivered and the rest
+piled up in the spool), so the relay's requests/s is now its sustained end-to-end rate:
 
-- intake: HTTP handling ~29 % in all, of which decompression ~9 % and envelope parsing ~3 %;
-  the spool writer ~9 % (mostly `fdatasync` in ext4: `fsync: always`);
-- pipeline: spool reader ~14 % (its `serde_json::Value` parse of each event ~10 %),
-  Normalizer ~13 %, Aggregator (PII scrubbing, grouping) ~6 %, Kafka message build and
-  produce ~8 %, dropping the `Value` trees ~7 %;
-- across all of it: glibc `malloc`/`free` ~17 %, context switches ~8 %.
+- intake ~30 %: HTTP handling, decompression ~9 %, envelope parsing, the rate limiter hop;
+  the spool writer ~7 % (mostly `fdatasync`: `fsync: always`);
+- pipeline ~55 %: the `serde_json::Value` parse of each event ~15 %, normalization ~15 %,
+  scrubbing and grouping ~10 %, message build and produce ~7 %, freeing the trees ~4 %.
+
+What changed, measured by draining a 40,000-entry spool into tansu (relay CPU per run, same
+machine, back to back; `/proc/PID/stat`):
+
+| change | relay CPU for 40,000 events | per event |
+|---|---|---|
+| before (commit 14bd4b1) | 8.0 s | 200 µs |
+| `max_in_flight` 1024 → 256 (the mailbox capacity): 15,300 of the 40,000 entries had been refused by a full Normalizer and parsed again on retry | 4.6 s | 116 µs |
+| the stages share one arbiter; mimalloc (perf before: context switches ~30 %, glibc `malloc`/`free` ~25 %) | 2.3 s | 58 µs |
+| PII key rules built once per project, fast paths for valid frames, databags and short strings | 1.9–2.2 s | 48–54 µs |
 
 The first profile (commit a61c82a: 8,603 req/s, 0.07×) also showed a whole `Value` built at the
-intake only to read `event_id` (~9 %), a blocking-pool round trip per request to decompress
-1.4 kB, and two thread hops through the Symbolicator's `SyncArbiter` for every event, with
-context switches at ~15 %; commit a402994 removed those three.
-
-At full load the intake now accepts faster than the pipeline publishes ("events delivered"
-above): the difference waits in the spool (about 13k events/s × 3.6 kB ≈ 47 MB/s here), so a
-sustained full load fills the default 1 GiB spool in well under a minute and is then answered
-503 (see Overload); the end-to-end limit is the pipeline (see Kafka publish). 0.5× of a
-handler that does no work is not reachable by a relay that decompresses, parses, syncs to
-disk, normalizes, scrubs, groups and publishes every event on the same 2 cores as the load
-generator.
+intake only to read `event_id`, a blocking-pool round trip per request to decompress 1.4 kB,
+and two thread hops through the Symbolicator's `SyncArbiter` for every event; commit a402994
+removed those. 0.5× of a handler that does no work is still out of reach: at ~50 µs of CPU per
+event for decompressing, parsing, syncing, normalizing, scrubbing, grouping and publishing,
+against a few µs for the noop, on the same 2 cores as the load generator. What would move it:
+a typed event model instead of `serde_json::Value` trees (parse, normalization and
+serialization are most of what is left).
 """
 
-KAFKA_PROFILE = """**Why the Kafka target is missed** (profiled on the release build of commit a402994 while
-it drained a 40,000-entry spool; percentages of the relay's CPU samples). Publishing is not
-what costs: message build (`kafka/messages.rs` `build_messages`, mostly JSON serialization of
-the normalized event) plus `send_result` ~10 %, librdkafka's threads ~2 %, the spool's reading
-and releasing (`SpoolCursor::next`, `Spool::release`) ~7 %. The rest is the work in front of
-the producer: the spool reader's `serde_json::Value` parse of each event ~15 %
-(`actors/spool_reader.rs` `managed_envelope`), dropping those `Value` trees ~13 %
-(`drop_in_place<ManagedEnvelope>`: glibc `_int_free`/`malloc_consolidate` of trees built on
-one thread and freed on another), the Normalizer ~21 % (`normalize_event_full` 18 %: stack
-traces 9 %, trimming 7 %), the Aggregator ~9 % (PII scrubbing 6 %, grouping 2 %), outcome
-tracking per item from the reader ~5 %, context switches ~15 %. Each of these stages is one
-thread, so the pipeline cannot use more than about one core per stage, and the busiest
-(reader, Normalizer) set the pace. The bare producer sends finished messages: it measures
-librdkafka and tansu alone. No change inside `spool/` or `kafka/` can move this ratio by more
-than a few percent. What would: a faster allocator for the `Value` churn; normalization and
-aggregation on a pool of worker threads (behind a permit gate, like the Symbolicator) instead
-of one thread each; outcomes tracked once per envelope instead of per item.
-
-Allocator experiment (a scratch copy of the tree at a402994 with `mimalloc` as the global
-allocator in `relay-server/src/main.rs`, not in the repository; same harness, back to back
-with the unchanged build, 60,000 messages): drain 11,328 [11,105–11,902] → 19,785
-[16,800–20,491] messages/s (0.05× → 0.08× of the bare producer); in the intake benchmark
-(10 s points) events delivered to Kafka during full load 6,312 [4,989–7,142] → 11,726
-[11,642–12,347] per s, intake 18,744 → 16,184 req/s (the pipeline now takes more of the CPU),
-p99 at half load 9.4 → 9.9 ms, RSS at full load 64 → 101 MB.
+KAFKA_PROFILE = """**Why the Kafka target is missed.** The spool drain is the pipeline's rate, not the
+producer's: the bare producer sends finished messages (it measures librdkafka and tansu
+alone), while the relay parses, normalizes, scrubs, groups and serializes each event first,
+on one pipeline thread (per-event CPU in the Intake section: 200 µs → ~50 µs this session,
+which took the drain from 6,119 to the rate above). The publish stage alone, measured in the
+second table, is the fairer comparison and still misses: per envelope the relay serializes
+the event (`build_messages`, ~7 µs for this 3.5 kB event; the bare producer's messages were
+serialized beforehand), produces it through rdkafka's `FutureProducer` (one delivery future
+per message), and hands the delivery report back to the sender through two one-shot channels
+and two threads; the bare `BaseProducer` does ~3.5 µs of work per message in one thread.
+Fixed on the way: each envelope's delivery wait was spawned into the producer actor's context,
+which polls every future spawned into it whenever it wakes (256 outstanding envelopes: 256
+polls per message); they are runtime tasks now (stage 30k → 35k messages/s). What would move
+it further: serializing events once, straight from a typed model; batching verdicts.
 """
 
 

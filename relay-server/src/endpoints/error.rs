@@ -106,7 +106,10 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
-        if status.is_server_error() {
+        // An overloaded relay answers thousands of 503s a second: each is counted in
+        // `relay_rejections_total` (and readiness turns false when the spool is full), so a
+        // log line per answer would only add work where there is none to spare.
+        if status.is_server_error() && !matches!(self, ApiError::Overloaded { .. }) {
             tracing::warn!(%status, error = %self, "request failed");
         } else {
             tracing::debug!(%status, error = %self, "request refused");
