@@ -195,27 +195,36 @@ impl SourceMapView {
     pub fn lookup_raw(&self, line: u32, col: u32) -> Option<RawLocation<'_>> {
         let data = self.data();
         let layout = &self.layout;
+        let counts = &layout.counts;
         let line = line as usize;
-        if line >= layout.counts.lines as usize {
+        if line >= counts.lines as usize {
             return None;
         }
-        let lines = data.get(layout.line_starts..)?;
-        let start = format::u32_at(lines, line)? as usize;
-        let end = format::u32_at(lines, line + 1)? as usize;
-        let cols = data.get(layout.cols + start * 4..layout.cols + end * 4)?;
-        let (cols, _) = cols.as_chunks::<4>();
-        let before = cols.partition_point(|c| u32::from_le_bytes(*c) <= col);
-        let index = (start + before).checked_sub(1).filter(|&i| i >= start)?;
+        // This line's and the next line's entries: token range, bucket range, shift.
+        let entries = data.get(layout.lines + line * 12..)?.first_chunk::<24>()?;
+        let word = |i: usize| {
+            u32::from_le_bytes([entries[i], entries[i + 1], entries[i + 2], entries[i + 3]])
+        };
+        let (start, end) = (word(0) as usize, word(12) as usize);
+        let (first_bucket, buckets_end) = (word(4) as usize, word(16) as usize);
+        let last = buckets_end.checked_sub(first_bucket + 2)?;
+        let bucket = ((u64::from(col) >> word(8)) as usize).min(last);
+        let buckets = data.get(layout.buckets + (first_bucket + bucket) * 4..)?;
+        let low = (format::u32_at(buckets, 0)? as usize).clamp(start, end);
+        let high = (format::u32_at(buckets, 1)? as usize).clamp(low, end);
 
-        let record = data
-            .get(layout.records + index * 16..)?
-            .first_chunk::<16>()?;
-        let field = |i: usize| u32::from_le_bytes(record[i * 4..i * 4 + 4].try_into().expect("4"));
-        let (source, line, col, name) = (field(0), field(1), field(2), field(3));
+        let tokens = data
+            .get(layout.tokens..)?
+            .as_chunks::<{ format::TOKEN_LEN }>()
+            .0;
+        let candidates = tokens.get(low..high)?;
+        let before = candidates.partition_point(|t| format::token_col(t) <= col);
+        let index = (low + before).checked_sub(1).filter(|&i| i >= start)?;
+
+        let [source, line, col, name] = format::token_record(tokens.get(index)?);
         if source == NONE {
             return None;
         }
-        let counts = &layout.counts;
         let name = match name {
             NONE => None,
             name if name < counts.names => self.strings.get(counts.sources + name),

@@ -11,33 +11,61 @@ use serde::de::{self, IgnoredAny, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
-use super::{vlq, DecodeError, NONE};
+use super::{format, vlq, DecodeError, NONE};
 
 /// More generated lines than this is refused: each costs 4 bytes of index, and an index map
 /// section offset could otherwise ask for billions.
 const MAX_LINES: u32 = 1 << 24;
 
-/// The mappings of a map as flat arrays, sorted by generated position, one token per position.
-#[derive(Debug, Default)]
+/// The mappings of a map, sorted by generated position, one token per position, already in
+/// the index's token layout ([`format::TOKEN_LEN`] bytes each, after room for the header).
+#[derive(Debug)]
 pub(crate) struct Tokens {
     /// Per generated line, the index of its first token; one more entry at the end.
     pub line_starts: Vec<u32>,
-    /// Generated column (UTF-16 units) of each token.
-    pub cols: Vec<u32>,
-    /// Per token: source index, original line, original column, name index. [`NONE`] where a
-    /// segment has no such field (1-field segments have none of them).
-    pub records: Vec<[u32; 4]>,
+    /// [`format::HEADER_LEN`] bytes for the header, then the tokens.
+    pub buffer: Vec<u8>,
+}
+
+impl Default for Tokens {
+    fn default() -> Self {
+        Self {
+            line_starts: vec![0],
+            buffer: vec![0; format::HEADER_LEN],
+        }
+    }
 }
 
 impl Tokens {
+    /// All tokens.
+    pub fn all(&self) -> &[[u8; format::TOKEN_LEN]] {
+        self.buffer[format::HEADER_LEN..].as_chunks().0
+    }
+
+    /// The number of tokens.
+    pub fn len(&self) -> usize {
+        (self.buffer.len() - format::HEADER_LEN) / format::TOKEN_LEN
+    }
+
+    /// Generated column of token `index`.
+    pub fn col(&self, index: usize) -> u32 {
+        format::token_col(&self.all()[index])
+    }
+
+    /// Source, original line, original column and name of token `index`.
+    pub fn record(&self, index: usize) -> [u32; 4] {
+        format::token_record(&self.all()[index])
+    }
+
     /// The last token at or before `(line, col)`, possibly on an earlier line.
     pub fn floor(&self, line: u32, col: u32) -> Option<usize> {
         let line = line as usize;
         let Some(&end) = self.line_starts.get(line + 1) else {
-            return self.cols.len().checked_sub(1);
+            return self.len().checked_sub(1);
         };
         let start = self.line_starts[line] as usize;
-        let within = self.cols[start..end as usize].partition_point(|&c| c <= col);
+        let within =
+            self.all()[start..end as usize].partition_point(|t| format::token_col(t) <= col);
         (start + within).checked_sub(1)
     }
 
@@ -192,39 +220,44 @@ fn decode_mappings(
     context: &MapContext,
     builder: &mut Builder,
 ) -> Result<(), DecodeError> {
+    // At most one token per separator, plus one.
+    let separators = bytes.iter().filter(|&&b| b == b',' || b == b';').count();
+    builder.reserve(separators + 1);
+
     let mut line = context.first_line;
     let mut column_base = i64::from(context.first_column);
     // Generated column restarts on every line; the other fields run across the whole string.
     let mut column = 0i64;
     let (mut source, mut source_line, mut source_column, mut name) = (0i64, 0i64, 0i64, 0i64);
     let mut at = 0;
-    while at < bytes.len() {
-        match bytes[at] {
-            b';' => {
-                line = line.checked_add(1).ok_or(DecodeError::TooLarge)?;
-                column = 0;
-                column_base = 0;
-                at += 1;
-                continue;
-            }
-            b',' => {
-                at += 1;
-                continue;
-            }
-            _ => {}
+    while let Some(&byte) = bytes.get(at) {
+        if byte == b';' {
+            line = line.checked_add(1).ok_or(DecodeError::TooLarge)?;
+            column = 0;
+            column_base = 0;
+            at += 1;
+            continue;
+        }
+        if byte == b',' {
+            at += 1;
+            continue;
         }
         let segment = at;
         let mut fields = [0i64; 5];
         let mut count = 0;
-        while at < bytes.len() && bytes[at] != b',' && bytes[at] != b';' {
-            if count == fields.len() {
-                return Err(DecodeError::BadSegment {
-                    at: segment,
-                    fields: count + 1,
-                });
-            }
+        loop {
             fields[count] = vlq::decode(bytes, &mut at)?;
             count += 1;
+            match bytes.get(at) {
+                None | Some(b',') | Some(b';') => break,
+                Some(_) if count == fields.len() => {
+                    return Err(DecodeError::BadSegment {
+                        at: segment,
+                        fields: count + 1,
+                    })
+                }
+                Some(_) => {}
+            }
         }
         column += fields[0];
         let generated = in_range(column + column_base, NONE, "generated column", segment)?;
@@ -263,11 +296,17 @@ fn decode_mappings(
 }
 
 /// `value` as a u32 below `limit`.
+#[inline(always)]
 fn in_range(value: i64, limit: u32, what: &'static str, at: usize) -> Result<u32, DecodeError> {
-    u32::try_from(value)
-        .ok()
-        .filter(|&v| v < limit)
-        .ok_or(DecodeError::OutOfRange { what, value, at })
+    match u32::try_from(value) {
+        Ok(v) if v < limit => Ok(v),
+        _ => Err(out_of_range(what, value, at)),
+    }
+}
+
+#[cold]
+fn out_of_range(what: &'static str, value: i64, at: usize) -> DecodeError {
+    DecodeError::OutOfRange { what, value, at }
 }
 
 /// Collects tokens line by line: sorts a line whose columns go backwards and keeps the first
@@ -276,38 +315,49 @@ struct Builder {
     tokens: Tokens,
     /// The line tokens are being added to (`line_starts` has an entry for it).
     line: u32,
+    /// Index of its first token.
+    line_start: usize,
+    /// Tokens so far.
+    count: usize,
+    /// Column of the last token, if the line has one.
+    last_col: Option<u32>,
     line_sorted: bool,
 }
 
 impl Builder {
     fn new() -> Self {
         Self {
-            tokens: Tokens {
-                line_starts: vec![0],
-                ..Tokens::default()
-            },
+            tokens: Tokens::default(),
             line: 0,
+            line_start: 0,
+            count: 0,
+            last_col: None,
             line_sorted: true,
         }
     }
 
-    #[inline]
+    fn reserve(&mut self, tokens: usize) {
+        self.tokens.buffer.reserve(tokens * format::TOKEN_LEN);
+    }
+
+    #[inline(always)]
     fn push(&mut self, line: u32, col: u32, record: [u32; 4]) -> Result<(), DecodeError> {
         if line != self.line {
             self.next_line(line)?;
         }
-        let start = self.tokens.line_starts[self.line as usize] as usize;
-        if self.tokens.cols.len() > start {
-            let last = *self.tokens.cols.last().expect("non-empty");
-            if col == last && self.line_sorted {
-                return Ok(());
-            }
-            if col < last {
+        if let Some(last) = self.last_col {
+            if col <= last {
+                if col == last && self.line_sorted {
+                    return Ok(());
+                }
                 self.line_sorted = false;
             }
         }
-        self.tokens.cols.push(col);
-        self.tokens.records.push(record);
+        self.tokens
+            .buffer
+            .extend_from_slice(&format::token_bytes(col, record));
+        self.count += 1;
+        self.last_col = Some(col);
         Ok(())
     }
 
@@ -317,13 +367,16 @@ impl Builder {
             // Only index map sections can go back: they overlap.
             return Err(DecodeError::OverlappingSections);
         }
-        if line >= MAX_LINES || self.tokens.cols.len() >= NONE as usize {
+        if line >= MAX_LINES || self.count >= NONE as usize {
             return Err(DecodeError::TooLarge);
         }
         self.sort_line();
-        let count = self.tokens.cols.len() as u32;
-        self.tokens.line_starts.resize(line as usize + 1, count);
+        self.tokens
+            .line_starts
+            .resize(line as usize + 1, self.count as u32);
         self.line = line;
+        self.line_start = self.count;
+        self.last_col = None;
         Ok(())
     }
 
@@ -333,26 +386,29 @@ impl Builder {
             return;
         }
         self.line_sorted = true;
-        let start = self.tokens.line_starts[self.line as usize] as usize;
-        let mut line: Vec<(u32, [u32; 4])> = self.tokens.cols[start..]
-            .iter()
-            .copied()
-            .zip(self.tokens.records[start..].iter().copied())
-            .collect();
-        line.sort_by_key(|&(col, _)| col);
-        line.dedup_by_key(|&mut (col, _)| col);
-        self.tokens.cols.truncate(start);
-        self.tokens.records.truncate(start);
-        for (col, record) in line {
-            self.tokens.cols.push(col);
-            self.tokens.records.push(record);
+        let start = format::HEADER_LEN + self.line_start * format::TOKEN_LEN;
+        let line = self.tokens.buffer[start..]
+            .as_chunks_mut::<{ format::TOKEN_LEN }>()
+            .0;
+        line.sort_by_key(format::token_col);
+        let mut kept = 0;
+        for i in 1..line.len() {
+            if format::token_col(&line[i]) != format::token_col(&line[kept]) {
+                kept += 1;
+                line[kept] = line[i];
+            }
         }
+        let kept = kept + 1;
+        self.last_col = Some(format::token_col(&line[kept - 1]));
+        self.count = self.line_start + kept;
+        self.tokens
+            .buffer
+            .truncate(format::HEADER_LEN + self.count * format::TOKEN_LEN);
     }
 
     fn finish(mut self) -> Tokens {
         self.sort_line();
-        let count = self.tokens.cols.len() as u32;
-        self.tokens.line_starts.push(count);
+        self.tokens.line_starts.push(self.count as u32);
         self.tokens
     }
 }

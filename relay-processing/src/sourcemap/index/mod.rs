@@ -6,11 +6,12 @@
 //! - [`scopes`]: the enclosing function's original name for every token, from the minified
 //!   source (through the `js-source-scopes` crate) or from Metro's function maps.
 //! - [`format`]: the serialized index that [`SourceMapView`](super::SourceMapView) reads in
-//!   place, memory-mapped from the disk cache: per-line token ranges, columns, records, a
-//!   string table and the raw `sourcesContent`.
+//!   place, memory-mapped from the disk cache: the tokens, per-line token ranges cut into
+//!   column buckets, a string table and the raw `sourcesContent`. The decoder writes tokens
+//!   straight into it: building a view is one pass over `mappings` and one allocation.
 //!
-//! A lookup is an index into the line, a binary search over that line's columns and a few
-//! reads; the strings it returns are borrowed.
+//! A lookup reads the line's entry, two bucket entries, a few tokens' columns and one
+//! token; the strings it returns are borrowed.
 
 pub(crate) mod decode;
 pub(crate) mod format;
@@ -110,7 +111,7 @@ pub(crate) fn build(minified: Option<&str>, sourcemap: &str) -> Result<Vec<u8>, 
         Some(_) => scopes::from_function_maps(&decoded),
         None => minified.and_then(|minified| scopes::from_minified(minified, &decoded)),
     };
-    format::write(&decoded, scopes.as_ref())
+    format::finish(decoded, scopes.as_ref())
 }
 
 #[cfg(test)]

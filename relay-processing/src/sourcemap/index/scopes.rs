@@ -15,6 +15,7 @@ use std::ops::Range;
 use js_source_scopes::{ScopeIndex, ScopeLookupResult, ScopeName, SourceContext};
 
 use super::decode::Decoded;
+use super::format;
 use super::{NONE, SCOPE_ANONYMOUS, SCOPE_UNKNOWN};
 
 /// Per-token scopes and the names they refer to.
@@ -55,9 +56,10 @@ impl Scopes {
 /// Scopes from Metro's function maps; `None` when the map has none.
 pub(crate) fn from_function_maps(decoded: &Decoded<'_>) -> Option<Scopes> {
     let maps = decoded.function_maps.as_ref()?;
-    let mut scopes = Scopes::with_tokens(decoded.tokens.records.len());
+    let mut scopes = Scopes::with_tokens(decoded.tokens.len());
     let mut interned = HashMap::new();
-    for &[source, line, column, _] in &decoded.tokens.records {
+    for token in decoded.tokens.all() {
+        let [source, line, column, _] = format::token_record(token);
         let name = maps
             .get(source as usize)
             .and_then(Option::as_ref)
@@ -120,12 +122,12 @@ pub(crate) fn from_minified(minified: &str, decoded: &Decoded<'_>) -> Option<Sco
     // Tokens and scope starts are both sorted by position: walk them together. Each token
     // gets the scope starting last at or before it (the first one if none does).
     let tokens = &decoded.tokens;
-    let mut scopes = Scopes::with_tokens(tokens.records.len());
+    let mut scopes = Scopes::with_tokens(tokens.len());
     let mut interned = HashMap::new();
     let mut at = 0;
     for (line, bounds) in tokens.line_starts.windows(2).enumerate() {
-        for &col in &tokens.cols[bounds[0] as usize..bounds[1] as usize] {
-            let position = (line as u32, col);
+        for token in &tokens.all()[bounds[0] as usize..bounds[1] as usize] {
+            let position = (line as u32, format::token_col(token));
             while at + 1 < starts.len() && starts[at + 1].0 <= position {
                 at += 1;
             }
@@ -167,7 +169,7 @@ impl Resolver<'_, '_> {
         let position = self.context.offset_to_position(offset)?;
         let tokens = &self.decoded.tokens;
         let index = tokens.floor(position.line, position.column)?;
-        let col = tokens.cols[index];
+        let col = tokens.col(index);
         let exactish =
             tokens.line_of(index) == position.line && col >= position.column.saturating_sub(1);
         if !exactish {
@@ -177,7 +179,7 @@ impl Resolver<'_, '_> {
             return Some(name);
         }
         let before = tokens.floor(position.line, col.checked_sub(1)?)?;
-        let same_origin = tokens.records[before][..3] == tokens.records[index][..3];
+        let same_origin = tokens.record(before)[..3] == tokens.record(index)[..3];
         if same_origin {
             self.name_of(before)
         } else {
@@ -191,7 +193,7 @@ impl Resolver<'_, '_> {
         let last = self.context.offset_to_position(range.end.checked_sub(1)?)?;
         let tokens = &self.decoded.tokens;
         let index = tokens.floor(last.line, last.column)?;
-        if (tokens.line_of(index), tokens.cols[index]) != (last.line, last.column) {
+        if (tokens.line_of(index), tokens.col(index)) != (last.line, last.column) {
             return None;
         }
         let after = self
@@ -205,7 +207,7 @@ impl Resolver<'_, '_> {
     }
 
     fn name_of(&self, index: usize) -> Option<&str> {
-        let name = self.decoded.tokens.records[index][3];
+        let name = self.decoded.tokens.record(index)[3];
         if name == NONE {
             return None;
         }

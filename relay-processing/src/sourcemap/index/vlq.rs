@@ -24,28 +24,61 @@ static DIGITS: [u8; 256] = {
 /// At most 7 digits (35 bits): enough for any 32-bit value and its sign.
 const MAX_SHIFT: u32 = 30;
 
+/// Why a VLQ number did not decode; turns into a [`DecodeError`]. Small and `Copy`, so the
+/// decoder's hot loop carries no drop glue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum VlqError {
+    InvalidBase64 { at: usize, byte: u8 },
+    Unterminated { at: usize },
+    Overflow { at: usize },
+}
+
+impl From<VlqError> for DecodeError {
+    #[cold]
+    fn from(error: VlqError) -> Self {
+        match error {
+            VlqError::InvalidBase64 { at, byte } => DecodeError::InvalidBase64 {
+                at,
+                byte: char::from(byte),
+            },
+            VlqError::Unterminated { at } => DecodeError::UnterminatedVlq { at },
+            VlqError::Overflow { at } => DecodeError::VlqOverflow { at },
+        }
+    }
+}
+
 /// Decodes the number starting at `bytes[*at]` and moves `at` past it.
 ///
-/// The caller has checked that `bytes[*at]` is not a separator (`,` or `;`).
-#[inline]
-pub(super) fn decode(bytes: &[u8], at: &mut usize) -> Result<i64, DecodeError> {
+/// The caller has checked that `bytes[*at]` exists and is not a separator (`,` or `;`).
+#[inline(always)]
+pub(super) fn decode(bytes: &[u8], at: &mut usize) -> Result<i64, VlqError> {
+    // Most numbers in real maps are one digit (|value| < 16).
+    if let Some(&byte) = bytes.get(*at) {
+        let digit = DIGITS[byte as usize];
+        if digit < 0x20 {
+            *at += 1;
+            return Ok(signed(u64::from(digit)));
+        }
+    }
+    decode_long(bytes, at)
+}
+
+#[inline(never)]
+fn decode_long(bytes: &[u8], at: &mut usize) -> Result<i64, VlqError> {
     let start = *at;
     let mut i = *at;
     let mut value: u64 = 0;
     let mut shift = 0;
     loop {
         let Some(&byte) = bytes.get(i) else {
-            return Err(DecodeError::UnterminatedVlq { at: start });
+            return Err(VlqError::Unterminated { at: start });
         };
         let digit = DIGITS[byte as usize];
         if digit == INVALID {
             return Err(if byte == b',' || byte == b';' {
-                DecodeError::UnterminatedVlq { at: start }
+                VlqError::Unterminated { at: start }
             } else {
-                DecodeError::InvalidBase64 {
-                    at: i,
-                    byte: char::from(byte),
-                }
+                VlqError::InvalidBase64 { at: i, byte }
             });
         }
         i += 1;
@@ -55,17 +88,22 @@ pub(super) fn decode(bytes: &[u8], at: &mut usize) -> Result<i64, DecodeError> {
         }
         shift += 5;
         if shift > MAX_SHIFT {
-            return Err(DecodeError::VlqOverflow { at: start });
+            return Err(VlqError::Overflow { at: start });
         }
     }
     *at = i;
+    Ok(signed(value))
+}
+
+/// Bit 0 is the sign; "-0" (`B`) is 0.
+#[inline(always)]
+fn signed(value: u64) -> i64 {
     let magnitude = (value >> 1) as i64;
-    // "-0" (`B`) is 0.
-    Ok(if value & 1 == 1 {
+    if value & 1 == 1 {
         -magnitude
     } else {
         magnitude
-    })
+    }
 }
 
 #[cfg(test)]
@@ -80,6 +118,10 @@ mod tests {
             out.push(decode(bytes, &mut at)?);
         }
         Ok(out)
+    }
+
+    fn one(bytes: &[u8]) -> Result<i64, DecodeError> {
+        Ok(decode(bytes, &mut 0)?)
     }
 
     #[test]
@@ -104,11 +146,8 @@ mod tests {
     #[test]
     fn errors() {
         assert_eq!(all("g"), Err(DecodeError::UnterminatedVlq { at: 0 }));
-        let mut at = 0;
-        assert_eq!(
-            decode(b"g,", &mut at),
-            Err(DecodeError::UnterminatedVlq { at: 0 })
-        );
+        assert_eq!(one(b"g,"), Err(DecodeError::UnterminatedVlq { at: 0 }));
+        assert_eq!(one(b";"), Err(DecodeError::UnterminatedVlq { at: 0 }));
         assert_eq!(
             all("A!"),
             Err(DecodeError::InvalidBase64 { at: 1, byte: '!' })
