@@ -210,15 +210,24 @@ impl SourceMapView {
         let last = buckets_end.checked_sub(first_bucket + 2)?;
         let bucket = ((u64::from(col) >> word(8)) as usize).min(last);
         let buckets = data.get(layout.buckets + (first_bucket + bucket) * 4..)?;
-        let low = (format::u32_at(buckets, 0)? as usize).clamp(start, end);
-        let high = (format::u32_at(buckets, 1)? as usize).clamp(low, end);
+        let low = (format::u32_at(buckets, 0)? as usize).max(start).min(end);
+        let high = (format::u32_at(buckets, 1)? as usize).max(low).min(end);
 
         let tokens = data
             .get(layout.tokens..)?
             .as_chunks::<{ format::TOKEN_LEN }>()
             .0;
         let candidates = tokens.get(low..high)?;
-        let before = candidates.partition_point(|t| format::token_col(t) <= col);
+        // Sorted: the tokens at or before `col` are a prefix. A bucket holds a few tokens;
+        // counting them without branches beats bisecting.
+        let before = if candidates.len() <= 8 {
+            candidates
+                .iter()
+                .map(|t| usize::from(format::token_col(t) <= col))
+                .sum()
+        } else {
+            candidates.partition_point(|t| format::token_col(t) <= col)
+        };
         let index = (low + before).checked_sub(1).filter(|&i| i >= start)?;
 
         let [source, line, col, name] = format::token_record(tokens.get(index)?);

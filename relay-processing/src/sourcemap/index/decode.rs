@@ -5,12 +5,8 @@
 //! context lines). `mappings` is decoded in one pass into per-line token ranges.
 
 use std::borrow::Cow;
-use std::fmt;
 
-use serde::de::{self, IgnoredAny, Visitor};
-use serde::{Deserialize, Deserializer};
-use serde_json::value::RawValue;
-
+use super::json::{self, RawFunctionMap, RawMap};
 use super::{format, vlq, DecodeError, NONE};
 
 /// More generated lines than this is refused: each costs 4 bytes of index, and an index map
@@ -101,8 +97,7 @@ pub(crate) struct FunctionMap<'a> {
 
 /// Parses a source map (regular, index map with `sections`, or Hermes/Metro).
 pub(crate) fn decode(text: &str) -> Result<Decoded<'_>, DecodeError> {
-    let raw: RawMap<'_> = serde_json::from_str(strip_xssi_prefix(text))
-        .map_err(|e| DecodeError::Json(e.to_string()))?;
+    let raw = json::parse(strip_xssi_prefix(text))?;
     let mut decoded = Decoded::default();
     let mut builder = Builder::new();
     match raw.sections {
@@ -171,10 +166,8 @@ fn add_map<'a>(
         .extend(map.names.unwrap_or_default().into_iter().map(|n| n.0));
     let mut contents: Vec<Option<&str>> = map
         .sources_content
-        .unwrap_or_default()
-        .into_iter()
-        .map(|c| c.map(RawValue::get))
-        .collect();
+        .map(|contents| contents.0)
+        .unwrap_or_default();
     contents.resize(decoded.sources.len() - source_base, None);
     decoded.contents.extend(contents);
 
@@ -220,9 +213,9 @@ fn decode_mappings(
     context: &MapContext,
     builder: &mut Builder,
 ) -> Result<(), DecodeError> {
-    // At most one token per separator, plus one.
-    let separators = bytes.iter().filter(|&&b| b == b',' || b == b';').count();
-    builder.reserve(separators + 1);
+    // Segments are rarely shorter than 6 bytes with their separator; growing past this is a
+    // reallocation or two.
+    builder.reserve(bytes.len() / 6 + 16);
 
     let mut line = context.first_line;
     let mut column_base = i64::from(context.first_column);
@@ -242,57 +235,55 @@ fn decode_mappings(
             at += 1;
             continue;
         }
+        // A segment is 1, 4 or 5 numbers; straight-line code for each.
         let segment = at;
-        let mut fields = [0i64; 5];
-        let mut count = 0;
-        loop {
-            fields[count] = vlq::decode(bytes, &mut at)?;
-            count += 1;
-            match bytes.get(at) {
-                None | Some(b',') | Some(b';') => break,
-                Some(_) if count == fields.len() => {
-                    return Err(DecodeError::BadSegment {
-                        at: segment,
-                        fields: count + 1,
-                    })
-                }
-                Some(_) => {}
-            }
-        }
-        column += fields[0];
+        column += vlq::decode(bytes, &mut at)?;
         let generated = in_range(column + column_base, NONE, "generated column", segment)?;
-        let record = match count {
-            1 => [NONE; 4],
-            4 | 5 => {
-                source += fields[1];
-                source_line += fields[2];
-                source_column += fields[3];
-                let source = in_range(source, context.sources, "source index", segment)?;
-                let original_line = in_range(source_line, NONE, "original line", segment)?;
-                let original_column = in_range(source_column, NONE, "original column", segment)?;
-                let name = if count == 5 {
-                    name += fields[4];
-                    context.name_base + in_range(name, context.names, "name index", segment)?
-                } else {
-                    NONE
-                };
-                [
-                    context.source_base + source,
-                    original_line,
-                    original_column,
-                    name,
-                ]
+        let record = if at_separator(bytes, at) {
+            [NONE; 4]
+        } else {
+            source += vlq::decode(bytes, &mut at)?;
+            if at_separator(bytes, at) {
+                return Err(bad_segment(segment, 2));
             }
-            _ => {
-                return Err(DecodeError::BadSegment {
-                    at: segment,
-                    fields: count,
-                })
+            source_line += vlq::decode(bytes, &mut at)?;
+            if at_separator(bytes, at) {
+                return Err(bad_segment(segment, 3));
             }
+            source_column += vlq::decode(bytes, &mut at)?;
+            let source = in_range(source, context.sources, "source index", segment)?;
+            let original_line = in_range(source_line, NONE, "original line", segment)?;
+            let original_column = in_range(source_column, NONE, "original column", segment)?;
+            let name = if at_separator(bytes, at) {
+                NONE
+            } else {
+                name += vlq::decode(bytes, &mut at)?;
+                if !at_separator(bytes, at) {
+                    return Err(bad_segment(segment, 6));
+                }
+                context.name_base + in_range(name, context.names, "name index", segment)?
+            };
+            [
+                context.source_base + source,
+                original_line,
+                original_column,
+                name,
+            ]
         };
         builder.push(line, generated, record)?;
     }
     Ok(())
+}
+
+/// Whether a segment ends at `at`.
+#[inline(always)]
+fn at_separator(bytes: &[u8], at: usize) -> bool {
+    matches!(bytes.get(at), None | Some(b',' | b';'))
+}
+
+#[cold]
+fn bad_segment(at: usize, fields: usize) -> DecodeError {
+    DecodeError::BadSegment { at, fields }
 }
 
 /// `value` as a u32 below `limit`.
@@ -468,138 +459,5 @@ impl<'a> FunctionMap<'a> {
             .partition_point(|&(line, column, _)| (line, column) <= key);
         let (_, _, name) = self.starts.get(after.checked_sub(1)?)?;
         self.names.get(*name as usize).map(|n| n.as_ref())
-    }
-}
-
-// --- JSON -----------------------------------------------------------------------------------
-
-#[derive(Deserialize)]
-struct RawMap<'a> {
-    #[serde(borrow, default)]
-    sources: Option<Vec<Option<Text<'a>>>>,
-    #[serde(borrow, default, rename = "sourceRoot")]
-    source_root: Option<Text<'a>>,
-    #[serde(borrow, default, rename = "sourcesContent")]
-    sources_content: Option<Vec<Option<&'a RawValue>>>,
-    #[serde(borrow, default)]
-    names: Option<Vec<Name<'a>>>,
-    #[serde(borrow, default)]
-    mappings: Option<Text<'a>>,
-    #[serde(borrow, default)]
-    sections: Option<Vec<RawSection<'a>>>,
-    #[serde(borrow, default)]
-    x_facebook_sources: Option<Vec<Option<Vec<RawFunctionMap<'a>>>>>,
-}
-
-#[derive(Deserialize)]
-struct RawSection<'a> {
-    offset: RawOffset,
-    #[serde(borrow, default)]
-    map: Option<Box<RawMap<'a>>>,
-}
-
-#[derive(Deserialize)]
-struct RawOffset {
-    line: u32,
-    column: u32,
-}
-
-#[derive(Deserialize)]
-struct RawFunctionMap<'a> {
-    #[serde(borrow, default)]
-    names: Vec<Name<'a>>,
-    #[serde(borrow)]
-    mappings: Text<'a>,
-}
-
-/// A JSON string, borrowed from the input when it has no escapes.
-struct Text<'a>(Cow<'a, str>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_str(TextVisitor).map(Text)
-    }
-}
-
-struct TextVisitor;
-
-impl<'de> Visitor<'de> for TextVisitor {
-    type Value = Cow<'de, str>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a string")
-    }
-
-    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-        Ok(Cow::Borrowed(v))
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(Cow::Owned(v.to_owned()))
-    }
-
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-        Ok(Cow::Owned(v))
-    }
-}
-
-/// A `names` entry: real-world maps have numbers (kept as text) and other junk (empty) there.
-struct Name<'a>(Cow<'a, str>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for Name<'a> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(NameVisitor).map(Name)
-    }
-}
-
-struct NameVisitor;
-
-impl<'de> Visitor<'de> for NameVisitor {
-    type Value = Cow<'de, str>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a name")
-    }
-
-    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-        Ok(Cow::Borrowed(v))
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(Cow::Owned(v.to_owned()))
-    }
-
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-        Ok(Cow::Owned(v))
-    }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-        Ok(Cow::Owned(v.to_string()))
-    }
-
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-        Ok(Cow::Owned(v.to_string()))
-    }
-
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-        Ok(Cow::Owned(v.to_string()))
-    }
-
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(Cow::Borrowed(""))
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(Cow::Borrowed(""))
-    }
-
-    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(Cow::Borrowed(""))
-    }
-
-    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(Cow::Borrowed(""))
     }
 }

@@ -38,7 +38,7 @@ pub(crate) const TOKEN_LEN: usize = 20;
 const LINE_LEN: usize = 12;
 const FLAG_SCOPES: u32 = 1;
 /// Tokens per bucket the shift aims at.
-const BUCKET_TOKENS: usize = 4;
+const BUCKET_TOKENS: usize = 2;
 
 /// A token's bytes: generated column, then the record.
 #[inline(always)]
@@ -334,11 +334,11 @@ pub(crate) fn u32_at(data: &[u8], index: usize) -> Option<u32> {
 }
 
 /// The string table, copied out of the index once it is checked (it is small: file and
-/// identifier names), so lookups hand out `&str` without re-validating UTF-8.
+/// identifier names), one boxed `str` per entry, so a lookup hands out a `&str` with one read
+/// and no re-validation.
 #[derive(Debug, Default)]
 pub(crate) struct Strings {
-    text: String,
-    ends: Vec<u32>,
+    list: Vec<Box<str>>,
 }
 
 impl Strings {
@@ -351,34 +351,20 @@ impl Strings {
         let ends = data
             .get(layout.string_ends..layout.string_ends + count * 4)
             .ok_or("truncated string table")?;
-        let ends: Vec<u32> = ends
-            .as_chunks::<4>()
-            .0
-            .iter()
-            .map(|e| u32::from_le_bytes(*e))
-            .collect();
+        let mut list = Vec::with_capacity(count);
         let mut start = 0;
-        for &end in &ends {
-            if end < start || !text.is_char_boundary(end as usize) {
-                return Err("string table out of order");
-            }
+        for end in ends.as_chunks::<4>().0 {
+            let end = u32::from_le_bytes(*end) as usize;
+            let string = text.get(start..end).ok_or("string table out of order")?;
+            list.push(Box::from(string));
             start = end;
         }
-        Ok(Self {
-            text: text.to_owned(),
-            ends,
-        })
+        Ok(Self { list })
     }
 
     /// String `index`, `None` when out of range.
-    #[inline]
+    #[inline(always)]
     pub fn get(&self, index: u32) -> Option<&str> {
-        let index = index as usize;
-        let end = *self.ends.get(index)? as usize;
-        let start = match index {
-            0 => 0,
-            _ => self.ends[index - 1] as usize,
-        };
-        self.text.get(start..end)
+        self.list.get(index as usize).map(|s| &**s)
     }
 }

@@ -1,8 +1,8 @@
 //! relay's own source map index, written from the Source Map v3 format.
 //!
-//! - [`decode`]: the map's JSON (borrowed) and its VLQ `mappings` ([`vlq`]) into flat,
-//!   position-sorted token arrays; index maps (`sections`) are flattened, Hermes/Metro
-//!   function maps (`x_facebook_sources`) kept.
+//! - [`decode`]: the map's JSON ([`json`]: borrowed, big strings only delimited) and its VLQ
+//!   `mappings` ([`vlq`]) into position-sorted tokens; index maps (`sections`) are flattened,
+//!   Hermes/Metro function maps (`x_facebook_sources`) kept.
 //! - [`scopes`]: the enclosing function's original name for every token, from the minified
 //!   source (through the `js-source-scopes` crate) or from Metro's function maps.
 //! - [`format`]: the serialized index that [`SourceMapView`](super::SourceMapView) reads in
@@ -15,6 +15,7 @@
 
 pub(crate) mod decode;
 pub(crate) mod format;
+mod json;
 pub(crate) mod scopes;
 mod vlq;
 

@@ -52,12 +52,21 @@ impl From<VlqError> for DecodeError {
 /// The caller has checked that `bytes[*at]` exists and is not a separator (`,` or `;`).
 #[inline(always)]
 pub(super) fn decode(bytes: &[u8], at: &mut usize) -> Result<i64, VlqError> {
-    // Most numbers in real maps are one digit (|value| < 16).
+    // Most numbers in real maps are one digit (|value| < 16), most others two (< 512).
     if let Some(&byte) = bytes.get(*at) {
         let digit = DIGITS[byte as usize];
         if digit < 0x20 {
             *at += 1;
             return Ok(signed(u64::from(digit)));
+        }
+        if digit != INVALID {
+            if let Some(&next) = bytes.get(*at + 1) {
+                let high = DIGITS[next as usize];
+                if high < 0x20 {
+                    *at += 2;
+                    return Ok(signed(u64::from(digit & 0x1f) | u64::from(high) << 5));
+                }
+            }
         }
     }
     decode_long(bytes, at)
