@@ -2,7 +2,7 @@
 //! bench/sourcemap/run.sh, which runs the Node side first (it writes the positions) and then
 //!
 //! ```text
-//! cargo bench -p relay-processing --bench sourcemap --profile dev -- \
+//! cargo bench -p relay-processing --bench sourcemap --profile bench -- \
 //!     <fixtures/js dir> <out dir> <runs> [parse reps] [lookup reps]
 //! ```
 //!

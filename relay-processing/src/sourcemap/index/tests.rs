@@ -365,3 +365,108 @@ fn corrupt_or_truncated_indexes_are_rejected_or_harmless() {
     let view = SourceMapView::from_bytes(ByteView::from_vec(shifted), 16).unwrap();
     assert_eq!(view.lookup_raw(0, 2).unwrap().name, Some("y"));
 }
+
+/// One generated token of a random map: line, column and (source, line, column, name).
+type Generated = (u32, u32, Option<(u32, u32, u32, Option<u32>)>);
+
+/// Encodes `tokens` (in map order, lines ascending) as `mappings`.
+fn encode(tokens: &[Generated]) -> String {
+    let mut lines: Vec<Vec<Vec<i64>>> = Vec::new();
+    let (mut source, mut source_line, mut source_column, mut name) = (0i64, 0i64, 0i64, 0i64);
+    let mut column = 0i64;
+    for &(line, col, record) in tokens {
+        if lines.len() <= line as usize {
+            lines.resize(line as usize + 1, Vec::new());
+            column = 0;
+        }
+        let mut segment = vec![i64::from(col) - column];
+        column = i64::from(col);
+        if let Some((s, l, c, n)) = record {
+            segment.extend([
+                i64::from(s) - source,
+                i64::from(l) - source_line,
+                i64::from(c) - source_column,
+            ]);
+            (source, source_line, source_column) = (s.into(), l.into(), c.into());
+            if let Some(n) = n {
+                segment.push(i64::from(n) - name);
+                name = n.into();
+            }
+        }
+        lines[line as usize].push(segment);
+    }
+    let lines: Vec<Vec<&[i64]>> = lines
+        .iter()
+        .map(|line| line.iter().map(Vec::as_slice).collect())
+        .collect();
+    let lines: Vec<&[&[i64]]> = lines.iter().map(Vec::as_slice).collect();
+    mappings(&lines)
+}
+
+/// The first (in map order) of the tokens with the greatest column at or before `col` on
+/// `line`, as the index should find it.
+fn naive(tokens: &[Generated], line: u32, col: u32) -> Option<(String, u32, u32, Option<String>)> {
+    let best = tokens
+        .iter()
+        .filter(|t| t.0 == line && t.1 <= col)
+        .map(|t| t.1)
+        .max()?;
+    let (_, _, record) = tokens.iter().find(|t| t.0 == line && t.1 == best)?;
+    let (s, l, c, n) = (*record)?;
+    Some((format!("s{s}.js"), l, c, n.map(|n| format!("n{n}"))))
+}
+
+#[test]
+fn random_maps_agree_with_a_naive_lookup() {
+    let mut state = 7;
+    for round in 0..300 {
+        let lines = 1 + lcg(&mut state) as u32 % 4;
+        let mut tokens: Vec<Generated> = Vec::new();
+        for line in 0..lines {
+            // Some long lines (many buckets), some short; clustered and sparse columns.
+            let count = lcg(&mut state) as u32 % if round % 3 == 0 { 400 } else { 12 };
+            let mut col = 0u32;
+            for _ in 0..count {
+                col += match lcg(&mut state) % 10 {
+                    0 => lcg(&mut state) as u32 % 5000,
+                    1 if round % 4 == 0 => 0,
+                    _ => lcg(&mut state) as u32 % 4,
+                };
+                // Every fifth round, some columns go backwards.
+                let at = if round % 5 == 0 && lcg(&mut state).is_multiple_of(6) {
+                    col.saturating_sub(lcg(&mut state) as u32 % 50)
+                } else {
+                    col
+                };
+                let record = (!lcg(&mut state).is_multiple_of(8)).then(|| {
+                    (
+                        lcg(&mut state) as u32 % 3,
+                        lcg(&mut state) as u32 % 1000,
+                        lcg(&mut state) as u32 % 200,
+                        lcg(&mut state)
+                            .is_multiple_of(2)
+                            .then(|| lcg(&mut state) as u32 % 4),
+                    )
+                });
+                tokens.push((line, at, record));
+            }
+        }
+        let text = map(
+            r#"["s0.js","s1.js","s2.js"]"#,
+            r#"["n0","n1","n2","n3"]"#,
+            &encode(&tokens),
+        );
+        let v = view(&text);
+        let mut queries: Vec<(u32, u32)> = vec![(lines, 0), (0, u32::MAX)];
+        for &(line, col, _) in &tokens {
+            queries.extend([(line, col.saturating_sub(1)), (line, col), (line, col + 1)]);
+        }
+        for (line, col) in queries {
+            assert_eq!(
+                at(&v, line, col),
+                naive(&tokens, line, col),
+                "round {round}, {line}:{col}, tokens {tokens:?}"
+            );
+        }
+    }
+}
