@@ -192,6 +192,7 @@ impl SourceMapView {
     /// without tokens, and on tokens that map to no source (1-field segments).
     ///
     /// This is the raw lookup, for tools and benchmarks; frames go through [`Self::lookup`].
+    #[inline]
     pub fn lookup_raw(&self, line: u32, col: u32) -> Option<RawLocation<'_>> {
         let data = self.data();
         let layout = &self.layout;
