@@ -359,7 +359,7 @@ mod tests {
     #[test]
     fn one_based_in_and_out() {
         let view = SourceMapView::build(Some(MINIFIED), MAP).unwrap();
-        // 0-based (0,10) in symbolic's terms is 1:11 for an SDK.
+        // 0-based (0,10) in the map's terms is 1:11 for an SDK.
         let loc = view.lookup(1, 11).unwrap();
         assert_eq!(loc.source.as_deref(), Some("original.js"));
         assert_eq!((loc.line, loc.col), (2, 10));

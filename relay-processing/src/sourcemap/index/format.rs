@@ -20,7 +20,7 @@
 //! ```
 //!
 //! The buckets cut a long line (minified bundles are one line of thousands of tokens) into
-//! column ranges of about four tokens each, so a lookup reads two bucket entries and searches
+//! column ranges of about two tokens each, so a lookup reads two bucket entries and searches
 //! a handful of tokens instead of bisecting the whole line.
 //!
 //! [`Layout::read`] checks the header against the data length and the line table (ordered,

@@ -1,6 +1,7 @@
 //! Scope names per token: the original name of the function enclosing each mapped position.
 //!
-//! Two sources, as symbolic's source map cache had them:
+//! Two sources, with the same results as symbolic's source map cache, which relay used before
+//! (tests/sourcemap_differential.rs compares them on every fixture):
 //!
 //! - the **minified source**, parsed by the `js-source-scopes` crate (swc) into function ranges
 //!   with their minified names; each name is mapped back to its original through the map's
