@@ -11,7 +11,7 @@ use super::SourceMapError;
 /// How many lines of original source [`Location`] carries on each side of the line.
 pub const CONTEXT_LINES: usize = 5;
 
-/// A ready-to-query source map: relay's index (see [`index`](super::index)) over owned or
+/// A ready-to-query source map: relay's index (see [`super::index`]) over owned or
 /// memory-mapped bytes.
 ///
 /// Built from a source map (regular, index map with `sections`, or Hermes/Metro) and,

@@ -1,11 +1,11 @@
 //! relay's own source map index, written from the Source Map v3 format.
 //!
-//! - [`decode`]: the map's JSON ([`json`]: borrowed, big strings only delimited) and its VLQ
-//!   `mappings` ([`vlq`]) into position-sorted tokens; index maps (`sections`) are flattened,
+//! - `decode`: the map's JSON (`json`: borrowed, big strings only delimited) and its VLQ
+//!   `mappings` (`vlq`) into position-sorted tokens; index maps (`sections`) are flattened,
 //!   Hermes/Metro function maps (`x_facebook_sources`) kept.
-//! - [`scopes`]: the enclosing function's original name for every token, from the minified
+//! - `scopes`: the enclosing function's original name for every token, from the minified
 //!   source (through the `js-source-scopes` crate) or from Metro's function maps.
-//! - [`format`]: the serialized index that [`SourceMapView`](super::SourceMapView) reads in
+//! - `format`: the serialized index that [`SourceMapView`](super::SourceMapView) reads in
 //!   place, memory-mapped from the disk cache: the tokens, per-line token ranges cut into
 //!   column buckets, a string table and the raw `sourcesContent`. The decoder writes tokens
 //!   straight into it: building a view is one pass over `mappings` and one allocation.
