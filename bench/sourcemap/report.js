@@ -32,7 +32,7 @@ lines.push(
 );
 lines.push("");
 lines.push(
-  "| map | metric | Mozilla source-map 0.8 | relay (symbolic SourceMapCache) | relay vs Mozilla |"
+  "| map | metric | Mozilla source-map 0.8 | relay (own index) | relay vs Mozilla |"
 );
 lines.push("|---|---|---|---|---|");
 for (const name of Object.keys(node.cases)) {
@@ -50,7 +50,7 @@ for (const name of Object.keys(node.cases)) {
     );
   }
   lines.push(
-    `| | reopen from the disk cache (new store: scan, stat, mmap, validate), ms | n/a | ${cell(r.reopen_ms, 1, 3)} | |`
+    `| | reopen from the disk cache (new store: scan, stat, mmap, validate, string table), ms | n/a | ${cell(r.reopen_ms, 1, 3)} | |`
   );
   const lookupRatio = median(r.lookups_per_s) / median(n.lookups_per_s);
   lines.push(

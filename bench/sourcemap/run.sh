@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Source map benchmark: relay's symbolic SourceMapCache vs Mozilla source-map 0.8 (npm), on
+# Source map benchmark: relay's source map index vs Mozilla source-map 0.8 (npm), on
 # the jQuery and React Native maps of ../shared/fixtures/js, same maps and same positions.
 #
 #   bench/sourcemap/run.sh [runs] [parse reps] [lookup reps]      (defaults 7 10 20)
@@ -10,9 +10,10 @@
 # and prints the Markdown table for docs/benchmarks.md. Intermediate JSON goes to
 # bench/sourcemap/out/.
 #
-# The Rust side builds with the `dev` profile by default (dependencies such as symbolic at
-# opt-level 2, debug assertions on), so it shares the workspace's build cache; set
-# BENCH_PROFILE=bench for a fully optimised build when the machine is not shared.
+# The Rust side builds with the `bench` profile by default (fully optimised, like a release
+# build); BENCH_PROFILE=dev reuses the workspace's debug build instead (dependencies at
+# opt-level 2, our crate at 1, debug assertions on), for a quick check. Set CARGO_TARGET_DIR to
+# keep the optimised build apart from others' (e.g. $HOME/.cache/relay-bench-target-sm).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -22,7 +23,7 @@ out=$here/out
 runs=${1:-7}
 parse_reps=${2:-10}
 lookup_reps=${3:-20}
-profile=${BENCH_PROFILE:-dev}
+profile=${BENCH_PROFILE:-bench}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/relay-target}
 
 (cd "$here" && npm ci --no-audit --no-fund --silent)

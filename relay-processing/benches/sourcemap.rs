@@ -2,20 +2,21 @@
 //! bench/sourcemap/run.sh, which runs the Node side first (it writes the positions) and then
 //!
 //! ```text
-//! cargo bench -p relay-processing --bench sourcemap --profile dev -- \
+//! cargo bench -p relay-processing --bench sourcemap --profile bench -- \
 //!     <fixtures/js dir> <out dir> <runs> [parse reps] [lookup reps]
 //! ```
 //!
 //! Per case of bench/sourcemap/cases.json and per run it measures:
 //! - `parse_ms`: [`SourceMapView::build`] from the map text alone (JSON parse, mappings decode,
-//!   flattening of index maps, cache serialisation), mean of `parse reps` builds;
+//!   flattening of index maps, index serialisation and opening), mean of `parse reps` builds;
 //! - `parse_scopes_ms`: the same with the minified source (adds the scope names), when the case
 //!   has one;
 //! - `reopen_ms`: a fresh [`SourceMapStore`] over an artifact directory whose cache is already
 //!   on disk resolving the file (scan, `stat`, memory-map, validate): what a restarted relay
 //!   pays per map instead of the parse;
-//! - `lookups_per_s`: symbolic's `SourceMapCache::lookup` over every position, touching the
-//!   file, line and name of each result (what `originalPositionFor` returns);
+//! - `lookups_per_s`: [`SourceMapView::lookup_raw`] (0-based, borrowed strings) over every
+//!   position, touching the source, line and name of each result (what `originalPositionFor`
+//!   returns);
 //! - `lookups_event_per_s`: [`SourceMapView::lookup`], the 1-based lookup the event path uses,
 //!   with owned strings and context lines.
 //!
@@ -27,7 +28,6 @@ use std::time::Instant;
 
 use relay_processing::sourcemap::{SourceMapStore, SourceMapView};
 use serde_json::{json, Value};
-use symbolic::sourcemapcache::SourcePosition;
 
 fn main() {
     // `cargo bench` passes `--bench`; every other argument is ours.
@@ -146,7 +146,7 @@ fn main() {
         );
     }
     let report = json!({
-        "tool": "symbolic-sourcemapcache 13 (relay-processing::sourcemap)",
+        "tool": "relay-processing::sourcemap index",
         "debug_assertions": cfg!(debug_assertions),
         "cases": results,
     });
@@ -159,14 +159,13 @@ fn main() {
 
 /// Raw 0-based lookups; the checksum matches bench.js: 1-based lines plus named results.
 fn lookup_pass(view: &SourceMapView, positions: &[(u32, u32)]) -> u64 {
-    let cache = view.cache();
     let mut check = 0u64;
     for &(line, col) in positions {
-        let Some(sl) = cache.lookup(SourcePosition::new(line - 1, col - 1)) else {
+        let Some(location) = view.lookup_raw(line - 1, col - 1) else {
             continue;
         };
-        if sl.file().is_some() {
-            check += u64::from(sl.line()) + 1 + u64::from(sl.name().is_some());
+        if location.source.is_some() {
+            check += u64::from(location.line) + 1 + u64::from(location.name.is_some());
         }
     }
     check

@@ -3,12 +3,11 @@
 //! cases, jQuery and the React Native (Hermes/Metro) maps.
 //!
 //! `lookup` takes and returns SDK positions (1-based line and column); `lookup0` goes through
-//! symbolic's 0-based `SourcePosition` for the cases the README gives 0-based.
+//! the raw 0-based lookup for the cases the README gives 0-based.
 
 use std::path::{Path, PathBuf};
 
 use relay_processing::sourcemap::{Location, Scope, SourceMapView};
-use symbolic::sourcemapcache::{ScopeLookupResult, SourcePosition};
 
 fn js_dir() -> PathBuf {
     std::env::var_os("FIXTURES_DIR")
@@ -33,24 +32,18 @@ fn lookup(view: &SourceMapView, line: u32, col: u32) -> Location {
         .unwrap_or_else(|| panic!("{line}:{col} resolves"))
 }
 
-/// (file, line, column, name, scope), all 0-based, straight from symbolic's cache.
+/// (file, line, column, name, scope), all 0-based, straight from the index.
 type Raw = (Option<String>, u32, u32, Option<String>, Scope);
 
 #[track_caller]
 fn lookup0(view: &SourceMapView, line: u32, col: u32) -> Option<Raw> {
-    let cache = view.cache();
-    let sl = cache.lookup(SourcePosition::new(line, col))?;
-    let scope = match sl.scope() {
-        ScopeLookupResult::NamedScope(name) => named(name),
-        ScopeLookupResult::AnonymousScope => Scope::Anonymous,
-        ScopeLookupResult::Unknown => Scope::Unknown,
-    };
+    let raw = view.lookup_raw(line, col)?;
     Some((
-        sl.file_name().map(str::to_owned),
-        sl.line(),
-        sl.column(),
-        sl.name().map(str::to_owned),
-        scope,
+        raw.source.map(str::to_owned),
+        raw.line,
+        raw.col,
+        raw.name.map(str::to_owned),
+        raw.scope.to_scope(),
     ))
 }
 

@@ -628,6 +628,54 @@ fn disk_cache_is_shared_and_bounded() {
 }
 
 #[test]
+fn damaged_cache_files_are_rebuilt_not_trusted() {
+    let artifacts = Artifacts::new();
+    artifacts
+        .put(
+            "a/test.min.js",
+            fixture(&format!("{EXPANSION}/test.min.js")),
+        )
+        .put(
+            "a/test.min.js.map",
+            fixture(&format!("{EXPANSION}/test.min.js.map")),
+        );
+    let url = "http://x/a/test.min.js";
+    artifacts.store().resolve(url, None).unwrap().unwrap();
+    let entry = fs::read_dir(artifacts.cache_dir())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let good = fs::read(&entry).unwrap();
+    let magic = good
+        .windows(8)
+        .position(|w| w == b"RLYSMV02")
+        .expect("index magic after the cache header");
+
+    /// Damages the file whose index starts at the given offset.
+    type Damage = fn(&mut Vec<u8>, usize);
+    let damages: [Damage; 3] = [
+        // Truncated in the middle of the tokens.
+        |bytes, index| bytes.truncate(index + 200),
+        // Another format version.
+        |bytes, index| bytes[index + 7] = b'1',
+        // A line table that points past the tokens (token count 0).
+        |bytes, index| bytes[index + 12..index + 16].copy_from_slice(&0u32.to_le_bytes()),
+    ];
+    for damage in damages {
+        let mut bytes = good.clone();
+        damage(&mut bytes, magic);
+        fs::write(&entry, &bytes).unwrap();
+        // A new store (nothing in memory) finds the damaged file, rebuilds and rewrites it.
+        let resolved = artifacts.store().resolve(url, None).unwrap().unwrap();
+        let location = resolved.view.lookup(1, 183).unwrap();
+        assert_eq!((location.line, location.function()), (20, Some("test")));
+        assert_eq!(fs::read(&entry).unwrap(), good);
+    }
+}
+
+#[test]
 fn original_file_shorter_than_the_map_says_gives_no_context() {
     let dir = "symbolicator/07_indexed_sourcemap";
     let artifacts = Artifacts::new();

@@ -41,7 +41,7 @@ pub enum SourceMapError {
         /// Which input ("source map" or "minified source").
         what: &'static str,
     },
-    /// symbolic could not parse the source map.
+    /// The source map could not be decoded (see [`DecodeError`](super::index::DecodeError)).
     #[error("invalid source map: {0}")]
     InvalidSourceMap(String),
     /// A `data:` source map URL could not be decoded.

@@ -1,12 +1,14 @@
 //! JavaScript symbolication: minified stack frames resolved through source maps.
 //!
-//! Lookups go through symbolic's [`SourceMapCache`](symbolic::sourcemapcache::SourceMapCache),
-//! a flat binary index built once per (minified file, source map) pair and kept on disk.
-//! When the minified source is known, the cache also carries the names of the enclosing
+//! Lookups go through relay's own source map index ([`index`]), a flat binary form of the
+//! map built once per (minified file, source map) pair, kept on disk and read in place.
+//! When the minified source is known, the index also carries the names of the enclosing
 //! *scopes* (functions) of every position, so frames get the name of the function they are in,
 //! not only the raw token name at the position.
 //!
-//! - [`view`]: building a cache ([`SourceMapView::build`]) and 1-based lookups in it.
+//! - [`index`]: the Source Map v3 decoder (JSON, VLQ `mappings`, index maps, Hermes/Metro
+//!   function maps), the scope names, and the serialized index format.
+//! - [`view`]: building an index ([`SourceMapView::build`]) and 1-based lookups in it.
 //! - [`store`]: [`SourceMapStore`], a project's artifact directory (plain files and Sentry
 //!   artifact bundles) with URL, `~/` and debug-id matching, backed by the on-disk cache.
 //! - [`event`]: [`symbolicate_js_event`], the entry point the Symbolicator actor calls for
@@ -18,8 +20,9 @@
 //! # Positions
 //!
 //! Everything public here uses the SDK convention: **1-based lines and 1-based columns**, columns
-//! counted in UTF-16 code units as JS engines report them. symbolic's `SourcePosition` is
-//! 0-based for both; the conversion happens in [`SourceMapView::lookup`] only.
+//! counted in UTF-16 code units as JS engines report them. The index (like the format's
+//! `mappings`) is 0-based for both; the conversion happens in [`SourceMapView::lookup`] only
+//! ([`SourceMapView::lookup_raw`] is the 0-based lookup, for tools).
 //!
 //! # Wiring
 //!
@@ -39,6 +42,7 @@ pub mod bundle;
 pub mod cache;
 mod error;
 pub mod event;
+pub mod index;
 pub mod store;
 pub mod url;
 pub mod view;
@@ -46,4 +50,4 @@ pub mod view;
 pub use error::SourceMapError;
 pub use event::{is_javascript_event, symbolicate_js_event, FrameStatus, JsStats};
 pub use store::{ResolvedMap, ResolvedWith, SourceMapStore, StoreOptions};
-pub use view::{Location, Scope, SourceMapView};
+pub use view::{Location, RawLocation, RawScope, Scope, SourceMapView};

@@ -384,7 +384,7 @@ impl SourceMapStore {
         resolved_with: ResolvedWith,
     ) -> Result<ResolvedMap, SourceMapError> {
         let key = format!(
-            "smcache/v2/symbolic-13|{}|{}",
+            "smcache/v3/relay-index-2|{}|{}",
             map.identity,
             minified.map_or("-", |m| m.identity.as_str())
         );

@@ -1,55 +1,94 @@
-//! A built source map cache and 1-based lookups in it.
+//! A built source map index and 1-based lookups in it.
 
-use std::collections::{BTreeMap, HashMap};
-use std::ops::Range;
 use std::sync::OnceLock;
 
-use serde_json::value::RawValue;
 use symbolic::common::ByteView;
-use symbolic::sourcemapcache::{
-    ScopeLookupResult, SourceLocation, SourceMapCache, SourceMapCacheWriter, SourcePosition,
-};
 
+use super::index::format::{self, Layout, Strings};
+use super::index::{self, NONE, SCOPE_ANONYMOUS, SCOPE_UNKNOWN};
 use super::SourceMapError;
 
 /// How many lines of original source [`Location`] carries on each side of the line.
 pub const CONTEXT_LINES: usize = 5;
 
-/// A ready-to-query source map: symbolic's `SourceMapCache` over owned or memory-mapped bytes.
+/// A ready-to-query source map: relay's index (see [`super::index`]) over owned or
+/// memory-mapped bytes.
 ///
 /// Built from a source map (regular, index map with `sections`, or Hermes/Metro) and,
 /// optionally, the minified source it belongs to. With the minified source, lookups also
 /// return the name of the enclosing function scope ([`Location::scope`]).
 ///
-/// The serialized form is symbolic's cache followed by the map's `sourcesContent`, kept out of
-/// symbolic's string table: symbolic's `lookup` resolves (and UTF-8-validates) the whole
-/// original source of the hit file on every call, which made lookups on maps with embedded
-/// sources several times slower than Mozilla's. Context lines come from this section instead,
-/// with line offsets computed once per file on first use.
-///
-/// ```text
-/// "RLYSMV01" | u64 LE length of the symbolic cache | symbolic cache, zero-padded to 8
-/// | u32 LE count | per source: u8 present, [u32 LE length, UTF-8 bytes]
-/// ```
+/// Lookups read the index in place: the line's token range, a binary search over its
+/// columns, the token's record. Only the string table (file and identifier names) is copied
+/// out when the view is opened. `sourcesContent` stays raw JSON in the index; a file's content
+/// is unescaped, and its line offsets computed, when a lookup first needs its context lines.
 pub struct SourceMapView {
     bytes: ByteView<'static>,
-    /// Where symbolic's cache starts in `bytes` (8-aligned) and ends.
-    cache: Range<usize>,
-    /// Per entry of the map's `sources`: where its content is in `bytes`.
-    contents: Vec<Option<Range<usize>>>,
-    /// File name (as symbolic reports it) to index into `contents`; first wins.
-    by_name: HashMap<String, usize>,
-    /// Line start offsets within each content, computed on first use.
-    line_starts: Vec<OnceLock<Vec<u32>>>,
+    /// Where the index starts in `bytes`.
+    base: usize,
+    layout: Layout,
+    strings: Strings,
+    /// Per source: its content and line starts, on first use.
+    contents: Vec<OnceLock<Option<Content>>>,
 }
 
-const MAGIC: &[u8; 8] = b"RLYSMV01";
+/// One `sourcesContent` entry, unescaped.
+struct Content {
+    text: String,
+    /// Byte offsets where the lines start; no entry for the empty rest after a trailing
+    /// newline.
+    line_starts: Vec<u32>,
+}
 
 impl std::fmt::Debug for SourceMapView {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let counts = &self.layout.counts;
         f.debug_struct("SourceMapView")
-            .field("cache", &self.cache())
+            .field("lines", &counts.lines)
+            .field("tokens", &counts.tokens)
+            .field("sources", &counts.sources)
+            .field("names", &counts.names)
+            .field("scopes", &counts.has_scopes())
             .finish()
+    }
+}
+
+/// A lookup result straight from the index: 0-based line and column, borrowed strings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RawLocation<'a> {
+    /// The map's `sources` entry (with `sourceRoot` applied; `""` for a `null` entry).
+    pub source: Option<&'a str>,
+    /// Index of the source in the map's `sources` (index maps: all sections' in order).
+    pub source_index: u32,
+    /// 0-based original line.
+    pub line: u32,
+    /// 0-based original column.
+    pub col: u32,
+    /// The `names` entry of the token.
+    pub name: Option<&'a str>,
+    /// The enclosing function scope.
+    pub scope: RawScope<'a>,
+}
+
+/// [`Scope`], borrowed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RawScope<'a> {
+    /// A named function, with its original name.
+    Named(&'a str),
+    /// An anonymous function.
+    Anonymous,
+    /// No scope information.
+    Unknown,
+}
+
+impl RawScope<'_> {
+    /// The owned [`Scope`].
+    pub fn to_scope(self) -> Scope {
+        match self {
+            Self::Named(name) => Scope::Named(name.to_owned()),
+            Self::Anonymous => Scope::Anonymous,
+            Self::Unknown => Scope::Unknown,
+        }
     }
 }
 
@@ -106,76 +145,123 @@ impl Location {
 }
 
 impl SourceMapView {
-    /// Parses `sourcemap` (with the `minified` source when known) and builds the cache
+    /// Parses `sourcemap` (with the `minified` source when known) and builds the index
     /// in memory.
     pub fn build(minified: Option<&str>, sourcemap: &str) -> Result<Self, SourceMapError> {
         let bytes = build_cache_bytes(minified, sourcemap)?;
         Self::from_bytes(ByteView::from_vec(bytes), 0)
     }
 
-    /// Wraps serialized view bytes starting at `offset` (8-aligned) and validates them.
+    /// Wraps a serialized index starting at `offset` in `bytes` and checks it: anything that
+    /// does not read as an index of this version is [`SourceMapError::InvalidCache`].
     pub(crate) fn from_bytes(
         bytes: ByteView<'static>,
         offset: usize,
     ) -> Result<Self, SourceMapError> {
         let invalid = |what: &str| SourceMapError::InvalidCache(what.to_owned());
-        let data = bytes.as_slice();
-        let header = data
-            .get(offset..offset + 16)
+        let data = bytes
+            .as_slice()
+            .get(offset..)
             .ok_or_else(|| invalid("truncated"))?;
-        if &header[..8] != MAGIC {
-            return Err(invalid("not a relay source map cache"));
-        }
-        let len = u64::from_le_bytes(header[8..16].try_into().expect("8 bytes"));
-        let start = offset + 16;
-        let end = usize::try_from(len)
-            .ok()
-            .and_then(|len| start.checked_add(len))
-            .filter(|&end| end <= data.len())
-            .ok_or_else(|| invalid("truncated cache"))?;
-        let cache = SourceMapCache::parse(&data[start..end])
-            .map_err(|e| SourceMapError::InvalidCache(e.to_string()))?;
-
-        let mut reader = Reader {
-            data,
-            at: end.next_multiple_of(8),
-        };
-        let count = reader.u32().ok_or_else(|| invalid("truncated sources"))?;
-        let mut contents = Vec::with_capacity(count.min(1 << 16) as usize);
-        for _ in 0..count {
-            let present = reader.u8().ok_or_else(|| invalid("truncated sources"))?;
-            contents.push(match present {
-                0 => None,
-                _ => Some(reader.bytes().ok_or_else(|| invalid("truncated sources"))?),
-            });
-        }
-        let mut by_name = HashMap::new();
-        for (index, file) in cache.files().enumerate() {
-            if let Some(name) = file.name() {
-                by_name.entry(name.to_owned()).or_insert(index);
-            }
-        }
-        let line_starts = contents.iter().map(|_| OnceLock::new()).collect();
+        let layout = Layout::read(data).map_err(invalid)?;
+        let strings = Strings::read(data, &layout).map_err(invalid)?;
+        let contents = (0..layout.counts.sources)
+            .map(|_| OnceLock::new())
+            .collect();
         Ok(Self {
-            cache: start..end,
+            base: offset,
+            layout,
+            strings,
             contents,
-            by_name,
-            line_starts,
             bytes,
         })
     }
 
-    /// The underlying symbolic cache, for callers that want raw 0-based access.
-    ///
-    /// Parsing is a few bounds checks (the bytes were validated when the view was made).
-    pub fn cache(&self) -> SourceMapCache<'_> {
-        SourceMapCache::parse(&self.bytes.as_slice()[self.cache.clone()])
-            .expect("validated in SourceMapView::from_bytes")
+    /// Size of the serialized index in bytes.
+    pub fn size(&self) -> usize {
+        self.bytes.len() - self.base
     }
 
-    /// Size of the serialized view in bytes.
-    pub fn size(&self) -> usize {
-        self.bytes.len()
+    /// The serialized index.
+    fn data(&self) -> &[u8] {
+        &self.bytes.as_slice()[self.base..]
+    }
+
+    /// Resolves a minified position, 0-based `line` and 0-based `col` (UTF-16 units), to the
+    /// token at or before it on that line. `None` before the line's first token, on lines
+    /// without tokens, and on tokens that map to no source (1-field segments).
+    ///
+    /// This is the raw lookup, for tools and benchmarks; frames go through [`Self::lookup`].
+    #[inline]
+    pub fn lookup_raw(&self, line: u32, col: u32) -> Option<RawLocation<'_>> {
+        let data = self.data();
+        let layout = &self.layout;
+        let counts = &layout.counts;
+        let line = line as usize;
+        if line >= counts.lines as usize {
+            return None;
+        }
+        // This line's and the next line's entries: token range, bucket range, shift.
+        let entries = data.get(layout.lines + line * 12..)?.first_chunk::<24>()?;
+        let word = |i: usize| {
+            u32::from_le_bytes([entries[i], entries[i + 1], entries[i + 2], entries[i + 3]])
+        };
+        let (start, end) = (word(0) as usize, word(12) as usize);
+        let (first_bucket, buckets_end) = (word(4) as usize, word(16) as usize);
+        let last = buckets_end.checked_sub(first_bucket + 2)?;
+        let bucket = ((u64::from(col) >> word(8)) as usize).min(last);
+        let buckets = data.get(layout.buckets + (first_bucket + bucket) * 4..)?;
+        let low = (format::u32_at(buckets, 0)? as usize).max(start).min(end);
+        let high = (format::u32_at(buckets, 1)? as usize).max(low).min(end);
+
+        let tokens = data
+            .get(layout.tokens..)?
+            .as_chunks::<{ format::TOKEN_LEN }>()
+            .0;
+        let candidates = tokens.get(low..high)?;
+        // Sorted: the tokens at or before `col` are a prefix. A bucket holds a few tokens;
+        // counting them without branches beats bisecting.
+        let before = if candidates.len() <= 8 {
+            candidates
+                .iter()
+                .map(|t| usize::from(format::token_col(t) <= col))
+                .sum()
+        } else {
+            candidates.partition_point(|t| format::token_col(t) <= col)
+        };
+        let index = (low + before).checked_sub(1).filter(|&i| i >= start)?;
+
+        let [source, line, col, name] = format::token_record(tokens.get(index)?);
+        if source == NONE {
+            return None;
+        }
+        let name = match name {
+            NONE => None,
+            name if name < counts.names => self.strings.get(counts.sources + name),
+            _ => None,
+        };
+        let scope = match counts.has_scopes() {
+            true => match format::u32_at(data.get(layout.scopes..)?, index)? {
+                SCOPE_UNKNOWN => RawScope::Unknown,
+                SCOPE_ANONYMOUS => RawScope::Anonymous,
+                scope if scope < counts.scope_names => self
+                    .strings
+                    .get(counts.sources + counts.names + scope)
+                    .map_or(RawScope::Unknown, RawScope::Named),
+                _ => RawScope::Unknown,
+            },
+            false => RawScope::Unknown,
+        };
+        Some(RawLocation {
+            source: (source < counts.sources)
+                .then(|| self.strings.get(source))
+                .flatten(),
+            source_index: source,
+            line,
+            col,
+            name,
+            scope,
+        })
     }
 
     /// Resolves a minified position, 1-based `line` and 1-based `col` (UTF-16 units), to its
@@ -183,33 +269,30 @@ impl SourceMapView {
     ///
     /// Returns `None` when the position is not covered by the map (line 0 or col 0 included).
     pub fn lookup(&self, line: u32, col: u32) -> Option<Location> {
-        let position = SourcePosition::new(line.checked_sub(1)?, col.checked_sub(1)?);
-        let cache = self.cache();
-        let location = cache.lookup(position)?;
-        let mut resolved = to_location(&location);
-        if resolved.context.is_none() {
-            resolved.context = location
-                .file_name()
-                .and_then(|name| self.context(name, location.line() as usize));
-        }
-        Some(resolved)
+        let raw = self.lookup_raw(line.checked_sub(1)?, col.checked_sub(1)?)?;
+        Some(Location {
+            source: raw.source.map(str::to_owned),
+            line: raw.line.saturating_add(1),
+            col: raw.col.saturating_add(1),
+            name: raw.name.map(str::to_owned),
+            scope: raw.scope.to_scope(),
+            context: self.context(raw.source_index, raw.line as usize),
+        })
     }
 
-    /// Context lines around 0-based `line` of the source named `name`, from the contents
-    /// section.
-    fn context(&self, name: &str, line: usize) -> Option<Context> {
-        let index = *self.by_name.get(name)?;
-        let range = self.contents.get(index)?.clone()?;
-        let text = &self.bytes.as_slice()[range];
-        let starts = self.line_starts[index].get_or_init(|| match std::str::from_utf8(text) {
-            Ok(text) => line_starts(text),
-            Err(_) => Vec::new(),
-        });
+    /// Context lines around 0-based `line` of source `index`, from its `sourcesContent`.
+    fn context(&self, index: u32, line: usize) -> Option<Context> {
+        let content = self
+            .contents
+            .get(index as usize)?
+            .get_or_init(|| self.read_content(index))
+            .as_ref()?;
+        let text = content.text.as_str();
+        let starts = &content.line_starts;
         let line_at = |i: usize| -> Option<String> {
             let start = *starts.get(i)? as usize;
             let end = starts.get(i + 1).map_or(text.len(), |&e| e as usize);
-            let raw = std::str::from_utf8(&text[start..end]).ok()?;
-            Some(trim_eol(raw))
+            Some(trim_eol(text.get(start..end)?))
         };
         Some(Context {
             pre: (line.saturating_sub(CONTEXT_LINES)..line)
@@ -221,6 +304,23 @@ impl SourceMapView {
                 .collect(),
         })
     }
+
+    /// Source `index`'s content, unescaped; `None` if it has none (or it is not a string).
+    fn read_content(&self, index: u32) -> Option<Content> {
+        let data = self.data();
+        let layout = &self.layout;
+        let contents = data.get(layout.contents..)?;
+        let start = format::u32_at(contents, index as usize * 2)?;
+        let end = format::u32_at(contents, index as usize * 2 + 1)?;
+        if start == NONE || start > end {
+            return None;
+        }
+        let blob = data.get(layout.content_blob..)?;
+        let raw = blob.get(start as usize..end as usize)?;
+        let text: String = serde_json::from_slice(raw).ok()?;
+        let line_starts = line_starts(&text);
+        Some(Content { text, line_starts })
+    }
 }
 
 /// Byte offsets where the lines of `text` start; no entry for the empty rest after a
@@ -228,152 +328,21 @@ impl SourceMapView {
 fn line_starts(text: &str) -> Vec<u32> {
     let mut starts = vec![0];
     starts.extend(
-        text.match_indices('\n')
-            .map(|(i, _)| (i + 1) as u32)
+        memchr::memchr_iter(b'\n', text.as_bytes())
+            .map(|i| (i + 1) as u32)
             .filter(|&start| (start as usize) < text.len()),
     );
     starts
 }
 
-struct Reader<'a> {
-    data: &'a [u8],
-    at: usize,
-}
-
-impl Reader<'_> {
-    fn u8(&mut self) -> Option<u8> {
-        let byte = *self.data.get(self.at)?;
-        self.at += 1;
-        Some(byte)
-    }
-
-    fn u32(&mut self) -> Option<u32> {
-        let bytes = self.data.get(self.at..self.at + 4)?;
-        self.at += 4;
-        Some(u32::from_le_bytes(bytes.try_into().ok()?))
-    }
-
-    fn bytes(&mut self) -> Option<Range<usize>> {
-        let len = self.u32()? as usize;
-        let range = self.at..self.at.checked_add(len)?;
-        self.data.get(range.clone())?;
-        self.at = range.end;
-        Some(range)
-    }
-}
-
-/// Builds a view's serialized form (see [`SourceMapView`]).
+/// Builds a view's serialized form (see [`index::format`]).
 ///
 /// Hermes maps carry their own scope information and ignore `minified`.
 pub(crate) fn build_cache_bytes(
     minified: Option<&str>,
     sourcemap: &str,
 ) -> Result<Vec<u8>, SourceMapError> {
-    let split = split_sources_content(sourcemap);
-    let (map, contents) = match &split {
-        Some((map, contents)) => (map.as_str(), contents.as_slice()),
-        None => (sourcemap, &[][..]),
-    };
-    let writer = SourceMapCacheWriter::new(minified.unwrap_or(""), map)
-        .map_err(|e| SourceMapError::InvalidSourceMap(e.to_string()))?;
-    let mut cache = Vec::new();
-    writer
-        .serialize(&mut cache)
-        .map_err(|e| SourceMapError::InvalidSourceMap(e.to_string()))?;
-
-    let contents_len: usize = contents
-        .iter()
-        .map(|c| 5 + c.as_ref().map_or(0, String::len))
-        .sum();
-    let mut out = Vec::with_capacity(16 + cache.len() + 8 + 4 + contents_len);
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&(cache.len() as u64).to_le_bytes());
-    out.extend_from_slice(&cache);
-    out.resize(out.len().next_multiple_of(8), 0);
-    out.extend_from_slice(&(contents.len() as u32).to_le_bytes());
-    for content in contents {
-        match content {
-            Some(text) => {
-                out.push(1);
-                out.extend_from_slice(&(text.len() as u32).to_le_bytes());
-                out.extend_from_slice(text.as_bytes());
-            }
-            None => out.push(0),
-        }
-    }
-    Ok(out)
-}
-
-/// Takes `sourcesContent` out of a regular (or Hermes) map: the map without it, and the
-/// contents by source index. `None` when there is nothing to take out, for index maps (their
-/// sections keep their contents in symbolic's cache) or when the map is not a JSON object
-/// (symbolic reports the error then).
-fn split_sources_content(sourcemap: &str) -> Option<(String, Vec<Option<String>>)> {
-    if !sourcemap.contains("\"sourcesContent\"") {
-        return None;
-    }
-    let fields: BTreeMap<String, &RawValue> = serde_json::from_str(sourcemap).ok()?;
-    if fields.contains_key("sections") {
-        return None;
-    }
-    let contents = fields.get("sourcesContent")?;
-    let contents: Vec<Option<String>> = serde_json::from_str(contents.get()).ok()?;
-    if contents
-        .iter()
-        .any(|c| c.as_ref().is_some_and(|c| c.len() > u32::MAX as usize))
-    {
-        return None;
-    }
-    let mut map = String::with_capacity(sourcemap.len());
-    map.push('{');
-    for (key, value) in fields.iter().filter(|(key, _)| *key != "sourcesContent") {
-        if map.len() > 1 {
-            map.push(',');
-        }
-        map.push_str(&serde_json::to_string(key).ok()?);
-        map.push(':');
-        map.push_str(value.get());
-    }
-    map.push('}');
-    Some((map, contents))
-}
-
-fn to_location(location: &SourceLocation<'_>) -> Location {
-    let scope = match location.scope() {
-        ScopeLookupResult::NamedScope(name) => Scope::Named(name.to_owned()),
-        ScopeLookupResult::AnonymousScope => Scope::Anonymous,
-        ScopeLookupResult::Unknown => Scope::Unknown,
-    };
-    let context = location
-        .file()
-        .filter(|file| file.source().is_some())
-        .and_then(|file| {
-            let index = location.line() as usize;
-            let line = file.line(index)?;
-            let pre = (index.saturating_sub(CONTEXT_LINES)..index)
-                .filter_map(|i| file.line(i))
-                .map(trim_eol)
-                .collect();
-            // After a trailing newline symbolic reports one more, empty (not even "\n") line.
-            let post = (index + 1..=index + CONTEXT_LINES)
-                .map_while(|i| file.line(i))
-                .filter(|line| !line.is_empty())
-                .map(trim_eol)
-                .collect();
-            Some(Context {
-                pre,
-                line: trim_eol(line),
-                post,
-            })
-        });
-    Location {
-        source: location.file_name().map(str::to_owned),
-        line: location.line().saturating_add(1),
-        col: location.column().saturating_add(1),
-        name: location.name().map(str::to_owned),
-        scope,
-        context,
-    }
+    index::build(minified, sourcemap).map_err(|e| SourceMapError::InvalidSourceMap(e.to_string()))
 }
 
 fn trim_eol(line: &str) -> String {
@@ -390,7 +359,7 @@ mod tests {
     #[test]
     fn one_based_in_and_out() {
         let view = SourceMapView::build(Some(MINIFIED), MAP).unwrap();
-        // 0-based (0,10) in symbolic's terms is 1:11 for an SDK.
+        // 0-based (0,10) in the map's terms is 1:11 for an SDK.
         let loc = view.lookup(1, 11).unwrap();
         assert_eq!(loc.source.as_deref(), Some("original.js"));
         assert_eq!((loc.line, loc.col), (2, 10));
