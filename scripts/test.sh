@@ -38,7 +38,8 @@ if [[ "$(id -u)" != 0 ]]; then SUDO=(sudo); fi
 # ---------------------------------------------------------------------------------------------
 # 1. Debian packages (only the missing ones).
 #    build-essential: cc/c++/make for rdkafka-sys (librdkafka is built with ./configure && make)
-#    pkg-config + zlib1g-dev: libz-sys links the system zlib; curl: the minidump e2e test.
+#    pkg-config + zlib1g-dev: were for libz-sys, which now builds its bundled zlib (feature
+#    `static`, linked in); still installed. curl: the minidump e2e test.
 # ---------------------------------------------------------------------------------------------
 need_pkgs=()
 for p in build-essential pkg-config zlib1g-dev curl ca-certificates; do

@@ -7,7 +7,8 @@
 //!
 //! ```text
 //! <cache_dir>/symcache/<DEBUG_ID>/<key>.symcache   symbolic SymCache
-//! <cache_dir>/cfi/<DEBUG_ID>/<key>.cfi             Breakpad STACK CFI / STACK WIN text
+//! <cache_dir>/cfi/<DEBUG_ID>/<key>.cfi             Breakpad STACK CFI / STACK WIN text and
+//!                                                  its address index (see `cfi.rs`)
 //! ```
 //!
 //! `key` hashes the debug file's path, size, modification time, object index and the format
@@ -29,16 +30,14 @@ use symbolic::common::ByteView;
 use symbolic::debuginfo::{Archive, FileFormat, Object};
 use symbolic::symcache::{SymCache, SymCacheConverter, SYMCACHE_VERSION};
 
+use super::cfi::{self, Cfi, Index};
 use super::downloads::DownloadedFiles;
 use super::sources::{DebugFile, ModuleRef, SymbolSource};
 use super::ImageStatus;
 
-/// Version of our CFI cache files; bump when the extraction changes.
-const CFI_CACHE_VERSION: u32 = 2;
-
-/// Last line of every CFI cache file. Cache files are not synced to disk, so one cut short by
-/// a crash lacks it and is rebuilt (a short SymCache fails to parse and is rebuilt too).
-const CFI_TRAILER: &[u8] = b"# relay cfi end\n";
+/// Version of our CFI cache files; bump when the extraction or the file layout changes.
+/// Version 3 added the address index and a binary footer (`cfi.rs`).
+const CFI_CACHE_VERSION: u32 = 3;
 
 /// How many modules [`SymbolStore`] keeps loaded in memory by default.
 pub const DEFAULT_MAX_LOADED_MODULES: usize = 256;
@@ -266,7 +265,7 @@ impl SymbolStore {
             .fetch_add(1, Ordering::Relaxed);
         // Map the written file rather than keep the buffer on the heap.
         if let Some(path) = &cache_path {
-            if write_atomically(path, &buffer) {
+            if write_atomically(path, &[&buffer]) {
                 if let Ok(view) = ByteView::open(path) {
                     return Ok(SymCacheBytes(view));
                 }
@@ -275,38 +274,48 @@ impl SymbolStore {
         Ok(SymCacheBytes(ByteView::from_vec(buffer)))
     }
 
-    fn cfi_for(&self, file: &DebugFile) -> Result<Option<SymbolFile>, LoadError> {
+    fn cfi_for(&self, file: &DebugFile) -> Result<Option<Cfi>, LoadError> {
         let cache_path = self.cache_path(file, "cfi", CFI_CACHE_VERSION, "cfi");
+        // A file cut short, of an older version or corrupt fails the checks and is rebuilt.
         let cached = cache_path
             .as_deref()
             .and_then(|p| ByteView::open(p).ok())
-            .filter(|view| view.ends_with(CFI_TRAILER));
-        let built;
-        let text: &[u8] = match &cached {
-            Some(view) => {
-                if let Some(path) = &cache_path {
-                    touch(path);
-                }
-                self.counters.cfi_from_disk.fetch_add(1, Ordering::Relaxed);
-                &view[..view.len() - CFI_TRAILER.len()]
+            .and_then(cfi::read_cache_file);
+        if let Some(cached) = cached {
+            if let Some(path) = &cache_path {
+                touch(path);
             }
-            None => {
-                let mut text = extract_cfi(file)?;
-                self.counters.cfi_built.fetch_add(1, Ordering::Relaxed);
-                if let Some(path) = &cache_path {
-                    text.extend_from_slice(CFI_TRAILER);
-                    write_atomically(path, &text);
-                    text.truncate(text.len() - CFI_TRAILER.len());
-                }
-                built = text;
-                &built
+            self.counters.cfi_from_disk.fetch_add(1, Ordering::Relaxed);
+            if !has_stack_records(cached.text()) {
+                return Ok(None);
             }
-        };
-        if memchr::memmem::find(text, b"STACK ").is_none() {
-            return Ok(None);
+            return cached.into_cfi().map(Some).map_err(LoadError::Cfi);
         }
-        let symbols = SymbolFile::from_bytes(text).map_err(|e| LoadError::Cfi(e.to_string()))?;
-        Ok(Some(symbols))
+
+        let text = extract_cfi(file)?;
+        self.counters.cfi_built.fetch_add(1, Ordering::Relaxed);
+        // Parsed whole once: that checks the text (a file breakpad-symbols rejects stays
+        // malformed when read back), serves this load, and checks the index.
+        let parsed = has_stack_records(&text).then(|| SymbolFile::from_bytes(&text));
+        let index = match &parsed {
+            Some(Ok(symbols)) => Index::build(&text).filter(|index| {
+                let agrees = index.agrees_with(symbols);
+                if !agrees {
+                    tracing::debug!(path = %file.path.display(), "cfi index disagrees, not kept");
+                }
+                agrees
+            }),
+            _ => None,
+        };
+        if let Some(path) = &cache_path {
+            let [index, footer] = cfi::cache_file_parts(&text, index.as_ref());
+            write_atomically(path, &[&text, &index, &footer]);
+        }
+        match parsed {
+            None => Ok(None),
+            Some(Ok(symbols)) => Ok(Some(Cfi::Parsed(symbols))),
+            Some(Err(error)) => Err(LoadError::Cfi(error.to_string())),
+        }
     }
 
     fn cache_path(&self, file: &DebugFile, kind: &str, version: u32, ext: &str) -> Option<PathBuf> {
@@ -350,26 +359,21 @@ fn ranked(
     usable.into_iter().map(|(_, _, file)| file).collect()
 }
 
+/// Whether CFI text has any `STACK` record (else the file has no usable unwind information).
+fn has_stack_records(text: &[u8]) -> bool {
+    memchr::memmem::find(text, b"STACK ").is_some()
+}
+
 /// Breakpad CFI text for a debug file.
 ///
 /// Breakpad files keep their own `STACK` records plus `FUNC`/`PUBLIC` lines (without line
 /// records): the walker takes the parameter sizes that `STACK WIN` unwinding needs from those.
 /// Native files go through symbolic-cfi (ELF/Mach-O `.eh_frame`/`.debug_frame`, compact
 /// unwind, PE unwind info, PDB frame data).
-fn extract_cfi(file: &DebugFile) -> Result<Vec<u8>, LoadError> {
+pub(crate) fn extract_cfi(file: &DebugFile) -> Result<Vec<u8>, LoadError> {
     let view = ByteView::open(&file.path)?;
     if file.format == FileFormat::Breakpad {
-        let mut out = Vec::new();
-        for line in view.split(|&b| b == b'\n') {
-            if [&b"MODULE "[..], b"FUNC ", b"PUBLIC ", b"STACK "]
-                .iter()
-                .any(|prefix| line.starts_with(prefix))
-            {
-                out.extend_from_slice(line.strip_suffix(b"\r").unwrap_or(line));
-                out.push(b'\n');
-            }
-        }
-        return Ok(out);
+        return Ok(breakpad_cfi(&view));
     }
     let archive = Archive::parse(&view)?;
     let object: Object<'_> = archive
@@ -378,11 +382,35 @@ fn extract_cfi(file: &DebugFile) -> Result<Vec<u8>, LoadError> {
     AsciiCfiWriter::<Vec<u8>>::transform(&object).map_err(|e| LoadError::Cfi(e.to_string()))
 }
 
+/// The `MODULE`, `FUNC`, `PUBLIC` and `STACK` lines of a Breakpad file, without `\r`.
+fn breakpad_cfi(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos < data.len() {
+        let end = memchr::memchr(b'\n', &data[pos..]).map_or(data.len(), |i| pos + i);
+        let line = &data[pos..end];
+        pos = end + 1;
+        // Line records (most of a file) start with a hex digit: one byte tells them apart.
+        let keep = match line.first() {
+            Some(b'M') => line.starts_with(b"MODULE "),
+            Some(b'F') => line.starts_with(b"FUNC "),
+            Some(b'P') => line.starts_with(b"PUBLIC "),
+            Some(b'S') => line.starts_with(b"STACK "),
+            _ => false,
+        };
+        if keep {
+            out.extend_from_slice(line.strip_suffix(b"\r").unwrap_or(line));
+            out.push(b'\n');
+        }
+    }
+    out
+}
+
 /// Writes through a temporary file and a rename, so readers never see half a cache file.
 /// A failing cache write only costs a rebuild next time; returns whether the file was written.
 /// No fsync: a cache needs no durability (readers detect a file a crash cut short and rebuild
 /// it), and a sync costs milliseconds per file.
-fn write_atomically(path: &Path, data: &[u8]) -> bool {
+fn write_atomically(path: &Path, parts: &[&[u8]]) -> bool {
     let Some(dir) = path.parent() else {
         return false;
     };
@@ -393,7 +421,9 @@ fn write_atomically(path: &Path, data: &[u8]) -> bool {
             std::thread::current().id()
         ));
         let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(data)?;
+        for part in parts {
+            f.write_all(part)?;
+        }
         std::fs::rename(&tmp, path)
     });
     match result {
@@ -604,7 +634,7 @@ impl<T> Loaded<T> {
 /// Everything loaded for one module.
 pub(crate) struct ModuleSymbols {
     pub(crate) symcache: Loaded<SymCacheBytes>,
-    pub(crate) cfi: Loaded<SymbolFile>,
+    pub(crate) cfi: Loaded<Cfi>,
 }
 
 impl ModuleSymbols {

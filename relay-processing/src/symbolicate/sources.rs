@@ -450,12 +450,15 @@ pub fn identify(path: &Path) -> Vec<DebugFile> {
 /// What a Breakpad file offers, with symbolic's answers: `FUNC` records are debug info,
 /// `PUBLIC` records before the first `STACK` record are symbols, `STACK WIN` and
 /// `STACK CFI INIT` records are unwind info. (The first line is always `MODULE`.)
+///
+/// One pass over the file: writers put `PUBLIC` records right before the `STACK` records at the
+/// end, so the `PUBLIC` search runs backwards from the first `STACK` record.
 fn breakpad_features(data: &[u8]) -> Features {
-    use memchr::memmem::find;
+    use memchr::memmem::{find, rfind};
     let first_stack = find(data, b"\nSTACK ");
     Features {
         has_debug_info: find(data, b"\nFUNC ").is_some(),
-        has_symbols: find(&data[..first_stack.unwrap_or(data.len())], b"\nPUBLIC ").is_some(),
+        has_symbols: rfind(&data[..first_stack.unwrap_or(data.len())], b"\nPUBLIC ").is_some(),
         has_unwind_info: first_stack.is_some_and(|start| {
             let stack = &data[start..];
             find(stack, b"\nSTACK WIN").is_some() || find(stack, b"\nSTACK CFI INIT").is_some()

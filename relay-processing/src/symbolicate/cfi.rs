@@ -1,0 +1,892 @@
+//! Breakpad CFI for the stack walker, parsed lazily from the cache file.
+//!
+//! The CFI cache file holds Breakpad text (`STACK WIN`, `STACK CFI INIT` with its `STACK CFI`
+//! rules, and `FUNC`/`PUBLIC` lines for `STACK WIN`'s parameter sizes), followed by an address
+//! index: for each kind of record, the records that win their address range, with their byte
+//! ranges in the text. A lookup at an address finds the winning records by binary search and
+//! parses only those lines with breakpad-symbols, so a walk that needs a dozen records no longer
+//! parses the whole file (the largest cost of a warm run on big symbol files).
+//!
+//! The index reproduces what breakpad-symbols' parser keeps:
+//!
+//! - `STACK WIN` records, per type (4: frame data, 0: FPO), in file order: a record that starts
+//!   inside the previous one and later shortens the previous one to end where it starts; one
+//!   that starts at or before the previous one's start and covers another range is dropped.
+//! - Then for `STACK WIN`, `STACK CFI INIT` and `FUNC` alike (`into_rangemap_safe`): records
+//!   sorted by (start, end), ties in file order; a record is kept if it starts after the end of
+//!   the last kept one, otherwise dropped (the first of overlapping records wins).
+//! - `PUBLIC` records are all kept, sorted by address; the walker takes the nearest at or
+//!   below the address, and the `FUNC` before the address decides whether it still applies.
+//!
+//! The index is built when the cache file is written, and kept only if it agrees with the full
+//! parse of the same text (the ranges of every kept record, in order); otherwise the file has no
+//! index and loads parse the whole text, as before. Everything read back from a cache file is
+//! bounds-checked; a file that fails the checks is rebuilt.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use minidump_unwind::{FrameSymbolizer, FrameWalker, SymbolFile};
+use symbolic::common::ByteView;
+
+/// Last bytes of every CFI cache file (version 3): the index's offset (u64, little endian),
+/// then this magic. Cache files are not synced to disk, so one cut short by a crash lacks it
+/// and is rebuilt.
+const MAGIC: &[u8; 8] = b"RLYCFI3\n";
+const FOOTER_LEN: usize = 16;
+/// Bytes of one index entry: start, end (inclusive), text offset, text length; u64 each.
+const ENTRY_LEN: usize = 32;
+/// Tables in the index, in file order.
+const TABLES: usize = 5;
+const FRAME_DATA: usize = 0;
+const FPO: usize = 1;
+const CFI: usize = 2;
+const FUNC: usize = 3;
+const PUBLIC: usize = 4;
+/// The index's first byte: whether there is an index at all.
+const HAS_INDEX: u8 = 1;
+const NO_INDEX: u8 = 0;
+
+/// One record of the text: the address range it covers and where its lines are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Entry {
+    start: u64,
+    /// Inclusive; for `PUBLIC` records the same as `start`.
+    end: u64,
+    offset: u64,
+    len: u64,
+}
+
+/// The address index of a CFI text: per table, the kept records sorted by address.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Index {
+    tables: [Vec<Entry>; TABLES],
+}
+
+/// CFI ready for the walker: parsed in full, or indexed and parsed record by record.
+pub(crate) enum Cfi {
+    /// The whole text parsed by breakpad-symbols.
+    Parsed(SymbolFile),
+    /// A memory-mapped cache file with an index.
+    Lazy(LazyCfi),
+}
+
+impl Cfi {
+    /// Unwinds one frame (breakpad-symbols' `SymbolFile::walk_frame`).
+    pub(crate) fn walk_frame(
+        &self,
+        module: &dyn minidump::Module,
+        walker: &mut dyn FrameWalker,
+    ) -> Option<()> {
+        match self {
+            Cfi::Parsed(symbols) => symbols.walk_frame(module, walker),
+            Cfi::Lazy(lazy) => {
+                let addr = walker
+                    .get_instruction()
+                    .checked_sub(module.base_address())?;
+                lazy.records_at(addr)?.walk_frame(module, walker)
+            }
+        }
+    }
+
+    /// What breakpad-symbols' `SymbolFile::fill_symbol` tells about `frame`'s address.
+    pub(crate) fn fill_symbol(
+        &self,
+        module: &dyn minidump::Module,
+        frame: &mut dyn FrameSymbolizer,
+    ) {
+        match self {
+            Cfi::Parsed(symbols) => symbols.fill_symbol(module, frame),
+            Cfi::Lazy(lazy) => {
+                let Some(addr) = frame.get_instruction().checked_sub(module.base_address()) else {
+                    return;
+                };
+                if let Some(symbols) = lazy.records_at(addr) {
+                    symbols.fill_symbol(module, frame);
+                }
+            }
+        }
+    }
+}
+
+/// An indexed CFI cache file: lookups parse only the records at the address.
+pub(crate) struct LazyCfi {
+    data: ByteView<'static>,
+    text_len: usize,
+    index: Index,
+    /// Parsed records, by the entries they were made of.
+    parsed: Mutex<HashMap<[u32; 6], Option<Arc<SymbolFile>>>>,
+}
+
+impl LazyCfi {
+    /// The records that decide a lookup at `addr` (module-relative), parsed; `None` when there
+    /// are none.
+    fn records_at(&self, addr: u64) -> Option<Arc<SymbolFile>> {
+        let key = self.index.records_at(addr);
+        if key.iter().all(|&i| i == NONE) {
+            return None;
+        }
+        if let Some(found) = self.parsed.lock().unwrap().get(&key) {
+            return found.clone();
+        }
+        let text = self.index.mini_text(&self.data[..self.text_len], &key)?;
+        let parsed = SymbolFile::from_bytes(&text).ok().map(Arc::new);
+        if parsed.is_none() {
+            tracing::debug!(addr, "cannot parse indexed cfi records");
+        }
+        self.parsed.lock().unwrap().insert(key, parsed.clone());
+        parsed
+    }
+}
+
+const NONE: u32 = u32::MAX;
+
+impl Index {
+    /// Entries deciding a lookup at `addr`: frame data, FPO, CFI, the `FUNC` at the address
+    /// (or the one before it), and the first and last `PUBLIC` of those nearest below it.
+    fn records_at(&self, addr: u64) -> [u32; 6] {
+        let covering = |table: &[Entry]| -> u32 {
+            let i = table.partition_point(|e| e.start <= addr);
+            match i.checked_sub(1) {
+                Some(i) if table[i].end >= addr => i as u32,
+                _ => NONE,
+            }
+        };
+        let funcs = &self.tables[FUNC];
+        let mut func = covering(funcs);
+        let mut publics = (NONE, NONE);
+        if func == NONE {
+            // The nearest `PUBLIC` at or below the address applies unless a `FUNC` starts
+            // after it (breakpad-symbols compares with the `FUNC` before the address).
+            let table = &self.tables[PUBLIC];
+            let last = table.partition_point(|e| e.start <= addr);
+            if let Some(last) = last.checked_sub(1) {
+                let address = table[last].start;
+                let first = table[..last].partition_point(|e| e.start < address);
+                publics = (first as u32, last as u32);
+            }
+            let before = funcs.partition_point(|e| e.start < addr);
+            func = before.checked_sub(1).map_or(NONE, |i| i as u32);
+        }
+        [
+            covering(&self.tables[FRAME_DATA]),
+            covering(&self.tables[FPO]),
+            covering(&self.tables[CFI]),
+            func,
+            publics.0,
+            publics.1,
+        ]
+    }
+
+    /// The text of the records `key` names, as one small Breakpad file.
+    fn mini_text(&self, text: &[u8], key: &[u32; 6]) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut add = |table: usize, index: u32| -> Option<()> {
+            let entry = self.tables[table].get(index as usize)?;
+            let start = usize::try_from(entry.offset).ok()?;
+            let end = start.checked_add(usize::try_from(entry.len).ok()?)?;
+            out.extend_from_slice(text.get(start..end)?);
+            Some(())
+        };
+        for (table, &index) in [FRAME_DATA, FPO, CFI, FUNC].iter().zip(key) {
+            if index != NONE {
+                add(*table, index)?;
+            }
+        }
+        if key[4] != NONE {
+            for index in key[4]..=key[5] {
+                add(PUBLIC, index)?;
+            }
+        }
+        Some(out)
+    }
+
+    /// Whether the index keeps exactly the records breakpad-symbols kept when parsing the
+    /// same text.
+    pub(crate) fn agrees_with(&self, parsed: &SymbolFile) -> bool {
+        macro_rules! ranges {
+            ($map:expr) => {
+                $map.ranges_values()
+                    .map(|(r, _)| (r.start, r.end))
+                    .collect::<Vec<_>>()
+            };
+        }
+        let ours = |table: usize| -> Vec<(u64, u64)> {
+            self.tables[table]
+                .iter()
+                .map(|e| (e.start, e.end))
+                .collect()
+        };
+        ours(FRAME_DATA) == ranges!(parsed.win_stack_framedata_info)
+            && ours(FPO) == ranges!(parsed.win_stack_fpo_info)
+            && ours(CFI) == ranges!(parsed.cfi_stack_info)
+            && ours(FUNC) == ranges!(parsed.functions)
+            && self.tables[PUBLIC]
+                .iter()
+                .map(|e| e.start)
+                .eq(parsed.publics.iter().map(|p| p.address))
+    }
+
+    /// Indexes Breakpad CFI text the way breakpad-symbols' parser keeps its records; `None`
+    /// for text with lines other than `MODULE`, `FUNC`, `PUBLIC` and `STACK` records (or not
+    /// ending in a newline), which is then parsed whole.
+    pub(crate) fn build(text: &[u8]) -> Option<Index> {
+        if text.last().is_some_and(|&b| b != b'\n') {
+            return None;
+        }
+        let mut win: [Vec<Entry>; 2] = Default::default();
+        let mut cfi = Vec::new();
+        let mut funcs = Vec::new();
+        let mut publics = Vec::new();
+        // The `STACK CFI INIT` record being read (its rules extend it), and whether it has a
+        // range (the parser drops one without, rules included).
+        let mut open_cfi: Option<(Entry, bool)> = None;
+        let mut pos = 0;
+        while pos < text.len() {
+            let line_end = memchr::memchr(b'\n', &text[pos..]).map_or(text.len(), |i| pos + i + 1);
+            let line = &text[pos..line_end];
+            let content = line.strip_suffix(b"\n").unwrap_or(line);
+            let content = trim_cr(content);
+            let here = |start: u64, end: u64| Entry {
+                start,
+                end,
+                offset: pos as u64,
+                len: (line_end - pos) as u64,
+            };
+            if let Some(rest) = content.strip_prefix(b"STACK CFI ") {
+                if !rest.starts_with(b"INIT") {
+                    // A rule of the open record; the parser rejects the file without one.
+                    let (entry, _) = open_cfi.as_mut()?;
+                    entry.len = line_end as u64 - entry.offset;
+                    pos = line_end;
+                    continue;
+                }
+            }
+            if let Some((entry, true)) = open_cfi.take() {
+                cfi.push(entry);
+            }
+            if content.is_empty() || content.starts_with(b"MODULE ") {
+                // Nothing to index.
+            } else if let Some(rest) = content.strip_prefix(b"STACK CFI INIT") {
+                let mut fields = Fields::new(rest)?;
+                let address = fields.hex(16)?;
+                let size = fields.hex(8)?;
+                fields.rest()?;
+                let end = range_end(address, size);
+                open_cfi = Some((here(address, end.unwrap_or(address)), end.is_some()));
+            } else if let Some(rest) = content.strip_prefix(b"STACK WIN") {
+                let mut fields = Fields::new(rest)?;
+                let ty = fields.hex_digit()?;
+                let address = fields.hex(16)?;
+                let size = fields.hex(8)?;
+                for _ in 0..6 {
+                    fields.hex(8)?;
+                }
+                let has_program_string = fields.digit()? == b'1';
+                fields.rest()?;
+                let table = match ty {
+                    b'4' if has_program_string => &mut win[0],
+                    b'0' if !has_program_string => &mut win[1],
+                    _ => {
+                        pos = line_end;
+                        continue;
+                    }
+                };
+                if let Some(end) = range_end(address, size) {
+                    insert_win(table, here(address, end));
+                }
+            } else if let Some(rest) = content.strip_prefix(b"FUNC") {
+                let mut fields = Fields::new(rest)?;
+                fields.multiple();
+                let address = fields.hex(16)?;
+                let size = fields.hex(8)?;
+                fields.hex(8)?;
+                fields.rest()?;
+                if let Some(end) = range_end(address, size) {
+                    funcs.push(here(address, end));
+                }
+            } else if let Some(rest) = content.strip_prefix(b"PUBLIC") {
+                let mut fields = Fields::new(rest)?;
+                fields.multiple();
+                let address = fields.hex(16)?;
+                fields.hex(8)?;
+                fields.rest()?;
+                publics.push(here(address, address));
+            } else {
+                return None;
+            }
+            pos = line_end;
+        }
+        if let Some((entry, true)) = open_cfi.take() {
+            cfi.push(entry);
+        }
+        let [frame_data, fpo] = win;
+        publics.sort_by_key(|e| e.start);
+        Some(Index {
+            tables: [
+                keep_first(frame_data),
+                keep_first(fpo),
+                keep_first(cfi),
+                keep_first(funcs),
+                publics,
+            ],
+        })
+    }
+
+    /// The index as stored after the text.
+    fn encode(&self) -> Vec<u8> {
+        let count: usize = self.tables.iter().map(Vec::len).sum();
+        let mut out = Vec::with_capacity(1 + TABLES * 8 + count * ENTRY_LEN);
+        out.push(HAS_INDEX);
+        for table in &self.tables {
+            out.extend_from_slice(&(table.len() as u64).to_le_bytes());
+        }
+        for entry in self.tables.iter().flatten() {
+            for value in [entry.start, entry.end, entry.offset, entry.len] {
+                out.extend_from_slice(&value.to_le_bytes());
+            }
+        }
+        out
+    }
+
+    /// Reads an index written by [`Index::encode`] for a text of `text_len` bytes, checking
+    /// every entry: within the text, ranges ordered and not overlapping.
+    fn decode(data: &[u8], text_len: u64) -> Option<Index> {
+        let mut reader = Reader(data);
+        let mut counts = [0usize; TABLES];
+        for count in &mut counts {
+            *count = usize::try_from(reader.u64()?).ok()?;
+        }
+        let total = counts.iter().try_fold(0usize, |a, &c| a.checked_add(c))?;
+        if total.checked_mul(ENTRY_LEN)? != reader.0.len() {
+            return None;
+        }
+        let mut index = Index::default();
+        for (table, count) in counts.into_iter().enumerate() {
+            let entries = &mut index.tables[table];
+            entries.reserve_exact(count);
+            for _ in 0..count {
+                let entry = Entry {
+                    start: reader.u64()?,
+                    end: reader.u64()?,
+                    offset: reader.u64()?,
+                    len: reader.u64()?,
+                };
+                let in_text = entry
+                    .offset
+                    .checked_add(entry.len)
+                    .is_some_and(|end| end <= text_len);
+                let ordered = match entries.last() {
+                    None => true,
+                    Some(last) if table == PUBLIC => last.start <= entry.start,
+                    Some(last) => last.end < entry.start,
+                };
+                let valid_range = if table == PUBLIC {
+                    entry.start == entry.end
+                } else {
+                    entry.start <= entry.end
+                };
+                if !in_text || !ordered || !valid_range || entry.len == 0 {
+                    return None;
+                }
+                entries.push(entry);
+            }
+        }
+        Some(index)
+    }
+}
+
+/// breakpad-symbols' range of a record: none for size 0 or past the end of the address space.
+fn range_end(address: u64, size: u64) -> Option<u64> {
+    if size == 0 {
+        return None;
+    }
+    Some(address.checked_add(size)? - 1)
+}
+
+/// breakpad-symbols' `insert_win_stack_info`, on ranges (`entry.end` is inclusive).
+fn insert_win(table: &mut Vec<Entry>, entry: Entry) {
+    if let Some(last) = table.last_mut() {
+        let intersects = last.start <= entry.end && entry.start <= last.end;
+        if intersects {
+            if entry.start > last.start {
+                // The later record ends the earlier one.
+                last.end = entry.start - 1;
+            } else if (last.start, last.end) != (entry.start, entry.end) {
+                return;
+            }
+        }
+    }
+    table.push(entry);
+}
+
+/// breakpad-symbols' `into_rangemap_safe`, on ranges: sorted by range (ties in file order),
+/// each record kept only if it starts after the last kept one ends.
+fn keep_first(mut entries: Vec<Entry>) -> Vec<Entry> {
+    entries.sort_by_key(|e| (e.start, e.end));
+    let mut kept: Vec<Entry> = Vec::with_capacity(entries.len());
+    for entry in entries {
+        if kept.last().is_none_or(|last| entry.start > last.end) {
+            kept.push(entry);
+        }
+    }
+    kept
+}
+
+fn trim_cr(mut line: &[u8]) -> &[u8] {
+    while let Some(rest) = line.strip_suffix(b"\r") {
+        line = rest;
+    }
+    line
+}
+
+/// The space-separated fields of a record line, read as breakpad-symbols' parser reads them.
+struct Fields<'a>(&'a [u8]);
+
+impl<'a> Fields<'a> {
+    /// After the record's keyword: at least one space.
+    fn new(rest: &'a [u8]) -> Option<Self> {
+        let mut fields = Fields(rest);
+        fields.spaces()?;
+        Some(fields)
+    }
+
+    fn spaces(&mut self) -> Option<()> {
+        let n = self
+            .0
+            .iter()
+            .take_while(|&&b| b == b' ' || b == b'\t')
+            .count();
+        if n == 0 {
+            return None;
+        }
+        self.0 = &self.0[n..];
+        Some(())
+    }
+
+    /// A hex number of at most `digits` digits, then spaces.
+    fn hex(&mut self, digits: usize) -> Option<u64> {
+        let mut value = 0u64;
+        let mut n = 0;
+        for &b in self.0.iter().take(digits) {
+            let Some(digit) = (b as char).to_digit(16) else {
+                break;
+            };
+            value = (value << 4) | u64::from(digit);
+            n += 1;
+        }
+        if n == 0 {
+            return None;
+        }
+        self.0 = &self.0[n..];
+        self.spaces()?;
+        Some(value)
+    }
+
+    /// One hex digit, then spaces (`STACK WIN`'s type).
+    fn hex_digit(&mut self) -> Option<u8> {
+        let (&b, rest) = self.0.split_first()?;
+        if !b.is_ascii_hexdigit() {
+            return None;
+        }
+        self.0 = rest;
+        self.spaces()?;
+        Some(b)
+    }
+
+    /// One decimal digit, then spaces.
+    fn digit(&mut self) -> Option<u8> {
+        let (&b, rest) = self.0.split_first()?;
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        self.0 = rest;
+        self.spaces()?;
+        Some(b)
+    }
+
+    /// The optional `m` flag of `FUNC` and `PUBLIC`.
+    fn multiple(&mut self) {
+        if let Some(rest) = self.0.strip_prefix(b"m") {
+            let mut after = Fields(rest);
+            if after.spaces().is_some() {
+                *self = after;
+            }
+        }
+    }
+
+    /// The rest of the line (a name, rules or a program string) must be UTF-8.
+    fn rest(&mut self) -> Option<()> {
+        std::str::from_utf8(self.0).ok().map(|_| ())
+    }
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn u64(&mut self) -> Option<u64> {
+        let (bytes, rest) = self.0.split_first_chunk::<8>()?;
+        self.0 = rest;
+        Some(u64::from_le_bytes(*bytes))
+    }
+}
+
+/// The parts of a CFI cache file, to be written one after the other: the text, the index (or
+/// a marker for none) and the footer.
+pub(crate) fn cache_file_parts(text: &[u8], index: Option<&Index>) -> [Vec<u8>; 2] {
+    let index = index.map_or_else(|| vec![NO_INDEX], Index::encode);
+    let mut footer = Vec::with_capacity(FOOTER_LEN);
+    footer.extend_from_slice(&(text.len() as u64).to_le_bytes());
+    footer.extend_from_slice(MAGIC);
+    [index, footer]
+}
+
+/// A CFI cache file read back: the text, and its index if it has one. `None` for a file that
+/// is cut short, of another version or corrupt (it is then rebuilt).
+pub(crate) fn read_cache_file(data: ByteView<'static>) -> Option<CachedCfi> {
+    let len = data.len();
+    let footer = data.get(len.checked_sub(FOOTER_LEN)?..)?;
+    let (text_len, magic) = footer.split_first_chunk::<8>()?;
+    if magic != MAGIC {
+        return None;
+    }
+    let text_len = usize::try_from(u64::from_le_bytes(*text_len)).ok()?;
+    let index_bytes = data.get(text_len..len - FOOTER_LEN)?;
+    let (&flag, index_bytes) = index_bytes.split_first()?;
+    let index = match flag {
+        HAS_INDEX => Some(Index::decode(index_bytes, text_len as u64)?),
+        NO_INDEX if index_bytes.is_empty() => None,
+        _ => return None,
+    };
+    Some(CachedCfi {
+        data,
+        text_len,
+        index,
+    })
+}
+
+/// A CFI cache file that passed [`read_cache_file`]'s checks.
+pub(crate) struct CachedCfi {
+    data: ByteView<'static>,
+    text_len: usize,
+    index: Option<Index>,
+}
+
+impl CachedCfi {
+    /// The Breakpad text.
+    pub(crate) fn text(&self) -> &[u8] {
+        &self.data[..self.text_len]
+    }
+
+    /// Ready for the walker: lazily when the file has an index, else parsed whole.
+    pub(crate) fn into_cfi(self) -> Result<Cfi, String> {
+        match self.index {
+            Some(index) => Ok(Cfi::Lazy(LazyCfi {
+                data: self.data,
+                text_len: self.text_len,
+                index,
+                parsed: Mutex::new(HashMap::new()),
+            })),
+            None => SymbolFile::from_bytes(self.text())
+                .map(Cfi::Parsed)
+                .map_err(|e| e.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use symbolic::common::DebugId;
+
+    use super::*;
+    use crate::symbolicate::cache::extract_cfi;
+    use crate::symbolicate::sources::LocalDirectory;
+
+    /// Everything a walk or a symbol lookup did, as text.
+    #[derive(Default)]
+    struct Log(Vec<String>);
+
+    struct Walker {
+        instruction: u64,
+        log: Log,
+    }
+
+    impl FrameWalker for Walker {
+        fn get_instruction(&self) -> u64 {
+            self.instruction
+        }
+        fn has_grand_callee(&self) -> bool {
+            true
+        }
+        fn get_grand_callee_parameter_size(&self) -> u32 {
+            8
+        }
+        fn get_register_at_address(&self, address: u64) -> Option<u64> {
+            Some(address ^ 0x5a5a_5a5a)
+        }
+        fn get_callee_register(&self, name: &str) -> Option<u64> {
+            let sum: u64 = name.bytes().map(u64::from).sum();
+            Some(0x7fff_0000 + sum * 16)
+        }
+        fn set_caller_register(&mut self, name: &str, val: u64) -> Option<()> {
+            self.log.0.push(format!("set {name}={val:#x}"));
+            Some(())
+        }
+        fn clear_caller_register(&mut self, name: &str) {
+            self.log.0.push(format!("clear {name}"));
+        }
+        fn set_cfa(&mut self, val: u64) -> Option<()> {
+            self.log.0.push(format!("cfa {val:#x}"));
+            Some(())
+        }
+        fn set_ra(&mut self, val: u64) -> Option<()> {
+            self.log.0.push(format!("ra {val:#x}"));
+            Some(())
+        }
+        fn set_cfi_rules_start_address(&mut self, addr: Option<u64>) {
+            self.log.0.push(format!("rules start {addr:x?}"));
+        }
+    }
+
+    struct Symbolizer {
+        instruction: u64,
+        log: Log,
+    }
+
+    impl FrameSymbolizer for Symbolizer {
+        fn get_instruction(&self) -> u64 {
+            self.instruction
+        }
+        fn set_function(&mut self, name: &str, base: u64, parameter_size: u32) {
+            self.log
+                .0
+                .push(format!("function {name} {base:#x} {parameter_size}"));
+        }
+        fn set_source_file(&mut self, file: &str, line: u32, base: u64) {
+            self.log.0.push(format!("file {file}:{line} {base:#x}"));
+        }
+        fn add_inline_frame(&mut self, name: &str, file: Option<&str>, line: Option<u32>) {
+            self.log.0.push(format!("inline {name} {file:?} {line:?}"));
+        }
+    }
+
+    /// What a walk and a symbol lookup at `addr` do with `cfi`.
+    fn outcome(cfi: &Cfi, addr: u64) -> (Option<()>, Vec<String>, Vec<String>) {
+        let module = ("test", DebugId::default());
+        let mut walker = Walker {
+            instruction: addr,
+            log: Log::default(),
+        };
+        let walked = cfi.walk_frame(&module, &mut walker);
+        let mut symbolizer = Symbolizer {
+            instruction: addr,
+            log: Log::default(),
+        };
+        cfi.fill_symbol(&module, &mut symbolizer);
+        // breakpad-symbols sets the caller's registers in hash map order.
+        let mut walk = walker.log.0;
+        walk.sort();
+        (walked, walk, symbolizer.log.0)
+    }
+
+    /// The text as a cache file, read back (with its index).
+    fn lazy(text: &[u8], index: &Index) -> Cfi {
+        let [index, footer] = cache_file_parts(text, Some(index));
+        let file = [text, &index, &footer].concat();
+        let cached = read_cache_file(ByteView::from_vec(file)).expect("valid cache file");
+        assert!(cached.index.is_some());
+        cached.into_cfi().unwrap()
+    }
+
+    /// Addresses around every record of the text: first, last and one past the last byte,
+    /// and the byte before.
+    fn record_addresses(text: &[u8]) -> Vec<u64> {
+        let mut out = Vec::new();
+        for line in std::str::from_utf8(text).unwrap().lines() {
+            let fields: Vec<&str> = line.split_whitespace().filter(|f| *f != "m").collect();
+            let (address, size) = match fields.as_slice() {
+                ["STACK", "WIN", _, a, s, ..] | ["STACK", "CFI", "INIT", a, s, ..] => (a, Some(s)),
+                ["FUNC", a, s, ..] => (a, Some(s)),
+                ["STACK", "CFI", a, ..] | ["PUBLIC", a, ..] => (a, None),
+                _ => continue,
+            };
+            let address = u64::from_str_radix(address, 16).unwrap();
+            let size = size.map_or(1, |s| u64::from_str_radix(s, 16).unwrap());
+            let last = address.saturating_add(size.saturating_sub(1));
+            out.extend([address.wrapping_sub(1), address, last, last.wrapping_add(1)]);
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// Builds the index of `text`, checks that it agrees with breakpad-symbols' parse, and
+    /// that lookups through it give the same results as the full parse at every address.
+    fn assert_lazy_matches_full(name: &str, text: &[u8], extra: &[u64]) -> usize {
+        let full = Cfi::Parsed(SymbolFile::from_bytes(text).unwrap());
+        let index = Index::build(text).unwrap_or_else(|| panic!("{name}: no index"));
+        let Cfi::Parsed(parsed) = &full else {
+            unreachable!()
+        };
+        assert!(index.agrees_with(parsed), "{name}: index disagrees");
+        let lazy = lazy(text, &index);
+        let mut addresses = record_addresses(text);
+        addresses.extend_from_slice(extra);
+        for &addr in &addresses {
+            assert_eq!(
+                outcome(&lazy, addr),
+                outcome(&full, addr),
+                "{name}: at {addr:#x}"
+            );
+        }
+        addresses.len()
+    }
+
+    fn native_dir() -> PathBuf {
+        std::env::var_os("FIXTURES_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures"))
+            .join("native")
+    }
+
+    /// Every debug file of the fixtures with unwind information (Breakpad `.sym` files, and
+    /// ELF, Mach-O, PE and PDB files through symbolic-cfi): lazy lookups agree with the full
+    /// parse at every record's edges.
+    #[test]
+    fn lazy_lookups_agree_with_full_parse_on_every_fixture() {
+        let files = LocalDirectory::scan(native_dir()).unwrap().files().to_vec();
+        let mut checked = Vec::new();
+        for file in files.iter().filter(|f| f.features.has_unwind_info) {
+            let text = extract_cfi(file).unwrap();
+            if memchr::memmem::find(&text, b"STACK ").is_none() {
+                continue;
+            }
+            let name = file.path.display().to_string();
+            let addresses = assert_lazy_matches_full(&name, &text, &[]);
+            checked.push((name, addresses));
+        }
+        let formats = files
+            .iter()
+            .filter(|f| f.features.has_unwind_info)
+            .map(|f| f.format)
+            .collect::<std::collections::HashSet<_>>();
+        assert!(formats.len() >= 4, "{formats:?}");
+        assert!(checked.len() >= 6, "{checked:?}");
+    }
+
+    #[test]
+    fn overlapping_records_resolve_like_breakpad_symbols() {
+        let text = b"MODULE windows x86 5A9832E5287241C1838ED98914E9B7FF1 test.pdb\n\
+            FUNC 1000 20 8 first\n\
+            FUNC 1010 20 4 overlaps_first\n\
+            FUNC 1021 10 c after_first\n\
+            FUNC m 1021 10 c after_first\n\
+            FUNC 2000 0 0 empty\n\
+            PUBLIC 900 4 before\n\
+            PUBLIC 1500 8 zeta\n\
+            PUBLIC 1500 c alpha\n\
+            PUBLIC m 3000 0 last\n\
+            STACK WIN 4 1000 30 1 0 8 4 10 0 1 $T0 .raSearch = $eip $T0 ^ = $esp $T0 4 + =\n\
+            STACK WIN 4 1004 20 1 0 8 4 10 0 1 $T0 .raSearch = $eip $T0 ^ = $esp $T0 8 + =\n\
+            STACK WIN 4 1002 4 1 0 8 4 10 0 1 $T0 .raSearch = $eip $T0 ^ = $esp $T0 c + =\n\
+            STACK WIN 4 1004 20 1 0 8 4 10 0 1 $T0 .raSearch = $eip $T0 ^ = $esp $T0 10 + =\n\
+            STACK WIN 0 1000 10 1 0 4 4 8 0 0 1\n\
+            STACK WIN 0 1000 10 1 0 0 4 8 0 0 0\n\
+            STACK WIN 0 1008 0 1 0 0 4 8 0 0 0\n\
+            STACK WIN 0 1100 10 1 0 0 4 8 0 1 0\n\
+            STACK WIN 2 1200 10 1 0 0 4 8 0 0 0\n\
+            STACK CFI INIT 1000 40 .cfa: $esp 4 + .ra: .cfa -4 + ^\n\
+            STACK CFI 1001 .cfa: $esp 8 +\n\
+            STACK CFI 1003 .cfa: $esp 12 + $ebp: .cfa -8 + ^\n\
+            STACK CFI INIT 1010 40 .cfa: $esp 16 + .ra: .cfa -4 + ^\n\
+            STACK CFI INIT 1040 8 .cfa: $esp 20 + .ra: .cfa -4 + ^\n\
+            STACK CFI 1044 .cfa: $esp 24 +\n\
+            STACK CFI INIT 1060 0 .cfa: $esp 4 + .ra: .cfa -4 + ^\n\
+            STACK CFI 1060 .cfa: $esp 8 +\n\
+            STACK CFI INIT ffffffffffffff00 200 .cfa: $esp 4 + .ra: .cfa -4 + ^\n";
+        let extra: Vec<u64> = (0x8f0..0x1080)
+            .chain([0x1500, 0x2fff, 0x3000, u64::MAX])
+            .collect();
+        assert_lazy_matches_full("overlaps", text, &extra);
+    }
+
+    #[test]
+    fn text_the_index_cannot_describe_is_parsed_whole() {
+        // A line record, a `STACK CFI` rule without its `INIT`, no final newline.
+        for text in [
+            &b"FUNC 1000 10 0 f\n1000 10 1 1\n"[..],
+            b"STACK CFI 1000 .cfa: $esp 4 +\n",
+            b"STACK CFI INIT 1000 10 .cfa: $esp 4 +",
+        ] {
+            assert_eq!(
+                Index::build(text),
+                None,
+                "{}",
+                String::from_utf8_lossy(text)
+            );
+        }
+        let text = b"STACK CFI INIT 1000 10 .cfa: $esp 4 + .ra: .cfa -4 + ^\n";
+        let [index, footer] = cache_file_parts(text, None);
+        let file = [&text[..], &index, &footer].concat();
+        let cached = read_cache_file(ByteView::from_vec(file)).unwrap();
+        assert!(cached.index.is_none());
+        assert!(matches!(cached.into_cfi(), Ok(Cfi::Parsed(_))));
+    }
+
+    #[test]
+    fn corrupt_cache_files_are_refused() {
+        let text = b"FUNC 1000 10 0 f\nSTACK CFI INIT 1000 10 .cfa: $esp 4 + .ra: .cfa -4 + ^\n\
+                     STACK CFI INIT 1010 10 .cfa: $esp 8 + .ra: .cfa -4 + ^\n";
+        let index = Index::build(text).unwrap();
+        let [index_bytes, footer] = cache_file_parts(text, Some(&index));
+        let good = [&text[..], &index_bytes, &footer].concat();
+        assert!(read_cache_file(ByteView::from_vec(good.clone())).is_some());
+
+        let entries_at = text.len() + 1 + TABLES * 8;
+        let mut cases: Vec<(&str, Vec<u8>)> = vec![
+            ("empty", Vec::new()),
+            ("cut short", good[..good.len() - 3].to_vec()),
+            ("index cut short", {
+                let mut f = good[..entries_at + 8].to_vec();
+                f.extend_from_slice(&footer);
+                f
+            }),
+            // The version 2 format: text and a trailer line.
+            ("old version", [&text[..], b"# relay cfi end\n"].concat()),
+        ];
+        let mut patch = |name, at: usize, bytes: &[u8]| {
+            let mut f = good.clone();
+            f[at..at + bytes.len()].copy_from_slice(bytes);
+            cases.push((name, f));
+        };
+        let footer_at = good.len() - FOOTER_LEN;
+        patch(
+            "text length past the end",
+            footer_at,
+            &u64::MAX.to_le_bytes(),
+        );
+        patch("bad flag", text.len(), &[7]);
+        patch("huge count", text.len() + 1, &(u64::MAX / 2).to_le_bytes());
+        // The first CFI entry (after the one FUNC... tables are in order: frame data, FPO,
+        // CFI, FUNC, PUBLIC): its text offset past the text, then its range reversed.
+        patch(
+            "offset past text",
+            entries_at + 16,
+            &(text.len() as u64).to_le_bytes(),
+        );
+        patch("reversed range", entries_at, &u64::MAX.to_le_bytes());
+        patch(
+            "overlapping ranges",
+            entries_at + ENTRY_LEN,
+            &0x1000u64.to_le_bytes(),
+        );
+        for (name, file) in cases {
+            assert!(
+                read_cache_file(ByteView::from_vec(file)).is_none(),
+                "{name} accepted"
+            );
+        }
+    }
+}
