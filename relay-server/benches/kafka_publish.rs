@@ -10,14 +10,14 @@
 //! Both sides publish `count` copies of a real SDK capture's event, each with its own event
 //! id, to the events topic (`relay.events`, which must exist):
 //!
-//! - **relay**: the `KafkaProducer` actor as `relay run` starts it (`start_bounded`, the default
-//!   mailbox capacity, `kafka::create_producer`), fed `ProduceEnvelope` messages the way the
-//!   spool reader feeds the pipeline: at most `pipeline.max_in_flight` (default) envelopes
-//!   outstanding, `try_send`, waiting while the mailbox is full. Timed: building each message
-//!   (`build_messages`: the event's JSON serialization), producing it, awaiting its delivery
-//!   report, and the verdict reaching the sender. The envelopes were parsed, normalized,
-//!   scrubbed and grouped beforehand, outside the timing (that is the pipeline, measured by
-//!   the drain and intake benchmarks).
+//! - **relay**: the `KafkaProducer` actor as `relay run` starts it (`start_bounded_in`, the
+//!   default mailbox capacity, `kafka::create_producer`), fed `ProduceEnvelope` messages from
+//!   its own arbiter, as the spool reader feeds the pipeline from the pipeline arbiter: at most
+//!   `pipeline.max_in_flight` (default) envelopes outstanding, `try_send`, waiting while the
+//!   mailbox is full. Timed: building each message (`build_messages`: the event's JSON
+//!   serialization), producing it, awaiting its delivery report, and the verdict reaching the
+//!   sender. The envelopes were parsed, normalized, scrubbed and grouped beforehand, outside
+//!   the timing (that is the pipeline, measured by the drain and intake benchmarks).
 //! - **bare**: an rdkafka `BaseProducer` (the same librdkafka build) with the relay's settings
 //!   (`kafka::producer_config`), producing the finished messages (built beforehand by
 //!   `build_messages` from the same envelopes: same keys, same bytes) as fast as librdkafka's
@@ -32,7 +32,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix::prelude::SendError;
+use actix::prelude::{Arbiter, SendError};
 use bytes::Bytes;
 use chrono::Utc;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
@@ -44,7 +44,7 @@ use relay_processing::grouping::fingerprint;
 use relay_processing::normalize::{normalize_event_full, NormalizeContext, NormalizeOptions};
 use relay_processing::pii::PiiScrubber;
 use relay_server::actors::kafka_producer::{KafkaProducer, ProduceEnvelope};
-use relay_server::actors::start_bounded;
+use relay_server::actors::{start_bounded_in, Mailbox};
 use relay_server::kafka::messages::build_messages;
 use relay_server::kafka::{create_producer, producer_config};
 use relay_server::managed::{ManagedEnvelope, RequestMeta, Verdict};
@@ -176,21 +176,39 @@ fn kafka_config() -> KafkaConfig {
     config
 }
 
-/// The relay side: the KafkaProducer actor fed like the spool reader feeds the pipeline.
-async fn relay_side(
-    brokers: &str,
-    template: &Template,
-    count: usize,
-    pipeline: PipelineConfig,
-) -> f64 {
-    let kafka = KafkaConfig::default();
+/// The relay side: the KafkaProducer actor fed like the spool reader feeds the pipeline, from
+/// the same arbiter (thread) as in `relay run`, so verdicts come back without a thread hop.
+fn relay_side(brokers: &str, template: &Template, count: usize, pipeline: PipelineConfig) -> f64 {
+    let kafka = kafka_config();
     let producer = create_producer(brokers, &kafka).expect("producer");
-    let config = kafka.clone();
-    let mailbox = start_bounded(
-        KafkaProducer::MAILBOX,
-        pipeline.mailbox_capacity,
-        move || KafkaProducer::new(producer, &config),
-    );
+    // Built here, outside the timing (the pipeline parses and processes them before this stage).
+    let warmup = envelopes(template, 1);
+    let batch = envelopes(template, count);
+    actix_rt::System::new().block_on(async move {
+        let arbiter = Arbiter::new();
+        let config = kafka.clone();
+        let mailbox = start_bounded_in(
+            &arbiter.handle(),
+            KafkaProducer::MAILBOX,
+            pipeline.mailbox_capacity,
+            move || KafkaProducer::new(producer, &config),
+        );
+        let (done, rate) = oneshot::channel();
+        arbiter.spawn(async move {
+            let _ = done.send(feed(mailbox, warmup, batch, pipeline.max_in_flight).await);
+        });
+        rate.await.expect("the feed reports its rate")
+    })
+}
+
+/// Sends `batch` with at most `max_in_flight` envelopes outstanding; messages per second from
+/// the first send to the last verdict.
+async fn feed(
+    mailbox: Mailbox<KafkaProducer>,
+    warmup: Vec<(ManagedEnvelope, oneshot::Receiver<Verdict>)>,
+    batch: Vec<(ManagedEnvelope, oneshot::Receiver<Verdict>)>,
+    max_in_flight: usize,
+) -> f64 {
     let send = |managed: ManagedEnvelope| {
         let mailbox = mailbox.clone();
         async move {
@@ -208,12 +226,12 @@ async fn relay_side(
         }
     };
     // Warm-up: connection, metadata and the producer id, outside the timing.
-    let (warmup, verdict) = envelopes(template, 1).pop().expect("one envelope");
-    send(warmup).await;
-    assert!(matches!(verdict.await, Ok(Verdict::Accepted)), "warm-up");
-
-    let batch = envelopes(template, count);
-    let slots = Arc::new(Semaphore::new(pipeline.max_in_flight));
+    for (managed, verdict) in warmup {
+        send(managed).await;
+        assert!(matches!(verdict.await, Ok(Verdict::Accepted)), "warm-up");
+    }
+    let count = batch.len();
+    let slots = Arc::new(Semaphore::new(max_in_flight));
     let accepted = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
     let mut waiting = Vec::with_capacity(count);
@@ -344,14 +362,7 @@ fn main() {
     let mut relay = Vec::new();
     let mut bare = Vec::new();
     for rep in 0..args.reps {
-        let run_relay = || {
-            actix_rt::System::new().block_on(relay_side(
-                &args.brokers,
-                &template,
-                args.count,
-                pipeline.clone(),
-            ))
-        };
+        let run_relay = || relay_side(&args.brokers, &template, args.count, pipeline.clone());
         if rep % 2 == 0 {
             bare.push(bare_side(&args.brokers, &template, args.count));
             relay.push(run_relay());
