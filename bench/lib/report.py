@@ -62,7 +62,7 @@ serialization are most of what is left).
 KAFKA_PROFILE = """**Why the Kafka target is missed.** The spool drain is the pipeline's rate, not the
 producer's: the bare producer sends finished messages (it measures librdkafka and tansu
 alone), while the relay parses, normalizes, scrubs, groups and serializes each event first,
-on one pipeline thread (per-event CPU in the Intake section: 200 µs → ~50 µs this session,
+on one pipeline thread (per-event CPU, see the Intake section: 200 µs → ~50 µs since 14bd4b1,
 which took the drain from 6,119 to the rate above). The publish stage alone, measured in the
 second table, is the fairer comparison and still misses. Profiled (release, 30,000
 envelopes), the producer's thread spends about 45 % of its time serializing the event
