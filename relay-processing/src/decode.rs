@@ -182,19 +182,51 @@ impl DecodeError {
 /// `read` variants put a 32 KiB buffer in front, which cost more than inflating a typical
 /// event.
 fn read_bounded(reader: impl Read, limit: usize) -> Result<Vec<u8>, DecodeError> {
-    let mut out = Vec::new();
     // Reading one byte past the limit tells "exactly at the limit" from "over it".
-    let read = reader
-        .take(limit as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|source| DecodeError::Corrupt {
-            encoding: "",
-            source,
-        })?;
-    if read > limit {
-        return Err(DecodeError::TooLarge { limit });
+    let mut reader = reader.take(limit as u64 + 1);
+    let mut chunks: Vec<Vec<u8>> = Vec::new();
+    let mut total = 0usize;
+    let mut chunk_size = FIRST_CHUNK;
+    loop {
+        let mut chunk = Vec::with_capacity(chunk_size);
+        let read = (&mut reader)
+            .take(chunk_size as u64)
+            .read_to_end(&mut chunk)
+            .map_err(|source| DecodeError::Corrupt {
+                encoding: "",
+                source,
+            })?;
+        total += read;
+        if total > limit {
+            return Err(DecodeError::TooLarge { limit });
+        }
+        let full = read == chunk_size;
+        chunks.push(chunk);
+        if !full {
+            break;
+        }
+        chunk_size = (chunk_size * 2).min(MAX_CHUNK);
     }
-    Ok(out)
+    Ok(join_chunks(chunks, total))
+}
+
+/// The first chunk [`read_bounded`] fills: most request bodies fit in it, and are returned
+/// without a copy.
+const FIRST_CHUNK: usize = 64 * 1024;
+/// The largest chunk: output grows in chunks of at most this size instead of one doubling
+/// buffer, so a decompression bomb cut off at the limit never holds more than the limit plus
+/// one chunk (a growing `Vec` briefly holds its old and new buffers: 1.5× the limit).
+const MAX_CHUNK: usize = 8 * 1024 * 1024;
+
+fn join_chunks(mut chunks: Vec<Vec<u8>>, total: usize) -> Vec<u8> {
+    if chunks.len() == 1 {
+        return chunks.pop().unwrap_or_default();
+    }
+    let mut out = Vec::with_capacity(total);
+    for chunk in chunks {
+        out.extend_from_slice(&chunk);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -259,6 +291,34 @@ mod tests {
         let bomb = enc.finish().unwrap();
         let err = decode_bounded(ContentEncoding::Gzip, &bomb, 1024 * 1024).unwrap_err();
         assert!(matches!(err, DecodeError::TooLarge { limit: 1048576 }));
+    }
+
+    /// Output crosses chunk boundaries (64 KiB, then doubling up to 8 MiB) intact, and the
+    /// limit holds exactly at and around them.
+    #[test]
+    fn chunked_output_is_intact_around_chunk_boundaries() {
+        let sizes = [
+            0,
+            1,
+            FIRST_CHUNK - 1,
+            FIRST_CHUNK,
+            FIRST_CHUNK + 1,
+            3 * FIRST_CHUNK,
+            3 * FIRST_CHUNK + 7,
+            MAX_CHUNK * 2 + 5,
+        ];
+        for size in sizes {
+            let data: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+            let body = gzip(&data);
+            let out = decode_bounded(ContentEncoding::Gzip, &body, size).unwrap();
+            assert!(out == data, "{size} bytes came back changed");
+            if size > 0 {
+                assert!(matches!(
+                    decode_bounded(ContentEncoding::Gzip, &body, size - 1),
+                    Err(DecodeError::TooLarge { .. })
+                ));
+            }
+        }
     }
 
     #[test]
