@@ -220,7 +220,12 @@ const MAX_CHUNK: usize = 8 * 1024 * 1024;
 
 fn join_chunks(mut chunks: Vec<Vec<u8>>, total: usize) -> Vec<u8> {
     if chunks.len() == 1 {
-        return chunks.pop().unwrap_or_default();
+        let mut only = chunks.pop().unwrap_or_default();
+        // A 3 kB event should not hold on to 64 KiB while it waits for the spool.
+        if only.capacity() > 2 * only.len() {
+            only.shrink_to_fit();
+        }
+        return only;
     }
     let mut out = Vec::with_capacity(total);
     for chunk in chunks {
