@@ -10,7 +10,7 @@
 //! then the envelope goes on. It always goes on: a slow, failing or missing source only means
 //! fewer symbols (frames say `missing_symbol`).
 //!
-//! - Runs on its own arbiter, async; the downloads never touch the Symbolicator's threads.
+//! - Runs on the pipeline arbiter, async; the downloads never touch the Symbolicator's threads.
 //!   Blocking file work (parsing the module list, unpacking, identifying files, eviction) goes
 //!   to tokio's blocking pool.
 //! - Timeouts: each source's `timeout_secs` bounds the wait for the connection, the response
