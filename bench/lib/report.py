@@ -30,9 +30,10 @@ Each section names its command; rerun it to update that section (others are left
 INTAKE_PROFILE = """**Where the time goes** (`perf record --call-graph dwarf`, cpu-clock, release build, same
 oha load; percentages of the relay's CPU samples). The noop handler costs a few µs per
 request; the relay does the intake *and*, concurrently on the same 2 cores, the whole pipeline
-behind it. Since commit 4349c65 the pipeline keeps up with the intake at full load ("events
-delivered" ≈ requests/s above; before it, 6.5k of 19.5k events/s were delivered and the rest
-piled up in the spool), so the relay's requests/s is now its sustained end-to-end rate:
+behind it. The pipeline now publishes about two thirds of what the intake accepts at full
+load ("events delivered" above; before commit 4349c65, a third: 6.5k of 19.5k events/s), the
+rest waiting in the spool, so a sustained full load would eventually fill the spool and be
+answered 503 (see Overload):
 
 - intake ~30 %: HTTP handling, decompression ~9 %, envelope parsing, the rate limiter hop;
   the spool writer ~7 % (mostly `fdatasync`: `fsync: always`);
