@@ -12,8 +12,9 @@
 #
 # The Rust side builds with the `bench` profile by default (fully optimised, like a release
 # build); BENCH_PROFILE=dev reuses the workspace's debug build instead (dependencies at
-# opt-level 2, our crate at 1, debug assertions on), for a quick check. Set CARGO_TARGET_DIR to
-# keep the optimised build apart from others' (e.g. $HOME/.cache/relay-bench-target-sm).
+# opt-level 2, our crate at 1, debug assertions on), for a quick check. The optimised build goes
+# to the other benchmarks' target dir ($HOME/.cache/relay-bench-target) unless CARGO_TARGET_DIR
+# says otherwise.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -24,7 +25,7 @@ runs=${1:-7}
 parse_reps=${2:-10}
 lookup_reps=${3:-20}
 profile=${BENCH_PROFILE:-bench}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/relay-target}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/relay-bench-target}
 
 (cd "$here" && npm ci --no-audit --no-fund --silent)
 mkdir -p "$out"
