@@ -66,10 +66,11 @@ alone), while the relay parses, normalizes, scrubs, groups and serializes each e
 on one pipeline thread (per-event CPU, see the Intake section: 200 µs → ~50 µs since 14bd4b1,
 which took the drain from 6,119 to the rate above). The publish stage alone, measured in the
 second table, is the fairer comparison and still misses. Profiled (release, 30,000
-envelopes), the producer's thread spends about 45 % of its time serializing the event
-(`build_messages`: `serde_json::Value` to JSON, 3.5 kB; the bare producer's messages were
-serialized beforehand) and about 40 % freeing the event's `Value` tree once it is delivered
-(`drop_in_place<ManagedEnvelope>`); rdkafka's `send_result` is ~3 %. The bare `BaseProducer`
+envelopes, built and freed on the producer's thread as in `relay run`), the stage's time goes
+mostly to serializing the event (`build_messages`: `serde_json::Value` to JSON, 3.5 kB; about
+half) and to freeing the event's `Value` tree once it is delivered
+(`drop_in_place<ManagedEnvelope>`: about a third); rdkafka's `send_result` is a few percent.
+The bare producer's messages were serialized beforehand: its `BaseProducer`
 does a few µs of work per message, all of it inside librdkafka.
 Fixed on the way: each envelope's delivery wait was spawned into the producer actor's context,
 which polls every future spawned into it whenever it wakes (256 outstanding envelopes: 256
@@ -289,10 +290,11 @@ def stage_table(path):
 **The publish stage alone** (`relay-server/benches/kafka_publish.rs`, run by the same command;
 one process, one broker): {s["count"]:,} copies of the capture's event, each with its own event
 id, already parsed, normalized, scrubbed and grouped (outside the timing), published by
-- **relay**: the `KafkaProducer` actor as `relay run` starts it, fed the way the spool reader
-  feeds the pipeline (at most `max_in_flight` = {s["max_in_flight"]} envelopes outstanding,
-  `try_send` into a {s["mailbox_capacity"]}-message mailbox); timed: message build (the event's
-  JSON serialization, {s["payload_bytes"]:,} bytes), produce, delivery reports, verdicts;
+- **relay**: the `KafkaProducer` actor as `relay run` starts it, fed from its own arbiter the way
+  the spool reader feeds the pipeline (at most `max_in_flight` = {s["max_in_flight"]} envelopes
+  outstanding, `try_send` into a {s["mailbox_capacity"]}-message mailbox; the envelopes are built
+  on that thread too, untimed); timed: message build (the event's JSON serialization,
+  {s["payload_bytes"]:,} bytes), produce, delivery reports, verdicts;
 - **bare**: an rdkafka `BaseProducer` (same librdkafka build, same settings:
   `kafka::producer_config`) producing the same finished messages (built beforehand by
   `build_messages`), counting delivery reports.
