@@ -144,11 +144,16 @@ def env_block(out, command, shape=None):
     env = load(os.path.join(out, "env.json"))
     if shape is None:
         shape = f"{env['reps']} repetitions, {env['duration_s']} s per load point"
+    one_minute = float(env["loadavg_start"].split()[0])
+    if one_minute >= 1.0:
+        busy = ("other work was running on the same 2 cores, so absolute numbers are noisy; the "
+                "ratios come from interleaved runs")
+    else:
+        busy = "nothing else was running; the ratios come from interleaved runs"
     return (
         f"Machine: {env['nproc']} cores ({env['cpu']}), {env['mem']} RAM; date {env['date']}; "
-        f"commit {env['commit']}; load average at start {env['loadavg_start']} (other engineers "
-        f"were compiling and testing on the same 2 cores, so absolute numbers are noisy; the "
-        f"ratios come from interleaved runs).\n\nCommand: `{command}` ({shape}).\n"
+        f"commit {env['commit']}; load average at start {env['loadavg_start']} ({busy})."
+        f"\n\nCommand: `{command}` ({shape}).\n"
     )
 
 
