@@ -38,22 +38,13 @@ pub(crate) fn trim_event(object: &mut Map<String, Value>, config: &NormalizeConf
     let mut metas = Vec::new();
     trim_breadcrumbs(object, config, &mut metas);
     for_each_databag(object, &mut |path, bag| {
-        if databag_fits(bag, 0, &mut config.max_databag_size.clone(), config) {
-            return;
-        }
-        let mut path: Vec<String> = path.to_vec();
         let mut budget = config.max_databag_size;
-        trim_databag(bag, &mut path, 0, &mut budget, config, &mut metas);
+        trim_databag(bag, &Path::root(path), 0, &mut budget, config, &mut metas);
     });
     for (key, value) in object.iter_mut() {
-        // Most events have no long string: find out without building a path for every value.
-        if key != "_meta" && has_long_string(value, config.max_string_length) {
-            trim_strings(
-                value,
-                &mut vec![key.clone()],
-                config.max_string_length,
-                &mut metas,
-            );
+        if key != "_meta" {
+            let path = Path::key(None, key);
+            trim_strings(value, &path, config.max_string_length, &mut metas);
         }
     }
     for (path, meta) in metas {
@@ -218,9 +209,63 @@ fn scalar_size(value: &Value) -> usize {
     }
 }
 
+/// Where a value sits in the event: a chain of segments on the stack, turned into strings only
+/// when a value is trimmed and needs a `_meta` entry, so walking an event that needs no
+/// trimming allocates nothing.
+struct Path<'a> {
+    segment: Segment<'a>,
+    parent: Option<&'a Path<'a>>,
+}
+
+enum Segment<'a> {
+    /// The path of a databag, as `for_each_databag` names it.
+    Prefix(&'a [String]),
+    Key(&'a str),
+    Index(usize),
+}
+
+impl<'a> Path<'a> {
+    fn root(prefix: &'a [String]) -> Self {
+        Path {
+            segment: Segment::Prefix(prefix),
+            parent: None,
+        }
+    }
+
+    fn key(parent: Option<&'a Path<'a>>, key: &'a str) -> Self {
+        Path {
+            segment: Segment::Key(key),
+            parent,
+        }
+    }
+
+    fn index(parent: &'a Path<'a>, index: usize) -> Self {
+        Path {
+            segment: Segment::Index(index),
+            parent: Some(parent),
+        }
+    }
+
+    fn to_strings(&self) -> Vec<String> {
+        let mut chain = vec![self];
+        while let Some(parent) = chain.last().and_then(|node| node.parent) {
+            chain.push(parent);
+        }
+        let mut strings = Vec::new();
+        for node in chain.into_iter().rev() {
+            match node.segment {
+                Segment::Prefix(prefix) => strings.extend_from_slice(prefix),
+                Segment::Key(key) => strings.push(key.to_owned()),
+                Segment::Index(index) => strings.push(index.to_string()),
+            }
+        }
+        strings
+    }
+}
+
 fn trim_databag(
     value: &mut Value,
-    path: &mut Vec<String>,
+    path: &Path<'_>,
     depth: usize,
     budget: &mut usize,
     config: &NormalizeConfig,
@@ -238,7 +283,7 @@ fn trim_databag(
         Value::Object(map) => {
             if depth >= config.max_databag_depth && !map.is_empty() {
                 metas.push((
-                    path.clone(),
+                    path.to_strings(),
                     json!({"len": map.len(), "rem": [["!limit", "x"]]}),
                 ));
                 *value = Value::Null;
@@ -247,26 +292,34 @@ fn trim_databag(
             }
             *budget = budget.saturating_sub(2);
             let original = map.len();
-            let mut kept = Map::new();
-            for (key, mut item) in std::mem::take(map) {
+            let mut kept = 0;
+            for (key, item) in map.iter_mut() {
                 if *budget == 0 {
                     break;
                 }
                 *budget = budget.saturating_sub(key.len() + 4);
-                path.push(key.clone());
-                trim_databag(&mut item, path, depth + 1, budget, config, metas);
-                path.pop();
-                kept.insert(key, item);
+                trim_databag(
+                    item,
+                    &Path::key(Some(path), key),
+                    depth + 1,
+                    budget,
+                    config,
+                    metas,
+                );
+                kept += 1;
             }
-            if kept.len() < original {
-                metas.push((path.clone(), json!({"len": original})));
+            if kept < original {
+                let over: Vec<String> = map.keys().skip(kept).cloned().collect();
+                for key in &over {
+                    map.remove(key);
+                }
+                metas.push((path.to_strings(), json!({"len": original})));
             }
-            *map = kept;
         }
         Value::Array(items) => {
             if depth >= config.max_databag_depth && !items.is_empty() {
                 metas.push((
-                    path.clone(),
+                    path.to_strings(),
                     json!({"len": items.len(), "rem": [["!limit", "x"]]}),
                 ));
                 *value = Value::Null;
@@ -275,97 +328,42 @@ fn trim_databag(
             }
             *budget = budget.saturating_sub(2);
             let original = items.len();
-            let mut kept = Vec::new();
-            for (index, mut item) in std::mem::take(items).into_iter().enumerate() {
+            let mut kept = 0;
+            for (index, item) in items.iter_mut().enumerate() {
                 if *budget == 0 {
                     break;
                 }
                 *budget = budget.saturating_sub(1);
-                path.push(index.to_string());
-                trim_databag(&mut item, path, depth + 1, budget, config, metas);
-                path.pop();
-                kept.push(item);
+                trim_databag(
+                    item,
+                    &Path::index(path, index),
+                    depth + 1,
+                    budget,
+                    config,
+                    metas,
+                );
+                kept += 1;
             }
-            if kept.len() < original {
-                metas.push((path.clone(), json!({"len": original})));
+            if kept < original {
+                items.truncate(kept);
+                metas.push((path.to_strings(), json!({"len": original})));
             }
-            *items = kept;
         }
         scalar => *budget = budget.saturating_sub(scalar_size(scalar)),
     }
 }
 
-/// Whether [`trim_databag`] would leave `value` as it is: the same walk and budget, reading
-/// only. A fast path: most databags are far below the limits.
-fn databag_fits(value: &Value, depth: usize, budget: &mut usize, config: &NormalizeConfig) -> bool {
-    match value {
-        Value::String(s) => {
-            let limit = config
-                .max_string_length
-                .min(budget.saturating_sub(2))
-                .max(ELLIPSIS.len());
-            *budget = budget.saturating_sub(s.len() + 2);
-            s.len() <= limit || s.chars().count() <= limit
-        }
-        Value::Object(map) => {
-            if depth >= config.max_databag_depth && !map.is_empty() {
-                return false;
-            }
-            *budget = budget.saturating_sub(2);
-            map.iter().all(|(key, item)| {
-                if *budget == 0 {
-                    return false;
-                }
-                *budget = budget.saturating_sub(key.len() + 4);
-                databag_fits(item, depth + 1, budget, config)
-            })
-        }
-        Value::Array(items) => {
-            if depth >= config.max_databag_depth && !items.is_empty() {
-                return false;
-            }
-            *budget = budget.saturating_sub(2);
-            items.iter().all(|item| {
-                if *budget == 0 {
-                    return false;
-                }
-                *budget = budget.saturating_sub(1);
-                databag_fits(item, depth + 1, budget, config)
-            })
-        }
-        scalar => {
-            *budget = budget.saturating_sub(scalar_size(scalar));
-            true
-        }
-    }
-}
-
-/// Whether any string in `value` is longer than `limit` bytes (a string of at most `limit`
-/// bytes has at most `limit` characters, so nothing else can need cutting).
-fn has_long_string(value: &Value, limit: usize) -> bool {
-    match value {
-        Value::String(s) => s.len() > limit,
-        Value::Array(items) => items.iter().any(|item| has_long_string(item, limit)),
-        Value::Object(map) => map.values().any(|item| has_long_string(item, limit)),
-        _ => false,
-    }
-}
-
-fn trim_strings(value: &mut Value, path: &mut Vec<String>, limit: usize, metas: &mut Vec<Meta>) {
+fn trim_strings(value: &mut Value, path: &Path<'_>, limit: usize, metas: &mut Vec<Meta>) {
     match value {
         Value::String(s) => trim_string(s, path, limit, metas),
         Value::Array(items) => {
             for (index, item) in items.iter_mut().enumerate() {
-                path.push(index.to_string());
-                trim_strings(item, path, limit, metas);
-                path.pop();
+                trim_strings(item, &Path::index(path, index), limit, metas);
             }
         }
         Value::Object(map) => {
             for (key, item) in map.iter_mut() {
-                path.push(key.clone());
-                trim_strings(item, path, limit, metas);
-                path.pop();
+                trim_strings(item, &Path::key(Some(path), key), limit, metas);
             }
         }
         _ => {}
@@ -373,7 +371,7 @@ fn trim_strings(value: &mut Value, path: &mut Vec<String>, limit: usize, metas: 
 }
 
 /// Cuts `s` to `limit` characters ending in `...` and records its original length.
-fn trim_string(s: &mut String, path: &[String], limit: usize, metas: &mut Vec<Meta>) {
+fn trim_string(s: &mut String, path: &Path<'_>, limit: usize, metas: &mut Vec<Meta>) {
     if s.len() <= limit {
         return;
     }
@@ -386,7 +384,7 @@ fn trim_string(s: &mut String, path: &[String], limit: usize, metas: &mut Vec<Me
     s.truncate(cut);
     s.push_str(ELLIPSIS);
     metas.push((
-        path.to_vec(),
+        path.to_strings(),
         json!({"len": length, "rem": [["!limit", "s", keep, keep + ELLIPSIS.len()]]}),
     ));
 }
@@ -400,10 +398,103 @@ mod tests {
         on_object(event, |o| trim_event(o, &config))
     }
 
-    /// `databag_fits` is only a shortcut: it must say "fits" exactly when `trim_databag`
-    /// changes nothing. Checked on bags of every shape around the size, depth and string limits.
+    /// The databag walk as it was written first: it rebuilds every container and clones its
+    /// path at every step. The walk above trims in place with a path built only on demand;
+    /// both must give the same bag, the same `_meta` entries and the same remaining budget.
+    fn reference_trim_databag(
+        value: &mut Value,
+        path: &mut Vec<String>,
+        depth: usize,
+        budget: &mut usize,
+        config: &NormalizeConfig,
+        metas: &mut Vec<Meta>,
+    ) {
+        let cut = |s: &mut String, path: &[String], limit: usize, metas: &mut Vec<Meta>| {
+            let length = s.chars().count();
+            if length > limit {
+                let keep = limit.saturating_sub(ELLIPSIS.len());
+                let at = s.char_indices().nth(keep).map_or(s.len(), |(i, _)| i);
+                s.truncate(at);
+                s.push_str(ELLIPSIS);
+                metas.push((
+                    path.to_vec(),
+                    json!({"len": length, "rem": [["!limit", "s", keep, keep + ELLIPSIS.len()]]}),
+                ));
+            }
+        };
+        match value {
+            Value::String(s) => {
+                let limit = config
+                    .max_string_length
+                    .min(budget.saturating_sub(2))
+                    .max(ELLIPSIS.len());
+                cut(s, path, limit, metas);
+                *budget = budget.saturating_sub(s.len() + 2);
+            }
+            Value::Object(map) => {
+                if depth >= config.max_databag_depth && !map.is_empty() {
+                    metas.push((
+                        path.clone(),
+                        json!({"len": map.len(), "rem": [["!limit", "x"]]}),
+                    ));
+                    *value = Value::Null;
+                    *budget = budget.saturating_sub(4);
+                    return;
+                }
+                *budget = budget.saturating_sub(2);
+                let original = map.len();
+                let mut kept = Map::new();
+                for (key, mut item) in std::mem::take(map) {
+                    if *budget == 0 {
+                        break;
+                    }
+                    *budget = budget.saturating_sub(key.len() + 4);
+                    path.push(key.clone());
+                    reference_trim_databag(&mut item, path, depth + 1, budget, config, metas);
+                    path.pop();
+                    kept.insert(key, item);
+                }
+                if kept.len() < original {
+                    metas.push((path.clone(), json!({"len": original})));
+                }
+                *map = kept;
+            }
+            Value::Array(items) => {
+                if depth >= config.max_databag_depth && !items.is_empty() {
+                    metas.push((
+                        path.clone(),
+                        json!({"len": items.len(), "rem": [["!limit", "x"]]}),
+                    ));
+                    *value = Value::Null;
+                    *budget = budget.saturating_sub(4);
+                    return;
+                }
+                *budget = budget.saturating_sub(2);
+                let original = items.len();
+                let mut kept = Vec::new();
+                for (index, mut item) in std::mem::take(items).into_iter().enumerate() {
+                    if *budget == 0 {
+                        break;
+                    }
+                    *budget = budget.saturating_sub(1);
+                    path.push(index.to_string());
+                    reference_trim_databag(&mut item, path, depth + 1, budget, config, metas);
+                    path.pop();
+                    kept.push(item);
+                }
+                if kept.len() < original {
+                    metas.push((path.clone(), json!({"len": original})));
+                }
+                *items = kept;
+            }
+            scalar => *budget = budget.saturating_sub(scalar_size(scalar)),
+        }
+    }
+
+    /// Trimming in place agrees with the first, rebuilding walk on bags of every shape around
+    /// the size, depth and string limits, including the bags it leaves untouched.
     #[test]
-    fn databag_fits_exactly_when_trimming_changes_nothing() {
+    fn databag_trimming_agrees_with_the_rebuilding_walk() {
         let config = NormalizeConfig {
             max_databag_size: 60,
             max_databag_depth: 3,
@@ -423,20 +514,38 @@ mod tests {
             );
             bags.push(json!(["x".repeat(n * 4), false, 1.5, {"d": [n]}]));
         }
+        let prefix = vec!["extra".to_owned()];
+        let mut untouched = 0;
         for bag in bags {
-            let mut trimmed = bag.clone();
-            let mut metas = Vec::new();
+            let (mut trimmed, mut metas, mut budget) = (bag.clone(), Vec::new(), 60);
             trim_databag(
                 &mut trimmed,
-                &mut Vec::new(),
+                &Path::root(&prefix),
                 0,
-                &mut 60,
+                &mut budget,
                 &config,
                 &mut metas,
             );
-            let unchanged = trimmed == bag && metas.is_empty();
-            assert_eq!(databag_fits(&bag, 0, &mut 60, &config), unchanged, "{bag}");
+            let (mut expected, mut expected_metas, mut expected_budget) =
+                (bag.clone(), Vec::new(), 60);
+            reference_trim_databag(
+                &mut expected,
+                &mut prefix.clone(),
+                0,
+                &mut expected_budget,
+                &config,
+                &mut expected_metas,
+            );
+            assert_eq!(trimmed, expected, "{bag}");
+            assert_eq!(metas, expected_metas, "{bag}");
+            assert_eq!(budget, expected_budget, "{bag}");
+            untouched += usize::from(trimmed == bag && metas.is_empty());
         }
+        // Both kinds occur: bags left as they are and bags trimmed.
+        assert!(
+            untouched > 0 && untouched < 84,
+            "{untouched} of 84 untouched"
+        );
     }
 
     #[test]
