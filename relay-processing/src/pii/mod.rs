@@ -44,7 +44,7 @@ pub const FILTERED: &str = "[Filtered]";
 /// Builds the rules of `config` for this one call; a caller scrubbing many events keeps a
 /// [`PiiScrubber`] instead.
 pub fn scrub_event(event: &mut Value, config: &PiiConfig) -> usize {
-    PiiScrubber::new(config.clone()).scrub(event)
+    scrub_with(event, config, &KeyRules::new(config))
 }
 
 /// A [`PiiConfig`] ready to scrub with: its key rules are built once, not for every event.
