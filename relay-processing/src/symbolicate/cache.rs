@@ -1,14 +1,16 @@
-//! The [`SymbolStore`]: sources in order, plus the derived caches (SymCache and CFI) on disk and
-//! the modules loaded in memory.
+//! The [`SymbolStore`]: sources in order, plus the derived caches (SymCache and indexed
+//! Breakpad text) on disk and the modules loaded in memory.
 //!
 //! For each module the richest debug file wins for symbolication (line info over symbol tables,
-//! native formats over Breakpad), and the best file with unwind information provides CFI. Both
-//! derived files are built once per debug file and kept under the cache directory:
+//! native formats over Breakpad), and the best file with unwind information provides CFI.
+//! Derived files are built once per debug file and kept under the cache directory:
 //!
 //! ```text
-//! <cache_dir>/symcache/<DEBUG_ID>/<key>.symcache   symbolic SymCache
-//! <cache_dir>/cfi/<DEBUG_ID>/<key>.cfi             Breakpad STACK CFI / STACK WIN text and
-//!                                                  its address index (see `cfi.rs`)
+//! <cache_dir>/symcache/<DEBUG_ID>/<key>.symcache   symbolic SymCache (native debug files'
+//!                                                  symbols)
+//! <cache_dir>/cfi/<DEBUG_ID>/<key>.cfi             Breakpad text and its address index (see
+//!                                                  `cfi.rs`): a native file's CFI, or a
+//!                                                  Breakpad file whole (symbols and CFI)
 //! ```
 //!
 //! `key` hashes the debug file's path, size, modification time, object index and the format
@@ -47,13 +49,14 @@ pub const DEFAULT_MAX_LOADED_MODULES: usize = 256;
 /// Counters of the store's work, for metrics and tests.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct StoreStats {
-    /// SymCaches built from a debug file.
+    /// SymCaches built from a (native) debug file.
     pub symcaches_built: u64,
     /// SymCaches read back from the cache directory.
     pub symcaches_from_disk: u64,
-    /// CFI files extracted from a debug file.
+    /// Indexed files built from a debug file: a native file's CFI, or a Breakpad file's
+    /// symbols and CFI (one file for both).
     pub cfi_built: u64,
-    /// CFI files read back from the cache directory.
+    /// Indexed files read back from the cache directory.
     pub cfi_from_disk: u64,
     /// Module lookups answered from memory.
     pub memory_hits: u64,

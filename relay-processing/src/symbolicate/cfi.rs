@@ -1,11 +1,15 @@
-//! Breakpad CFI for the stack walker, parsed lazily from the cache file.
+//! Breakpad text for the stack walker and for symbol lookups, parsed lazily from the cache
+//! file.
 //!
-//! The CFI cache file holds Breakpad text (`STACK WIN`, `STACK CFI INIT` with its `STACK CFI`
-//! rules, and `FUNC`/`PUBLIC` lines for `STACK WIN`'s parameter sizes), followed by an address
-//! index: for each kind of record, the records that win their address range, with their byte
-//! ranges in the text. A lookup at an address finds the winning records by binary search and
-//! parses only those lines with breakpad-symbols, so a walk that needs a dozen records no longer
-//! parses the whole file (the largest cost of a warm run on big symbol files).
+//! The cache file (`cfi/`, version 4) holds Breakpad text followed by an address index. For a
+//! native debug file the text is symbolic-cfi's CFI (`STACK WIN`, `STACK CFI INIT` with its
+//! `STACK CFI` rules); a Breakpad file is kept whole, so the same file also answers symbol
+//! lookups (`FUNC` with its line and `INLINE` records, `FILE`, `INLINE_ORIGIN`, `PUBLIC`) and no
+//! SymCache is built for it. The index lists, for each kind of record, the records that win
+//! their address range with their byte ranges in the text (a `FUNC`'s range covers its line
+//! records), and `FILE`/`INLINE_ORIGIN` records by id. A lookup at an address finds the winning
+//! records by binary search and parses only those lines with breakpad-symbols, plus the
+//! `FILE`/`INLINE_ORIGIN` lines the `FUNC` refers to, so a walk never parses the whole file.
 //!
 //! The index reproduces what breakpad-symbols' parser keeps:
 //!
@@ -18,10 +22,15 @@
 //! - `PUBLIC` records are all kept, sorted by address; the walker takes the nearest at or
 //!   below the address, and the `FUNC` before the address decides whether it still applies.
 //!
-//! The index is built when the cache file is written, and kept only if it agrees with the full
-//! parse of the same text (the ranges of every kept record, in order); otherwise the file has no
-//! index and loads parse the whole text, as before. Everything read back from a cache file is
-//! bounds-checked; a file that fails the checks is rebuilt.
+//! - `FILE` and `INLINE_ORIGIN` records go into maps: the last definition of an id wins.
+//!
+//! The index is built when the cache file is written, in one pass that checks every line as the
+//! parser would (line records, most of a file, field by field without keeping them). Text the
+//! parser would reject, or that the index cannot describe, gets no index and is parsed whole.
+//! No full parse cross-checks the index at write time (a full parse of a big file costs more
+//! than the rest of a cold run); the tests compare lookups through the index with the full
+//! parse, and with the SymCache lookups relay used before, on every fixture. Everything read
+//! back from a cache file is bounds-checked; a file that fails the checks is rebuilt.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
