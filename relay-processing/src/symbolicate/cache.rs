@@ -1,14 +1,16 @@
-//! The [`SymbolStore`]: sources in order, plus the derived caches (SymCache and CFI) on disk and
-//! the modules loaded in memory.
+//! The [`SymbolStore`]: sources in order, plus the derived caches (SymCache and indexed
+//! Breakpad text) on disk and the modules loaded in memory.
 //!
 //! For each module the richest debug file wins for symbolication (line info over symbol tables,
-//! native formats over Breakpad), and the best file with unwind information provides CFI. Both
-//! derived files are built once per debug file and kept under the cache directory:
+//! native formats over Breakpad), and the best file with unwind information provides CFI.
+//! Derived files are built once per debug file and kept under the cache directory:
 //!
 //! ```text
-//! <cache_dir>/symcache/<DEBUG_ID>/<key>.symcache   symbolic SymCache
-//! <cache_dir>/cfi/<DEBUG_ID>/<key>.cfi             Breakpad STACK CFI / STACK WIN text and
-//!                                                  its address index (see `cfi.rs`)
+//! <cache_dir>/symcache/<DEBUG_ID>/<key>.symcache   symbolic SymCache (native debug files'
+//!                                                  symbols)
+//! <cache_dir>/cfi/<DEBUG_ID>/<key>.cfi             Breakpad text and its address index (see
+//!                                                  `cfi.rs`): a native file's CFI, or a
+//!                                                  Breakpad file whole (symbols and CFI)
 //! ```
 //!
 //! `key` hashes the debug file's path, size, modification time, object index and the format
@@ -16,6 +18,7 @@
 //! cache file back renews its modification time, so [`evict_to_size`], which bounds the whole
 //! cache directory (downloads included), deletes the least recently used derived files first.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::io::Write;
@@ -35,9 +38,10 @@ use super::downloads::DownloadedFiles;
 use super::sources::{DebugFile, ModuleRef, SymbolSource};
 use super::ImageStatus;
 
-/// Version of our CFI cache files; bump when the extraction or the file layout changes.
-/// Version 3 added the address index and a binary footer (`cfi.rs`).
-const CFI_CACHE_VERSION: u32 = 3;
+/// Version of our indexed cache files (`cfi/`); bump when the extraction or the file layout
+/// changes. Version 3 added the address index and a binary footer (`cfi.rs`); version 4 keeps
+/// Breakpad files whole, with `FILE` and `INLINE_ORIGIN` tables, for symbol lookups.
+const CFI_CACHE_VERSION: u32 = 4;
 
 /// How many modules [`SymbolStore`] keeps loaded in memory by default.
 pub const DEFAULT_MAX_LOADED_MODULES: usize = 256;
@@ -45,13 +49,14 @@ pub const DEFAULT_MAX_LOADED_MODULES: usize = 256;
 /// Counters of the store's work, for metrics and tests.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct StoreStats {
-    /// SymCaches built from a debug file.
+    /// SymCaches built from a (native) debug file.
     pub symcaches_built: u64,
     /// SymCaches read back from the cache directory.
     pub symcaches_from_disk: u64,
-    /// CFI files extracted from a debug file.
+    /// Indexed files built from a debug file: a native file's CFI, or a Breakpad file's
+    /// symbols and CFI (one file for both).
     pub cfi_built: u64,
-    /// CFI files read back from the cache directory.
+    /// Indexed files read back from the cache directory.
     pub cfi_from_disk: u64,
     /// Module lookups answered from memory.
     pub memory_hits: u64,
@@ -204,16 +209,29 @@ impl SymbolStore {
         let candidates = self.candidates(module);
 
         let debug = ranked(&candidates, DebugFile::debug_rank);
-        let mut symcache = Loaded::missing();
+        let mut symbols = Loaded::missing();
+        // A Breakpad debug file serves symbols and unwinding from one indexed cache file: when
+        // it is also the best unwind file, it is loaded once (`None`: it failed to load).
+        let mut breakpad: Option<(&DebugFile, Option<Indexed>)> = None;
         for file in debug {
-            match self.symcache_for(file) {
-                Ok(bytes) => {
-                    symcache = Loaded::found(file.clone(), bytes);
+            let loaded = if file.format == FileFormat::Breakpad {
+                let indexed = self.indexed_for(file, true).and_then(|indexed| {
+                    // Never `None` when asked for symbols.
+                    indexed.ok_or_else(|| LoadError::Cfi("no indexed text".into()))
+                });
+                breakpad = Some((file, indexed.as_ref().ok().cloned()));
+                indexed.map(|indexed| Symbols::Breakpad(indexed.cfi))
+            } else {
+                self.symcache_for(file).map(Symbols::SymCache)
+            };
+            match loaded {
+                Ok(data) => {
+                    symbols = Loaded::found(file.clone(), data);
                     break;
                 }
                 Err(error) => {
-                    tracing::debug!(path = %file.path.display(), %error, "cannot build symcache");
-                    symcache = Loaded::malformed(file.clone());
+                    tracing::debug!(path = %file.path.display(), %error, "cannot load symbols");
+                    symbols = Loaded::malformed(file.clone());
                 }
             }
         }
@@ -221,9 +239,18 @@ impl SymbolStore {
         let unwind = ranked(&candidates, DebugFile::unwind_rank);
         let mut cfi = Loaded::missing();
         for file in unwind {
-            match self.cfi_for(file) {
-                Ok(Some(symbols)) => {
-                    cfi = Loaded::found(file.clone(), symbols);
+            let loaded = match &breakpad {
+                Some((same, Some(indexed))) if *same == file => {
+                    Ok(indexed.has_stack.then(|| indexed.cfi.clone()))
+                }
+                Some((same, None)) if *same == file => {
+                    Err(LoadError::Cfi("the debug file failed to load".into()))
+                }
+                _ => self.cfi_for(file),
+            };
+            match loaded {
+                Ok(Some(data)) => {
+                    cfi = Loaded::found(file.clone(), data);
                     break;
                 }
                 // Unwind info that yields no usable rows: try the next file.
@@ -234,7 +261,7 @@ impl SymbolStore {
                 }
             }
         }
-        ModuleSymbols { symcache, cfi }
+        ModuleSymbols { symbols, cfi }
     }
 
     fn symcache_for(&self, file: &DebugFile) -> Result<SymCacheBytes, LoadError> {
@@ -274,7 +301,25 @@ impl SymbolStore {
         Ok(SymCacheBytes(ByteView::from_vec(buffer)))
     }
 
-    fn cfi_for(&self, file: &DebugFile) -> Result<Option<Cfi>, LoadError> {
+    /// CFI for the walker from `file`; `None` when it has no `STACK` records.
+    fn cfi_for(&self, file: &DebugFile) -> Result<Option<Arc<Cfi>>, LoadError> {
+        let indexed = self.indexed_for(file, false)?;
+        Ok(indexed.filter(|i| i.has_stack).map(|i| i.cfi))
+    }
+
+    /// The indexed Breakpad text of `file` (`cfi.rs`), read back from the cache directory or
+    /// built and written there. `None` when the text has no `STACK` records and
+    /// `for_symbols` is false: it is then not parsed at all.
+    ///
+    /// Building checks the text as it indexes it; there is no full parse to cross-check the
+    /// index (that parse took longer than the rest of a cold run): the differential tests in
+    /// `cfi.rs` and `provider.rs` compare lookups with breakpad-symbols' full parse instead.
+    /// Text the index refuses is parsed whole, and is malformed if that fails too.
+    fn indexed_for(
+        &self,
+        file: &DebugFile,
+        for_symbols: bool,
+    ) -> Result<Option<Indexed>, LoadError> {
         let cache_path = self.cache_path(file, "cfi", CFI_CACHE_VERSION, "cfi");
         // A file cut short, of an older version or corrupt fails the checks and is rebuilt.
         let cached = cache_path
@@ -286,36 +331,41 @@ impl SymbolStore {
                 touch(path);
             }
             self.counters.cfi_from_disk.fetch_add(1, Ordering::Relaxed);
-            if !has_stack_records(cached.text()) {
+            let has_stack = has_stack_records(cached.text());
+            if !has_stack && !for_symbols {
                 return Ok(None);
             }
-            return cached.into_cfi().map(Some).map_err(LoadError::Cfi);
+            let cfi = cached.into_cfi().map_err(LoadError::Cfi)?;
+            return Ok(Some(Indexed::new(cfi, has_stack)));
         }
 
-        let text = extract_cfi(file)?;
+        let view = ByteView::open(&file.path)?;
+        let text = indexed_text(file, &view)?;
         self.counters.cfi_built.fetch_add(1, Ordering::Relaxed);
-        // Parsed whole once: that checks the text (a file breakpad-symbols rejects stays
-        // malformed when read back), serves this load, and checks the index.
-        let parsed = has_stack_records(&text).then(|| SymbolFile::from_bytes(&text));
-        let index = match &parsed {
-            Some(Ok(symbols)) => Index::build(&text).filter(|index| {
-                let agrees = index.agrees_with(symbols);
-                if !agrees {
-                    tracing::debug!(path = %file.path.display(), "cfi index disagrees, not kept");
-                }
-                agrees
-            }),
-            _ => None,
-        };
-        if let Some(path) = &cache_path {
+        let has_stack = has_stack_records(&text);
+        let index = Index::build(&text);
+        let written = cache_path.filter(|path| {
             let [index, footer] = cfi::cache_file_parts(&text, index.as_ref());
-            write_atomically(path, &[&text, &index, &footer]);
+            write_atomically(path, &[&text, &index, &footer])
+        });
+        if !has_stack && !for_symbols {
+            return Ok(None);
         }
-        match parsed {
-            None => Ok(None),
-            Some(Ok(symbols)) => Ok(Some(Cfi::Parsed(symbols))),
-            Some(Err(error)) => Err(LoadError::Cfi(error.to_string())),
-        }
+        let cfi = match index {
+            Some(index) => {
+                // Map the written file rather than keep the text on the heap.
+                let text_len = text.len();
+                let data = written
+                    .and_then(|path| ByteView::open(path).ok())
+                    .filter(|data| data.len() > text_len)
+                    .unwrap_or_else(|| ByteView::from_vec(text.into_owned()));
+                Cfi::indexed(data, text_len, index)
+            }
+            None => SymbolFile::from_bytes(&text)
+                .map(Cfi::Parsed)
+                .map_err(|e| LoadError::Cfi(e.to_string()))?,
+        };
+        Ok(Some(Indexed::new(cfi, has_stack)))
     }
 
     fn cache_path(&self, file: &DebugFile, kind: &str, version: u32, ext: &str) -> Option<PathBuf> {
@@ -364,46 +414,31 @@ fn has_stack_records(text: &[u8]) -> bool {
     memchr::memmem::find(text, b"STACK ").is_some()
 }
 
-/// Breakpad CFI text for a debug file.
+/// The Breakpad text to index for a debug file (`view` is its content).
 ///
-/// Breakpad files keep their own `STACK` records plus `FUNC`/`PUBLIC` lines (without line
-/// records): the walker takes the parameter sizes that `STACK WIN` unwinding needs from those.
-/// Native files go through symbolic-cfi (ELF/Mach-O `.eh_frame`/`.debug_frame`, compact
-/// unwind, PE unwind info, PDB frame data).
-pub(crate) fn extract_cfi(file: &DebugFile) -> Result<Vec<u8>, LoadError> {
-    let view = ByteView::open(&file.path)?;
+/// A Breakpad file is kept whole: its `FUNC` records with their line and `INLINE` records,
+/// `FILE`, `INLINE_ORIGIN` and `PUBLIC` records answer symbol lookups, its `STACK` records
+/// unwinding. A final newline is added when missing (the parser ignores a last line without
+/// one). Native files go through symbolic-cfi (ELF/Mach-O `.eh_frame`/`.debug_frame`,
+/// compact unwind, PE unwind info, PDB frame data); their symbols come from a SymCache.
+pub(crate) fn indexed_text<'a>(
+    file: &DebugFile,
+    view: &'a ByteView<'_>,
+) -> Result<Cow<'a, [u8]>, LoadError> {
     if file.format == FileFormat::Breakpad {
-        return Ok(breakpad_cfi(&view));
+        let data: &[u8] = view;
+        return Ok(match data.last() {
+            Some(b'\n') | None => Cow::Borrowed(data),
+            Some(_) => Cow::Owned([data, b"\n"].concat()),
+        });
     }
-    let archive = Archive::parse(&view)?;
+    let archive = Archive::parse(view)?;
     let object: Object<'_> = archive
         .object_by_index(file.object_index)?
         .ok_or(LoadError::ObjectGone)?;
-    AsciiCfiWriter::<Vec<u8>>::transform(&object).map_err(|e| LoadError::Cfi(e.to_string()))
-}
-
-/// The `MODULE`, `FUNC`, `PUBLIC` and `STACK` lines of a Breakpad file, without `\r`.
-fn breakpad_cfi(data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut pos = 0;
-    while pos < data.len() {
-        let end = memchr::memchr(b'\n', &data[pos..]).map_or(data.len(), |i| pos + i);
-        let line = &data[pos..end];
-        pos = end + 1;
-        // Line records (most of a file) start with a hex digit: one byte tells them apart.
-        let keep = match line.first() {
-            Some(b'M') => line.starts_with(b"MODULE "),
-            Some(b'F') => line.starts_with(b"FUNC "),
-            Some(b'P') => line.starts_with(b"PUBLIC "),
-            Some(b'S') => line.starts_with(b"STACK "),
-            _ => false,
-        };
-        if keep {
-            out.extend_from_slice(line.strip_suffix(b"\r").unwrap_or(line));
-            out.push(b'\n');
-        }
-    }
-    out
+    AsciiCfiWriter::<Vec<u8>>::transform(&object)
+        .map(Cow::Owned)
+        .map_err(|e| LoadError::Cfi(e.to_string()))
 }
 
 /// Writes through a temporary file and a rename, so readers never see half a cache file.
@@ -631,16 +666,41 @@ impl<T> Loaded<T> {
     }
 }
 
+/// Where a module's symbols come from.
+pub(crate) enum Symbols {
+    /// A SymCache of a native debug file (ELF, Mach-O, PDB, PE).
+    SymCache(SymCacheBytes),
+    /// The indexed text of a Breakpad file, looked up with breakpad-symbols (the same `Arc`
+    /// as [`ModuleSymbols::cfi`]'s when the file also provides unwinding).
+    Breakpad(Arc<Cfi>),
+}
+
+/// An indexed text loaded, and whether it has `STACK` records (else it provides no CFI).
+#[derive(Clone)]
+struct Indexed {
+    cfi: Arc<Cfi>,
+    has_stack: bool,
+}
+
+impl Indexed {
+    fn new(cfi: Cfi, has_stack: bool) -> Self {
+        Indexed {
+            cfi: Arc::new(cfi),
+            has_stack,
+        }
+    }
+}
+
 /// Everything loaded for one module.
 pub(crate) struct ModuleSymbols {
-    pub(crate) symcache: Loaded<SymCacheBytes>,
-    pub(crate) cfi: Loaded<Cfi>,
+    pub(crate) symbols: Loaded<Symbols>,
+    pub(crate) cfi: Loaded<Arc<Cfi>>,
 }
 
 impl ModuleSymbols {
     fn timed_out() -> Self {
         ModuleSymbols {
-            symcache: Loaded::timed_out(),
+            symbols: Loaded::timed_out(),
             cfi: Loaded::timed_out(),
         }
     }
@@ -807,24 +867,20 @@ mod tests {
     }
 
     #[test]
-    fn breakpad_cfi_keeps_stack_and_function_records() {
+    fn breakpad_files_are_indexed_whole() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.sym");
-        std::fs::write(
-            &path,
-            "MODULE windows x86 5A9832E5287241C1838ED98914E9B7FF1 test_app.pdb\r\n\
+        let content = "MODULE windows x86 5A9832E5287241C1838ED98914E9B7FF1 test_app.pdb\r\n\
              FILE 1 a.cc\r\nFUNC 1000 10 4 f\r\n1000 10 58 1\r\nPUBLIC 2000 0 g\r\n\
-             STACK WIN 4 1000 10 0 0 4 0 0 0 1 $eip 4\r\n",
-        )
-        .unwrap();
+             STACK WIN 4 1000 10 0 0 4 0 0 0 1 $eip 4";
+        std::fs::write(&path, content).unwrap();
         let mut debug_file = file("x.sym", FileFormat::Breakpad, ObjectKind::Debug, DEBUG);
         debug_file.path = path;
-        let text = String::from_utf8(extract_cfi(&debug_file).unwrap()).unwrap();
-        assert_eq!(
-            text,
-            "MODULE windows x86 5A9832E5287241C1838ED98914E9B7FF1 test_app.pdb\n\
-             FUNC 1000 10 4 f\nPUBLIC 2000 0 g\nSTACK WIN 4 1000 10 0 0 4 0 0 0 1 $eip 4\n"
-        );
-        SymbolFile::from_bytes(text.as_bytes()).unwrap();
+        let view = ByteView::open(&debug_file.path).unwrap();
+        let text = indexed_text(&debug_file, &view).unwrap();
+        // Kept as it is, with the missing final newline added.
+        assert_eq!(&text[..], format!("{content}\n").as_bytes());
+        assert!(Index::build(&text).is_some());
+        SymbolFile::from_bytes(&text).unwrap();
     }
 }

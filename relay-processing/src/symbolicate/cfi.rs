@@ -1,11 +1,15 @@
-//! Breakpad CFI for the stack walker, parsed lazily from the cache file.
+//! Breakpad text for the stack walker and for symbol lookups, parsed lazily from the cache
+//! file.
 //!
-//! The CFI cache file holds Breakpad text (`STACK WIN`, `STACK CFI INIT` with its `STACK CFI`
-//! rules, and `FUNC`/`PUBLIC` lines for `STACK WIN`'s parameter sizes), followed by an address
-//! index: for each kind of record, the records that win their address range, with their byte
-//! ranges in the text. A lookup at an address finds the winning records by binary search and
-//! parses only those lines with breakpad-symbols, so a walk that needs a dozen records no longer
-//! parses the whole file (the largest cost of a warm run on big symbol files).
+//! The cache file (`cfi/`, version 4) holds Breakpad text followed by an address index. For a
+//! native debug file the text is symbolic-cfi's CFI (`STACK WIN`, `STACK CFI INIT` with its
+//! `STACK CFI` rules); a Breakpad file is kept whole, so the same file also answers symbol
+//! lookups (`FUNC` with its line and `INLINE` records, `FILE`, `INLINE_ORIGIN`, `PUBLIC`) and no
+//! SymCache is built for it. The index lists, for each kind of record, the records that win
+//! their address range with their byte ranges in the text (a `FUNC`'s range covers its line
+//! records), and `FILE`/`INLINE_ORIGIN` records by id. A lookup at an address finds the winning
+//! records by binary search and parses only those lines with breakpad-symbols, plus the
+//! `FILE`/`INLINE_ORIGIN` lines the `FUNC` refers to, so a walk never parses the whole file.
 //!
 //! The index reproduces what breakpad-symbols' parser keeps:
 //!
@@ -18,10 +22,15 @@
 //! - `PUBLIC` records are all kept, sorted by address; the walker takes the nearest at or
 //!   below the address, and the `FUNC` before the address decides whether it still applies.
 //!
-//! The index is built when the cache file is written, and kept only if it agrees with the full
-//! parse of the same text (the ranges of every kept record, in order); otherwise the file has no
-//! index and loads parse the whole text, as before. Everything read back from a cache file is
-//! bounds-checked; a file that fails the checks is rebuilt.
+//! - `FILE` and `INLINE_ORIGIN` records go into maps: the last definition of an id wins.
+//!
+//! The index is built when the cache file is written, in one pass that checks every line as the
+//! parser would (line records, most of a file, field by field without keeping them). Text the
+//! parser would reject, or that the index cannot describe, gets no index and is parsed whole.
+//! No full parse cross-checks the index at write time (a full parse of a big file costs more
+//! than the rest of a cold run); the tests compare lookups through the index with the full
+//! parse, and with the SymCache lookups relay used before, on every fixture. Everything read
+//! back from a cache file is bounds-checked; a file that fails the checks is rebuilt.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -29,20 +38,23 @@ use std::sync::{Arc, Mutex};
 use minidump_unwind::{FrameSymbolizer, FrameWalker, SymbolFile};
 use symbolic::common::ByteView;
 
-/// Last bytes of every CFI cache file (version 3): the index's offset (u64, little endian),
-/// then this magic. Cache files are not synced to disk, so one cut short by a crash lacks it
-/// and is rebuilt.
-const MAGIC: &[u8; 8] = b"RLYCFI3\n";
+/// Last bytes of every cache file (version 4): the index's offset (u64, little endian), then
+/// this magic. Cache files are not synced to disk, so one cut short by a crash lacks it and is
+/// rebuilt; a version 3 file (`RLYCFI3`) is refused and rebuilt too.
+const MAGIC: &[u8; 8] = b"RLYCFI4\n";
 const FOOTER_LEN: usize = 16;
 /// Bytes of one index entry: start, end (inclusive), text offset, text length; u64 each.
 const ENTRY_LEN: usize = 32;
 /// Tables in the index, in file order.
-const TABLES: usize = 5;
+const TABLES: usize = 7;
 const FRAME_DATA: usize = 0;
 const FPO: usize = 1;
 const CFI: usize = 2;
 const FUNC: usize = 3;
 const PUBLIC: usize = 4;
+/// `FILE` and `INLINE_ORIGIN` records, by id (`start` and `end` are the id).
+const FILES: usize = 5;
+const ORIGINS: usize = 6;
 /// The index's first byte: whether there is an index at all.
 const HAS_INDEX: u8 = 1;
 const NO_INDEX: u8 = 0;
@@ -72,6 +84,18 @@ pub(crate) enum Cfi {
 }
 
 impl Cfi {
+    /// Indexed text just built: `data` starts with the text (`text_len` bytes).
+    /// (Lookups stay bounds-checked against the text whatever `text_len` says.)
+    pub(crate) fn indexed(data: ByteView<'static>, text_len: usize, index: Index) -> Cfi {
+        let text_len = text_len.min(data.len());
+        Cfi::Lazy(LazyCfi {
+            data,
+            text_len,
+            index,
+            parsed: Mutex::new(HashMap::new()),
+        })
+    }
+
     /// Unwinds one frame (breakpad-symbols' `SymbolFile::walk_frame`).
     pub(crate) fn walk_frame(
         &self,
@@ -198,11 +222,27 @@ impl Index {
                 add(PUBLIC, index)?;
             }
         }
+        // The names the `FUNC`'s lines refer to, after it: a definition further down the file
+        // wins in the parser's maps, and so does the last one in this text (an
+        // `INLINE_ORIGIN` among the `FUNC`'s own lines comes before it).
+        if let Some(func) = self.tables[FUNC].get(key[3] as usize) {
+            let start = usize::try_from(func.offset).ok()?;
+            let end = start.checked_add(usize::try_from(func.len).ok()?)?;
+            let (files, origins) = func_references(text.get(start..end)?);
+            for (table, ids) in [(FILES, files), (ORIGINS, origins)] {
+                for id in ids {
+                    if let Ok(index) = self.tables[table].binary_search_by_key(&id, |e| e.start) {
+                        add(table, index as u32)?;
+                    }
+                }
+            }
+        }
         Some(out)
     }
 
     /// Whether the index keeps exactly the records breakpad-symbols kept when parsing the
-    /// same text.
+    /// same text (tests only: building no longer parses the whole text to check).
+    #[cfg(test)]
     pub(crate) fn agrees_with(&self, parsed: &SymbolFile) -> bool {
         macro_rules! ranges {
             ($map:expr) => {
@@ -211,6 +251,13 @@ impl Index {
                     .collect::<Vec<_>>()
             };
         }
+        let ids =
+            |table: usize| -> Vec<u64> { self.tables[table].iter().map(|e| e.start).collect() };
+        let sorted_keys = |keys: std::collections::hash_map::Keys<'_, u32, String>| {
+            let mut keys = keys.map(|&k| u64::from(k)).collect::<Vec<_>>();
+            keys.sort_unstable();
+            keys
+        };
         let ours = |table: usize| -> Vec<(u64, u64)> {
             self.tables[table]
                 .iter()
@@ -225,112 +272,28 @@ impl Index {
                 .iter()
                 .map(|e| e.start)
                 .eq(parsed.publics.iter().map(|p| p.address))
+            && ids(FILES) == sorted_keys(parsed.files.keys())
+            && ids(ORIGINS) == sorted_keys(parsed.inline_origins.keys())
     }
 
-    /// Indexes Breakpad CFI text the way breakpad-symbols' parser keeps its records; `None`
-    /// for text with lines other than `MODULE`, `FUNC`, `PUBLIC` and `STACK` records (or not
-    /// ending in a newline), which is then parsed whole.
+    /// Indexes Breakpad text the way breakpad-symbols' parser keeps its records; `None` for
+    /// text the parser would reject or that the index cannot describe (a line it does not
+    /// know, a malformed record, text not ending in a newline), which is then parsed whole.
+    ///
+    /// Line records (most of a symbol file) are checked field by field but not kept: they
+    /// only extend the byte range of their `FUNC`.
     pub(crate) fn build(text: &[u8]) -> Option<Index> {
         if text.last().is_some_and(|&b| b != b'\n') {
             return None;
         }
-        let mut win: [Vec<Entry>; 2] = Default::default();
-        let mut cfi = Vec::new();
-        let mut funcs = Vec::new();
-        let mut publics = Vec::new();
-        // The `STACK CFI INIT` record being read (its rules extend it), and whether it has a
-        // range (the parser drops one without, rules included).
-        let mut open_cfi: Option<(Entry, bool)> = None;
+        let mut builder = Builder::default();
         let mut pos = 0;
         while pos < text.len() {
             let line_end = memchr::memchr(b'\n', &text[pos..]).map_or(text.len(), |i| pos + i + 1);
-            let line = &text[pos..line_end];
-            let content = line.strip_suffix(b"\n").unwrap_or(line);
-            let content = trim_cr(content);
-            let here = |start: u64, end: u64| Entry {
-                start,
-                end,
-                offset: pos as u64,
-                len: (line_end - pos) as u64,
-            };
-            if let Some(rest) = content.strip_prefix(b"STACK CFI ") {
-                if !rest.starts_with(b"INIT") {
-                    // A rule of the open record; the parser rejects the file without one.
-                    let (entry, _) = open_cfi.as_mut()?;
-                    entry.len = line_end as u64 - entry.offset;
-                    pos = line_end;
-                    continue;
-                }
-            }
-            if let Some((entry, true)) = open_cfi.take() {
-                cfi.push(entry);
-            }
-            if content.is_empty() || content.starts_with(b"MODULE ") {
-                // Nothing to index.
-            } else if let Some(rest) = content.strip_prefix(b"STACK CFI INIT") {
-                let mut fields = Fields::new(rest)?;
-                let address = fields.hex(16)?;
-                let size = fields.hex(8)?;
-                fields.rest()?;
-                let end = range_end(address, size);
-                open_cfi = Some((here(address, end.unwrap_or(address)), end.is_some()));
-            } else if let Some(rest) = content.strip_prefix(b"STACK WIN") {
-                let mut fields = Fields::new(rest)?;
-                let ty = fields.hex_digit()?;
-                let address = fields.hex(16)?;
-                let size = fields.hex(8)?;
-                for _ in 0..6 {
-                    fields.hex(8)?;
-                }
-                let has_program_string = fields.digit()? == b'1';
-                fields.rest()?;
-                let table = match ty {
-                    b'4' if has_program_string => &mut win[0],
-                    b'0' if !has_program_string => &mut win[1],
-                    _ => {
-                        pos = line_end;
-                        continue;
-                    }
-                };
-                if let Some(end) = range_end(address, size) {
-                    insert_win(table, here(address, end));
-                }
-            } else if let Some(rest) = content.strip_prefix(b"FUNC") {
-                let mut fields = Fields::new(rest)?;
-                fields.multiple();
-                let address = fields.hex(16)?;
-                let size = fields.hex(8)?;
-                fields.hex(8)?;
-                fields.rest()?;
-                if let Some(end) = range_end(address, size) {
-                    funcs.push(here(address, end));
-                }
-            } else if let Some(rest) = content.strip_prefix(b"PUBLIC") {
-                let mut fields = Fields::new(rest)?;
-                fields.multiple();
-                let address = fields.hex(16)?;
-                fields.hex(8)?;
-                fields.rest()?;
-                publics.push(here(address, address));
-            } else {
-                return None;
-            }
+            builder.line(&text[pos..line_end], pos as u64)?;
             pos = line_end;
         }
-        if let Some((entry, true)) = open_cfi.take() {
-            cfi.push(entry);
-        }
-        let [frame_data, fpo] = win;
-        publics.sort_by_key(|e| e.start);
-        Some(Index {
-            tables: [
-                keep_first(frame_data),
-                keep_first(fpo),
-                keep_first(cfi),
-                keep_first(funcs),
-                publics,
-            ],
-        })
+        Some(builder.finish())
     }
 
     /// The index as stored after the text.
@@ -381,10 +344,9 @@ impl Index {
                     Some(last) if table == PUBLIC => last.start <= entry.start,
                     Some(last) => last.end < entry.start,
                 };
-                let valid_range = if table == PUBLIC {
-                    entry.start == entry.end
-                } else {
-                    entry.start <= entry.end
+                let valid_range = match table {
+                    PUBLIC | FILES | ORIGINS => entry.start == entry.end,
+                    _ => entry.start <= entry.end,
                 };
                 if !in_text || !ordered || !valid_range || entry.len == 0 {
                     return None;
@@ -433,6 +395,300 @@ fn keep_first(mut entries: Vec<Entry>) -> Vec<Entry> {
     kept
 }
 
+/// A record whose following lines belong to it (`STACK CFI INIT` rules, `FUNC` line records
+/// and `INLINE` records), and whether it has a range (the parser drops one without, sublines
+/// included).
+enum Open {
+    Nothing,
+    Cfi(Entry, bool),
+    Func(Entry, bool),
+}
+
+/// [`Index::build`]'s state, one line at a time.
+struct Builder {
+    win: [Vec<Entry>; 2],
+    cfi: Vec<Entry>,
+    funcs: Vec<Entry>,
+    publics: Vec<Entry>,
+    /// `FILE` and `INLINE_ORIGIN` records by id (`start`), in file order.
+    files: Vec<Entry>,
+    origins: Vec<Entry>,
+    open: Open,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder {
+            win: Default::default(),
+            cfi: Vec::new(),
+            funcs: Vec::new(),
+            publics: Vec::new(),
+            files: Vec::new(),
+            origins: Vec::new(),
+            open: Open::Nothing,
+        }
+    }
+}
+
+impl Builder {
+    /// Reads one line (with its newline) that starts at `offset` in the text.
+    fn line(&mut self, line: &[u8], offset: u64) -> Option<()> {
+        let content = trim_cr(line.strip_suffix(b"\n").unwrap_or(line));
+        let here = |start: u64, end: u64| Entry {
+            start,
+            end,
+            offset,
+            len: line.len() as u64,
+        };
+        let line_end = offset + line.len() as u64;
+        // Sublines of the open record first, as the parser tries them.
+        match &mut self.open {
+            Open::Cfi(entry, _) if is_cfi_rule(content)? => {
+                entry.len = line_end - entry.offset;
+                return Some(());
+            }
+            Open::Func(entry, _) => {
+                if let Some(origin) = func_subline(content)? {
+                    entry.len = line_end - entry.offset;
+                    if let Some(id) = origin {
+                        self.origins.push(here(id, id));
+                    }
+                    return Some(());
+                }
+            }
+            _ => {}
+        }
+        self.close();
+
+        if content.is_empty() {
+            // Nothing to index.
+        } else if let Some(rest) = content.strip_prefix(b"MODULE") {
+            // The parser wants it as the very first line.
+            if offset != 0 {
+                return None;
+            }
+            module_fields(rest)?;
+        } else if let Some(rest) = content.strip_prefix(b"INFO") {
+            Fields::new(rest)?.rest()?;
+        } else if let Some(rest) = content.strip_prefix(b"FILE") {
+            let id = id_line(rest)?;
+            self.files.push(here(id, id));
+        } else if let Some(rest) = content.strip_prefix(b"INLINE_ORIGIN") {
+            let id = id_line(rest)?;
+            self.origins.push(here(id, id));
+        } else if let Some(rest) = content.strip_prefix(b"STACK CFI INIT") {
+            let mut fields = Fields::new(rest)?;
+            let address = fields.hex(16)?;
+            let size = fields.hex(8)?;
+            fields.rest()?;
+            let end = range_end(address, size);
+            self.open = Open::Cfi(here(address, end.unwrap_or(address)), end.is_some());
+        } else if let Some(rest) = content.strip_prefix(b"STACK WIN") {
+            let mut fields = Fields::new(rest)?;
+            let ty = fields.hex_digit()?;
+            let address = fields.hex(16)?;
+            let size = fields.hex(8)?;
+            for _ in 0..6 {
+                fields.hex(8)?;
+            }
+            let has_program_string = fields.digit()? == b'1';
+            fields.rest()?;
+            let table = match ty {
+                b'4' if has_program_string => &mut self.win[0],
+                b'0' if !has_program_string => &mut self.win[1],
+                _ => return Some(()),
+            };
+            if let Some(end) = range_end(address, size) {
+                insert_win(table, here(address, end));
+            }
+        } else if let Some(rest) = content.strip_prefix(b"FUNC") {
+            let mut fields = Fields::new(rest)?;
+            fields.multiple();
+            let address = fields.hex(16)?;
+            let size = fields.hex(8)?;
+            fields.hex(8)?;
+            fields.rest()?;
+            let end = range_end(address, size);
+            self.open = Open::Func(here(address, end.unwrap_or(address)), end.is_some());
+        } else if let Some(rest) = content.strip_prefix(b"PUBLIC") {
+            let mut fields = Fields::new(rest)?;
+            fields.multiple();
+            let address = fields.hex(16)?;
+            fields.hex(8)?;
+            fields.rest()?;
+            self.publics.push(here(address, address));
+        } else {
+            // Line records or `INLINE` outside a `FUNC`, unknown records: the parser fails.
+            return None;
+        }
+        Some(())
+    }
+
+    /// Ends the open record, keeping it if it has a range.
+    fn close(&mut self) {
+        match std::mem::replace(&mut self.open, Open::Nothing) {
+            Open::Cfi(entry, true) => self.cfi.push(entry),
+            Open::Func(entry, true) => self.funcs.push(entry),
+            _ => {}
+        }
+    }
+
+    fn finish(mut self) -> Index {
+        self.close();
+        let [frame_data, fpo] = self.win;
+        self.publics.sort_by_key(|e| e.start);
+        Index {
+            tables: [
+                keep_first(frame_data),
+                keep_first(fpo),
+                keep_first(self.cfi),
+                keep_first(self.funcs),
+                self.publics,
+                keep_last_by_id(self.files),
+                keep_last_by_id(self.origins),
+            ],
+        }
+    }
+}
+
+/// Whether a line is a `STACK CFI` rule (`Some(false)` for anything else); `None` for a
+/// malformed rule, which the parser rejects.
+fn is_cfi_rule(content: &[u8]) -> Option<bool> {
+    let Some(rest) = content.strip_prefix(b"STACK CFI") else {
+        return Some(false);
+    };
+    let Some(mut fields) = Fields::new(rest) else {
+        return Some(false);
+    };
+    // `STACK CFI INIT` starts the next record (`I` is no hex digit).
+    if fields.0.first().is_none_or(|b| !b.is_ascii_hexdigit()) {
+        return Some(false);
+    }
+    fields.hex(16)?;
+    fields.rest()?;
+    Some(true)
+}
+
+/// What a line after a `FUNC` is to the parser: `Some(Some(id))` an `INLINE_ORIGIN` (which
+/// also defines an origin), `Some(None)` a line record or an `INLINE`, `None` not a subline
+/// (it ends the `FUNC`). The outer `Option` is `None` for a malformed `INLINE`/`INLINE_ORIGIN`
+/// subline, which makes the parser reject the file.
+#[allow(clippy::option_option)]
+fn func_subline(content: &[u8]) -> Option<Option<Option<u64>>> {
+    // Line records start with a hex digit, and are most lines: test them first.
+    if content.first().is_some_and(u8::is_ascii_hexdigit) {
+        return Some(is_line_record(content).then_some(None));
+    }
+    // The parser looks for the keyword and one space; the fields read from the space on.
+    if content.starts_with(b"INLINE_ORIGIN ") {
+        return Some(Some(Some(id_line(&content[b"INLINE_ORIGIN".len()..])?)));
+    }
+    if content.starts_with(b"INLINE ") {
+        inline_fields(&content[b"INLINE".len()..])?;
+        return Some(Some(None));
+    }
+    Some(None)
+}
+
+/// A line record: `<address> <size> <line> <file id>`, nothing after (the parser's
+/// `func_line_data`).
+fn is_line_record(content: &[u8]) -> bool {
+    let mut fields = Fields(content);
+    fields.hex(16).is_some()
+        && fields.hex(8).is_some()
+        && fields.decimal().is_some()
+        && fields.last_decimal().is_some()
+}
+
+/// `INLINE` after its keyword: depth, call line, call file id, origin id, then one or more
+/// `<address> <size>` pairs. Returns the call file id and the origin id.
+fn inline_fields(rest: &[u8]) -> Option<(u32, u32)> {
+    let mut fields = Fields::new(rest)?;
+    fields.decimal()?;
+    fields.decimal()?;
+    let file = fields.decimal()?;
+    let origin = fields.decimal()?;
+    loop {
+        fields.hex(16)?;
+        fields.last_hex(8)?;
+        if fields.0.is_empty() {
+            return Some((file, origin));
+        }
+        fields.spaces()?;
+    }
+}
+
+/// `FILE` and `INLINE_ORIGIN` after their keyword: an id, then a name.
+fn id_line(rest: &[u8]) -> Option<u64> {
+    let mut fields = Fields::new(rest)?;
+    let id = fields.decimal()?;
+    fields.rest()?;
+    Some(u64::from(id))
+}
+
+/// `MODULE` after its keyword: OS, CPU, debug id (hex), name.
+fn module_fields(rest: &[u8]) -> Option<()> {
+    let mut fields = Fields::new(rest)?;
+    fields.word()?;
+    fields.word()?;
+    let digits = fields
+        .0
+        .iter()
+        .take_while(|b| b.is_ascii_hexdigit())
+        .count();
+    if digits == 0 {
+        return None;
+    }
+    fields.0 = &fields.0[digits..];
+    fields.spaces()?;
+    fields.rest()
+}
+
+/// `FILE` and `INLINE_ORIGIN` records by id: the parser keeps them in a map, so the last
+/// definition of an id wins.
+fn keep_last_by_id(mut entries: Vec<Entry>) -> Vec<Entry> {
+    // Stable: equal ids stay in file order, and the last one is kept.
+    entries.sort_by_key(|e| e.start);
+    let mut kept: Vec<Entry> = Vec::with_capacity(entries.len());
+    for entry in entries {
+        match kept.last_mut() {
+            Some(last) if last.start == entry.start => *last = entry,
+            _ => kept.push(entry),
+        }
+    }
+    kept
+}
+
+/// The `FILE` and `INLINE_ORIGIN` ids a `FUNC` record's lines refer to, sorted and without
+/// duplicates. Lines that do not read as references are skipped (the index checked them).
+fn func_references(block: &[u8]) -> (Vec<u64>, Vec<u64>) {
+    let mut files = Vec::new();
+    let mut origins = Vec::new();
+    for line in block.split(|&b| b == b'\n').skip(1) {
+        let content = trim_cr(line);
+        if content.first().is_some_and(u8::is_ascii_hexdigit) {
+            let mut fields = Fields(content);
+            let file = (|| {
+                fields.hex(16)?;
+                fields.hex(8)?;
+                fields.decimal()?;
+                fields.last_decimal()
+            })();
+            files.extend(file.map(u64::from));
+        } else if content.starts_with(b"INLINE ") {
+            if let Some((file, origin)) = inline_fields(&content[b"INLINE".len()..]) {
+                files.push(u64::from(file));
+                origins.push(u64::from(origin));
+            }
+        }
+    }
+    for ids in [&mut files, &mut origins] {
+        ids.sort_unstable();
+        ids.dedup();
+    }
+    (files, origins)
+}
+
 fn trim_cr(mut line: &[u8]) -> &[u8] {
     while let Some(rest) = line.strip_suffix(b"\r") {
         line = rest;
@@ -466,6 +722,14 @@ impl<'a> Fields<'a> {
 
     /// A hex number of at most `digits` digits, then spaces.
     fn hex(&mut self, digits: usize) -> Option<u64> {
+        let value = self.last_hex(digits)?;
+        self.spaces()?;
+        Some(value)
+    }
+
+    /// A hex number of at most `digits` digits (the parser's `hex_str`), with nothing after
+    /// it read.
+    fn last_hex(&mut self, digits: usize) -> Option<u64> {
         let mut value = 0u64;
         let mut n = 0;
         for &b in self.0.iter().take(digits) {
@@ -479,8 +743,45 @@ impl<'a> Fields<'a> {
             return None;
         }
         self.0 = &self.0[n..];
+        Some(value)
+    }
+
+    /// A decimal `u32` of at most 10 digits (the parser's `decimal_u32`), then spaces.
+    fn decimal(&mut self) -> Option<u32> {
+        let value = self.number()?;
         self.spaces()?;
         Some(value)
+    }
+
+    /// A decimal `u32` that ends the line.
+    fn last_decimal(&mut self) -> Option<u32> {
+        let value = self.number()?;
+        self.0.is_empty().then_some(value)
+    }
+
+    fn number(&mut self) -> Option<u32> {
+        let mut value = 0u64;
+        let mut n = 0;
+        for &b in self.0.iter().take(10) {
+            if !b.is_ascii_digit() {
+                break;
+            }
+            value = value * 10 + u64::from(b - b'0');
+            n += 1;
+        }
+        if n == 0 {
+            return None;
+        }
+        self.0 = &self.0[n..];
+        u32::try_from(value).ok()
+    }
+
+    /// Bytes up to the next space (the parser's `non_space`), then spaces.
+    fn word(&mut self) -> Option<()> {
+        let n = self.0.iter().take_while(|&&b| b != b' ').count();
+        std::str::from_utf8(&self.0[..n]).ok()?;
+        self.0 = &self.0[n..];
+        self.spaces()
     }
 
     /// One hex digit, then spaces (`STACK WIN`'s type).
@@ -515,8 +816,12 @@ impl<'a> Fields<'a> {
         }
     }
 
-    /// The rest of the line (a name, rules or a program string) must be UTF-8.
+    /// The rest of the line (a name, rules or a program string) must be UTF-8, and the
+    /// parser ends it at the first `\r` (the line's trailing ones are trimmed already).
     fn rest(&mut self) -> Option<()> {
+        if memchr::memchr(b'\r', self.0).is_some() {
+            return None;
+        }
         std::str::from_utf8(self.0).ok().map(|_| ())
     }
 }
@@ -601,7 +906,7 @@ mod tests {
     use symbolic::common::DebugId;
 
     use super::*;
-    use crate::symbolicate::cache::extract_cfi;
+    use crate::symbolicate::cache::indexed_text;
     use crate::symbolicate::sources::LocalDirectory;
 
     /// Everything a walk or a symbol lookup did, as text.
@@ -759,7 +1064,8 @@ mod tests {
         let files = LocalDirectory::scan(native_dir()).unwrap().files().to_vec();
         let mut checked = Vec::new();
         for file in files.iter().filter(|f| f.features.has_unwind_info) {
-            let text = extract_cfi(file).unwrap();
+            let view = ByteView::open(&file.path).unwrap();
+            let text = indexed_text(file, &view).unwrap();
             if memchr::memmem::find(&text, b"STACK ").is_none() {
                 continue;
             }
@@ -814,19 +1120,43 @@ mod tests {
 
     #[test]
     fn text_the_index_cannot_describe_is_parsed_whole() {
-        // A line record, a `STACK CFI` rule without its `INIT`, no final newline.
+        // Text breakpad-symbols rejects: the index refuses it too (and the whole parse then
+        // makes the file malformed).
         for text in [
-            &b"FUNC 1000 10 0 f\n1000 10 1 1\n"[..],
+            // A line record or an `INLINE` outside a `FUNC`.
+            &b"1000 10 1 1\n"[..],
+            b"FUNC 1000 10 0 f\n\n1000 10 1 1\n",
+            b"INLINE 0 1 1 1 1000 10\n",
+            // Malformed line records, `INLINE`, `FILE`, `INLINE_ORIGIN`.
+            b"FUNC 1000 10 0 f\n1000 10 x 1\n",
+            b"FUNC 1000 10 0 f\n1000 10 1 1 \n",
+            b"FUNC 1000 10 0 f\n1000 10 1 99999999999\n",
+            b"FUNC 1000 10 0 f\nINLINE 0 1 1 1 1000\n",
+            b"FUNC 1000 10 0 f\nINLINE 0 1 1 1 1000 10 \n",
+            b"FUNC 1000 10 0 f\nINLINE_ORIGIN x f\n",
+            b"FILE 1\n",
+            b"FILE x a.cc\n",
+            // `MODULE` not first, an unknown record, a `\r` inside a name.
+            b"FILE 1 a.cc\nMODULE Linux x86_64 C0BCC3F19827FE653058404B2831D9E60 crash\n",
+            b"FROB 1\n",
+            b"PUBLIC 1000 0 a\rb\n",
+            // A `STACK CFI` rule without its `INIT`.
             b"STACK CFI 1000 .cfa: $esp 4 +\n",
-            b"STACK CFI INIT 1000 10 .cfa: $esp 4 +",
         ] {
-            assert_eq!(
-                Index::build(text),
-                None,
-                "{}",
-                String::from_utf8_lossy(text)
-            );
+            let shown = String::from_utf8_lossy(text);
+            assert_eq!(Index::build(text), None, "{shown}");
+            assert!(SymbolFile::from_bytes(text).is_err(), "{shown}");
         }
+        // No final newline: the index refuses it (the parser would ignore the last line; the
+        // store adds the newline first).
+        assert_eq!(Index::build(b"STACK CFI INIT 1000 10 .cfa: $esp 4 +"), None);
+        // What the parser accepts and the index describes: line records, `INLINE` and
+        // `INLINE_ORIGIN` sublines, tabs, `\r\n`.
+        let text = b"MODULE Linux x86_64 C0BCC3F19827FE653058404B2831D9E60 crash\r\n\
+            FILE 1 a.cc\r\nINLINE_ORIGIN 2 g\nFUNC 1000 10 0 f\n1000 8\t1 1\r\n\
+            INLINE 0 5 1 2 1000 4 1008 2\nINLINE_ORIGIN 3 h\n1008 8 2 1\nINFO CODE_ID 1234\n";
+        let index = Index::build(text).unwrap();
+        assert!(index.agrees_with(&SymbolFile::from_bytes(text).unwrap()));
         let text = b"STACK CFI INIT 1000 10 .cfa: $esp 4 + .ra: .cfa -4 + ^\n";
         let [index, footer] = cache_file_parts(text, None);
         let file = [&text[..], &index, &footer].concat();
@@ -855,6 +1185,13 @@ mod tests {
             }),
             // The version 2 format: text and a trailer line.
             ("old version", [&text[..], b"# relay cfi end\n"].concat()),
+            // A version 3 file (five tables, no `FILE`/`INLINE_ORIGIN` ones).
+            ("version 3", {
+                let mut f = good.clone();
+                let at = f.len() - MAGIC.len();
+                f[at..].copy_from_slice(b"RLYCFI3\n");
+                f
+            }),
         ];
         let mut patch = |name, at: usize, bytes: &[u8]| {
             let mut f = good.clone();

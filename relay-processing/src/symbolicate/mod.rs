@@ -9,7 +9,8 @@
 //! - [`downloads`]: [`DownloadedFiles`], the source of files fetched at runtime, and
 //!   [`unpack_cab`] for symstore's compressed files.
 //! - [`cache`]: the [`SymbolStore`]: sources in order, the richest debug file per module, and
-//!   SymCaches and CFI built once per debug file and kept in a cache directory, whose size
+//!   SymCaches (native files) and indexed Breakpad text (CFI, and Breakpad files whole) built
+//!   once per debug file and kept in a cache directory, whose size
 //!   [`evict_to_size`] bounds.
 //! - `provider`: rust-minidump's `SymbolProvider` on top of the store.
 //! - [`event`]: [`apply_to_event`] writes a crash into a Sentry event; [`NativeCrash::to_json`]

@@ -110,9 +110,9 @@ fn convert_module(
     let touched = provider.touched(module.base_address());
     let (debug_status, unwind_status, debug_path, unwind_path) = match &touched {
         Some(symbols) => (
-            symbols.symcache.status,
+            symbols.symbols.status,
             symbols.cfi.status,
-            symbols.symcache.file.as_ref().map(|f| f.path.clone()),
+            symbols.symbols.file.as_ref().map(|f| f.path.clone()),
             symbols.cfi.file.as_ref().map(|f| f.path.clone()),
         ),
         None => (ImageStatus::Unused, ImageStatus::Unused, None, None),
