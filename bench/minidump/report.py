@@ -24,7 +24,7 @@ TARGETS = {"cold": 1.0, "warm": 0.5}
 
 def times(path, name):
     results = json.loads(path.read_text())["results"]
-    return next(r["times"] for r in results if r["command"] == name)
+    return next((r["times"] for r in results if r["command"] == name), None)
 
 
 def cell(xs):
@@ -56,7 +56,7 @@ INTRO = (
     "Wall time of one process (start to exit, report written to /dev/null), measured with "
     "hyperfine, one warmup run, then "
     f"{runs} runs each; median [min – max] in ms. **cold**: relay's cache directory is emptied "
-    "before every run, so it builds its SymCaches and CFI from the `.sym` files; **warm**: the "
+    "before every run, so it indexes the `.sym` files and writes its cache files; **warm**: the "
     "cache holds them. minidump-stackwalk parses the `.sym` files on every run either way "
     "(it caches nothing between processes for local symbols), so its two rows are the same "
     "command measured twice. Ratio = relay / minidump-stackwalk (lower is better); targets: "
@@ -96,6 +96,49 @@ for mode in ("cold", "warm"):
     if ratios[mode]:
         geo = statistics.geometric_mean(ratios[mode])
         lines.append(f"| geometric mean | {mode} | | | {geo:.2f} | ≤ {TARGETS[mode]} |")
+
+# BASELINE_RELAY (run.sh): the other relay binary, timed in the same hyperfine runs.
+baseline_rows = []
+base_ratios = {"cold": [], "warm": []}
+new_ratios = {"cold": [], "warm": []}
+for case in CASES:
+    cells = []
+    for mode in ("cold", "warm"):
+        path = out / f"{case}.{mode}.json"
+        base = times(path, "relay-baseline") if path.exists() else None
+        if base is None:
+            break
+        relay = statistics.median(times(path, "relay"))
+        mdsw = statistics.median(times(path, "minidump-stackwalk"))
+        base = statistics.median(base)
+        base_ratios[mode].append(base / mdsw)
+        new_ratios[mode].append(relay / mdsw)
+        cells.append(
+            f"{base * 1000:.1f} ({base / mdsw:.2f}) → {relay * 1000:.1f} ({relay / mdsw:.2f})"
+        )
+    if len(cells) == 2:
+        baseline_rows.append(f"| {case} | {cells[0]} | {cells[1]} |")
+if baseline_rows:
+    label = os.environ.get("BASELINE_LABEL", "the baseline binary")
+    geo = [
+        f"({statistics.geometric_mean(base_ratios[m]):.2f}) → "
+        f"({statistics.geometric_mean(new_ratios[m]):.2f})"
+        for m in ("cold", "warm")
+    ]
+    lines += [
+        "",
+        textwrap.fill(
+            f"**Before → after**, in the same hyperfine runs: {label} → this build, median ms "
+            "(ratio to minidump-stackwalk in the same run):",
+            96,
+            break_on_hyphens=False,
+        ),
+        "",
+        "| dump | cold | warm |",
+        "|---|---|---|",
+        *baseline_rows,
+        f"| geometric mean | {geo[0]} | {geo[1]} |",
+    ]
 lines.append("")
 table = "\n".join(lines)
 print(table)
