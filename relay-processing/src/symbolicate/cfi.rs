@@ -1009,7 +1009,8 @@ mod tests {
     /// and the byte before.
     fn record_addresses(text: &[u8]) -> Vec<u64> {
         let mut out = Vec::new();
-        for line in std::str::from_utf8(text).unwrap().lines() {
+        // Lines that do not parse (mutated text) are skipped.
+        for line in String::from_utf8_lossy(text).lines() {
             let fields: Vec<&str> = line.split_whitespace().filter(|f| *f != "m").collect();
             let (address, size) = match fields.as_slice() {
                 ["STACK", "WIN", _, a, s, ..] | ["STACK", "CFI", "INIT", a, s, ..] => (a, Some(s)),
@@ -1017,8 +1018,12 @@ mod tests {
                 ["STACK", "CFI", a, ..] | ["PUBLIC", a, ..] => (a, None),
                 _ => continue,
             };
-            let address = u64::from_str_radix(address, 16).unwrap();
-            let size = size.map_or(1, |s| u64::from_str_radix(s, 16).unwrap());
+            let Ok(address) = u64::from_str_radix(address, 16) else {
+                continue;
+            };
+            let Some(size) = size.map_or(Some(1), |s| u64::from_str_radix(s, 16).ok()) else {
+                continue;
+            };
             let last = address.saturating_add(size.saturating_sub(1));
             out.extend([address.wrapping_sub(1), address, last, last.wrapping_add(1)]);
         }
@@ -1163,6 +1168,107 @@ mod tests {
         let cached = read_cache_file(ByteView::from_vec(file)).unwrap();
         assert!(cached.index.is_none());
         assert!(matches!(cached.into_cfi(), Ok(Cfi::Parsed(_))));
+    }
+
+    /// A small Breakpad file with every record kind the index describes.
+    const EVERY_RECORD: &[u8] = b"MODULE windows x86 5A9832E5287241C1838ED98914E9B7FF1 t.pdb\n\
+        INFO CODE_ID 5A9832E5287241C1838ED98914E9B7FF1\n\
+        FILE 1 a.cc\nFILE 2 b.h\nINLINE_ORIGIN 1 inner\nINLINE_ORIGIN 2 innermost\n\
+        FUNC 1000 30 8 outer\n1000 10 10 1\n1010 10 11 1\n1020 10 12 2\n\
+        INLINE 0 11 1 1 1010 10\nINLINE 1 30 2 2 1014 4\n\
+        FUNC m 1040 10 4 second\n1040 10 20 2\n\
+        PUBLIC 1050 0 label\nPUBLIC 2000 4 far\n\
+        STACK WIN 4 1000 30 1 0 8 4 10 0 1 $T0 .raSearch = $eip $T0 ^ = $esp $T0 4 + =\n\
+        STACK WIN 0 1040 10 1 0 4 4 8 0 0 1\n\
+        STACK CFI INIT 1000 40 .cfa: $esp 4 + .ra: .cfa -4 + ^\n\
+        STACK CFI 1001 .cfa: $esp 8 +\n\
+        STACK CFI INIT 2000 8 .cfa: $esp 4 + .ra: .cfa -4 + ^\n";
+
+    /// Random edits of valid text (lines dropped, repeated, moved or cut, bytes replaced):
+    /// the index never panics, never describes text breakpad-symbols rejects, and where it
+    /// describes the text, every lookup through it equals the full parse's.
+    #[test]
+    fn mutated_text_is_indexed_only_as_the_parser_reads_it() {
+        let mut sources = vec![("every record".to_owned(), EVERY_RECORD.to_vec())];
+        let small = LocalDirectory::scan(native_dir().join("windows-x86/symbols"))
+            .unwrap()
+            .files()
+            .iter()
+            .find(|f| f.format == symbolic::debuginfo::FileFormat::Breakpad)
+            .map(|f| std::fs::read(&f.path).unwrap())
+            .expect("the windows-x86 fixture has a .sym file");
+        sources.push(("windows-x86 .sym".to_owned(), small));
+
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut random = move |below: usize| -> usize {
+            // xorshift64: deterministic, so a failure reproduces.
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % below.max(1) as u64) as usize
+        };
+        let (mut indexed, mut refused) = (0, 0);
+        for (name, source) in &sources {
+            let rounds = if source.len() > 4096 { 100 } else { 1000 };
+            for round in 0..rounds {
+                let mut lines: Vec<Vec<u8>> =
+                    source.split(|&b| b == b'\n').map(<[u8]>::to_vec).collect();
+                lines.pop(); // after the final newline
+                for _ in 0..1 + random(3) {
+                    let at = random(lines.len());
+                    match random(5) {
+                        0 => {
+                            lines.remove(at);
+                        }
+                        1 => {
+                            let line = lines[random(lines.len())].clone();
+                            lines.insert(at, line);
+                        }
+                        2 => {
+                            let line = lines.remove(at);
+                            let to = random(lines.len() + 1);
+                            lines.insert(to, line);
+                        }
+                        3 => {
+                            let cut = random(lines[at].len() + 1);
+                            lines[at].truncate(cut);
+                        }
+                        _ => {
+                            if !lines[at].is_empty() {
+                                let i = random(lines[at].len());
+                                lines[at][i] = b" \tx0f-\r"[random(7)];
+                            }
+                        }
+                    }
+                    if lines.is_empty() {
+                        lines.push(b"FUNC 1000 10 0 f".to_vec());
+                    }
+                }
+                let mut text = lines.join(&b'\n');
+                text.push(b'\n');
+                let label = format!("{name}, round {round}: {}", String::from_utf8_lossy(&text));
+                match (Index::build(&text), SymbolFile::from_bytes(&text)) {
+                    (Some(index), Ok(parsed)) => {
+                        assert!(index.agrees_with(&parsed), "{label}");
+                        let lazy = lazy(&text, &index);
+                        let full = Cfi::Parsed(parsed);
+                        for addr in record_addresses(&text) {
+                            assert_eq!(outcome(&lazy, addr), outcome(&full, addr), "{label}");
+                        }
+                        indexed += 1;
+                    }
+                    (Some(_), Err(error)) => {
+                        panic!("indexed, but the parser says {error}: {label}")
+                    }
+                    (None, _) => refused += 1,
+                }
+            }
+        }
+        // Both kinds of outcome must occur, or the edits test nothing.
+        assert!(
+            indexed > 50 && refused > 50,
+            "indexed {indexed}, refused {refused}"
+        );
     }
 
     #[test]
