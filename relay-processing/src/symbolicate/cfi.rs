@@ -900,7 +900,7 @@ impl CachedCfi {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::path::{Path, PathBuf};
 
     use symbolic::common::DebugId;
@@ -955,9 +955,10 @@ mod tests {
         }
     }
 
-    struct Symbolizer {
-        instruction: u64,
-        log: Log,
+    /// Records what a symbol lookup told the frame, as text (also used by `provider.rs`).
+    pub(crate) struct Symbolizer {
+        pub(crate) instruction: u64,
+        pub(crate) log: Vec<String>,
     }
 
     impl FrameSymbolizer for Symbolizer {
@@ -966,14 +967,13 @@ mod tests {
         }
         fn set_function(&mut self, name: &str, base: u64, parameter_size: u32) {
             self.log
-                .0
                 .push(format!("function {name} {base:#x} {parameter_size}"));
         }
         fn set_source_file(&mut self, file: &str, line: u32, base: u64) {
-            self.log.0.push(format!("file {file}:{line} {base:#x}"));
+            self.log.push(format!("file {file}:{line} {base:#x}"));
         }
         fn add_inline_frame(&mut self, name: &str, file: Option<&str>, line: Option<u32>) {
-            self.log.0.push(format!("inline {name} {file:?} {line:?}"));
+            self.log.push(format!("inline {name} {file:?} {line:?}"));
         }
     }
 
@@ -987,13 +987,13 @@ mod tests {
         let walked = cfi.walk_frame(&module, &mut walker);
         let mut symbolizer = Symbolizer {
             instruction: addr,
-            log: Log::default(),
+            log: Vec::new(),
         };
         cfi.fill_symbol(&module, &mut symbolizer);
         // breakpad-symbols sets the caller's registers in hash map order.
         let mut walk = walker.log.0;
         walk.sort();
-        (walked, walk, symbolizer.log.0)
+        (walked, walk, symbolizer.log)
     }
 
     /// The text as a cache file, read back (with its index).
@@ -1054,7 +1054,7 @@ mod tests {
         addresses.len()
     }
 
-    fn native_dir() -> PathBuf {
+    pub(crate) fn native_dir() -> PathBuf {
         std::env::var_os("FIXTURES_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures"))

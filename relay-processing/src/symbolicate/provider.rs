@@ -267,7 +267,7 @@ impl FrameSymbolizer for ParameterSizeProbe {
 
 #[cfg(test)]
 mod tests {
-    use std::path::{Path, PathBuf};
+    use std::path::Path;
 
     use minidump_unwind::SymbolFile;
     use symbolic::common::{ByteView, DebugId};
@@ -276,45 +276,17 @@ mod tests {
 
     use super::*;
     use crate::symbolicate::cache::indexed_text;
+    use crate::symbolicate::cfi::tests::{native_dir, Symbolizer};
     use crate::symbolicate::cfi::{cache_file_parts, read_cache_file, Index};
     use crate::symbolicate::sources::LocalDirectory;
 
-    /// What a lookup told the frame, as text.
-    struct Recorder {
-        instruction: u64,
-        log: Vec<String>,
-    }
-
-    impl FrameSymbolizer for Recorder {
-        fn get_instruction(&self) -> u64 {
-            self.instruction
-        }
-        fn set_function(&mut self, name: &str, base: u64, parameter_size: u32) {
-            self.log
-                .push(format!("function {name} {base:#x} {parameter_size}"));
-        }
-        fn set_source_file(&mut self, file: &str, line: u32, base: u64) {
-            self.log.push(format!("file {file}:{line} {base:#x}"));
-        }
-        fn add_inline_frame(&mut self, name: &str, file: Option<&str>, line: Option<u32>) {
-            self.log.push(format!("inline {name} {file:?} {line:?}"));
-        }
-    }
-
-    fn lookup(fill: impl FnOnce(&mut Recorder), addr: u64) -> Vec<String> {
-        let mut recorder = Recorder {
+    fn lookup(fill: impl FnOnce(&mut Symbolizer), addr: u64) -> Vec<String> {
+        let mut symbolizer = Symbolizer {
             instruction: addr,
             log: Vec::new(),
         };
-        fill(&mut recorder);
-        recorder.log
-    }
-
-    fn native_dir() -> PathBuf {
-        std::env::var_os("FIXTURES_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures"))
-            .join("native")
+        fill(&mut symbolizer);
+        symbolizer.log
     }
 
     /// Addresses that probe every record a lookup can hit: the first and last byte of each
