@@ -154,8 +154,9 @@ pub(crate) fn fill_from_symcache(
 
 /// Symbols from a Breakpad file's indexed text, with breakpad-symbols' lookup (the one
 /// minidump-stackwalk uses), shaped like [`fill_from_symcache`]'s: the same demangling, paths
-/// cleaned the same way (`a/../b` is `b`), no function for an empty or `?` name, the function's entry as the source line's base, and
-/// the parameter size from `cfi` (which is the same text when the file also unwinds).
+/// cleaned the same way (`a/../b` is `b`), no function for an empty or `?` name, the
+/// function's entry as the source line's base, and the parameter size from `cfi` (which is
+/// the same text when the file also unwinds).
 pub(crate) fn fill_from_breakpad(
     breakpad: &Arc<Cfi>,
     cfi: Option<&Cfi>,
