@@ -15,7 +15,8 @@
 # overload  10x the sustainable rate for 60 s (bench/overload/loadgen, a fresh event id per
 #           request): RSS every second, 429/503 with Retry-After, every 200'd id found in Kafka.
 # micro     criterion: envelope parsing (relay-core/benches/envelope.rs), bounded decoding and
-#           normalization (relay-processing/benches/processing.rs).
+#           normalization (relay-processing/benches/processing.rs), minidump symbolication and
+#           source map building and lookups (relay-processing/benches/symbolication.rs).
 #
 # Environment: BENCH_DURATION (s per load point, default 15), BENCH_REPS (default 3),
 # OVERLOAD_SECS (default 60), BENCH_OUT (results dir), FIXTURES (default ../shared/fixtures/sdk),
@@ -261,6 +262,9 @@ bench_micro() {
     FIXTURES="$FIXTURES" CARGO_TARGET_DIR="$BENCH_TARGET" cargo bench -p relay-processing \
       --bench processing -- --noplot --warm-up-time 1 --measurement-time 3 \
       > "$dir/processing-$r.txt" 2>&1
+    FIXTURES_DIR="$FIXTURES/.." CARGO_TARGET_DIR="$BENCH_TARGET" cargo bench -p relay-processing \
+      --bench symbolication -- --noplot --warm-up-time 1 --measurement-time 3 \
+      > "$dir/symbolication-$r.txt" 2>&1
     cp -r "$BENCH_TARGET/criterion" "$dir/criterion-$r"
   done
   "$PY" bench/lib/report.py micro "$OUT" "bench/run.sh $MODE"

@@ -421,17 +421,29 @@ def micro(out, command):
     env = load(os.path.join(out, "env.json"))
     body = f"""
 Item 6 of issue 8: criterion benchmarks so regressions show up (no baseline; compare with the
-previous numbers here). Inputs are the real SDK captures in `fixtures/sdk` (python and node).
+previous numbers here). Inputs are the real SDK captures in `fixtures/sdk` (python and node)
+and the fixtures' dumps, debug files and source maps.
 
 - `relay-core/benches/envelope.rs`: `Envelope::parse` of each capture's decompressed body
   (throughput in envelope bytes);
 - `relay-processing/benches/processing.rs`: `decode::decode_bounded` of the captured
   compressed bodies with the relay's 100 MiB envelope limit (throughput in decompressed
   bytes), and `normalize::normalize_event` of each capture's event as the Normalizer runs it
-  (the clone of the parsed event per iteration is outside the measurement).
+  (the clone of the parsed event per iteration is outside the measurement);
+- `relay-processing/benches/symbolication.rs`, on `fixtures/native` and `fixtures/js`:
+  `symbolicate_minidump` of each fixture dump with its modules already in the store's memory
+  (`minidump_memory`: the stack walk and symbol lookups of a running relay), with a new store
+  over a filled cache directory (`minidump_disk_cache`: a restarted relay, or a warm `relay
+  symbolicate` without its process start), and with a new store and no cache (`minidump_cold`:
+  every SymCache or Breakpad index built); `breakpad-*` cases use the `.sym` files, `native-*`
+  the ELF, dSYM and PDB files through SymCaches. Then `SourceMapView::build` of the jQuery and
+  React Native maps (`sourcemap_build`) and `lookup_raw` at every generated position of each
+  (`sourcemap_lookup`, throughput in lookups).
 
 Run alone: `CARGO_TARGET_DIR=~/.cache/relay-bench-target cargo bench -p relay-core --bench
-envelope` (and `-p relay-processing --bench processing`); `FIXTURES` overrides the fixture dir.
+envelope` (and `-p relay-processing --bench processing` or `--bench symbolication`);
+`FIXTURES` (the SDK captures) and `FIXTURES_DIR` (the fixtures' root) override the fixture
+dirs.
 
 {env_block(out, command, "criterion run " + str(len(glob.glob(os.path.join(d, 'criterion-*')))) + " times")}
 Median of criterion's per-run median, [min–max] over {len(glob.glob(os.path.join(d, 'criterion-*')))} runs
