@@ -597,3 +597,59 @@ fn one_store_serves_several_threads() {
         );
     }
 }
+
+/// A Breakpad file is indexed where it is: its cache file holds only the index, and a new
+/// store (a restarted relay) reads the text from the `.sym` file again.
+#[test]
+fn breakpad_files_are_indexed_in_place() {
+    let dir = native_dir().join("windows-x86/symbols");
+    let cache = tempfile::tempdir().unwrap();
+    let bytes = std::fs::read(native_dir().join("windows-x86/windows.dmp")).unwrap();
+    let store = || {
+        SymbolStore::new(
+            vec![Box::new(LocalDirectory::scan(&dir).unwrap())],
+            Some(cache.path().to_owned()),
+        )
+    };
+    let cold = store();
+    let first = symbolicate_minidump(&bytes, &cold, None).unwrap();
+    let stats = cold.stats();
+    assert_eq!(
+        (stats.symcaches_built, stats.cfi_built),
+        (0, 1),
+        "{stats:?}"
+    );
+    assert!(top_function(&first).is_some(), "{first:#?}");
+
+    let sym_len = walk_files(&dir)
+        .iter()
+        .map(|p| p.metadata().unwrap().len())
+        .sum::<u64>();
+    let cached = walk_files(&cache.path().join("cfi"));
+    assert_eq!(cached.len(), 1, "{cached:?}");
+    let cached_len = cached[0].metadata().unwrap().len();
+    assert!(
+        cached_len < sym_len / 2,
+        "the cache file ({cached_len} bytes) holds more than an index of the .sym ({sym_len})"
+    );
+
+    let warm = store();
+    let second = symbolicate_minidump(&bytes, &warm, None).unwrap();
+    let stats = warm.stats();
+    assert_eq!((stats.cfi_built, stats.cfi_from_disk), (0, 1), "{stats:?}");
+    assert_eq!(first, second);
+}
+
+/// Every file below `dir`.
+fn walk_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk_files(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}

@@ -8,9 +8,10 @@
 //! ```text
 //! <cache_dir>/symcache/<DEBUG_ID>/<key>.symcache   symbolic SymCache (native debug files'
 //!                                                  symbols)
-//! <cache_dir>/cfi/<DEBUG_ID>/<key>.cfi             Breakpad text and its address index (see
-//!                                                  `cfi.rs`): a native file's CFI, or a
-//!                                                  Breakpad file whole (symbols and CFI)
+//! <cache_dir>/cfi/<DEBUG_ID>/<key>.cfi             an address index of Breakpad text (see
+//!                                                  `cfi.rs`): a native file's CFI text and
+//!                                                  its index, or the index of a Breakpad
+//!                                                  file, whose text stays in the `.sym`
 //! ```
 //!
 //! `key` hashes the debug file's path, size, modification time, object index and the format
@@ -33,15 +34,16 @@ use symbolic::common::ByteView;
 use symbolic::debuginfo::{Archive, FileFormat, Object};
 use symbolic::symcache::{SymCache, SymCacheConverter, SYMCACHE_VERSION};
 
-use super::cfi::{self, Cfi, Index};
+use super::cfi::{self, Cfi, Index, TextAt};
 use super::downloads::DownloadedFiles;
 use super::sources::{DebugFile, ModuleRef, SymbolSource};
 use super::ImageStatus;
 
 /// Version of our indexed cache files (`cfi/`); bump when the extraction or the file layout
 /// changes. Version 3 added the address index and a binary footer (`cfi.rs`); version 4 keeps
-/// Breakpad files whole, with `FILE` and `INLINE_ORIGIN` tables, for symbol lookups.
-const CFI_CACHE_VERSION: u32 = 4;
+/// Breakpad files whole, with `FILE` and `INLINE_ORIGIN` tables, for symbol lookups; version 5
+/// leaves a Breakpad file's text in the `.sym` file instead of copying it.
+const CFI_CACHE_VERSION: u32 = 5;
 
 /// How many modules [`SymbolStore`] keeps loaded in memory by default.
 pub const DEFAULT_MAX_LOADED_MODULES: usize = 256;
@@ -325,7 +327,7 @@ impl SymbolStore {
         let cached = cache_path
             .as_deref()
             .and_then(|p| ByteView::open(p).ok())
-            .and_then(cfi::read_cache_file);
+            .and_then(|data| cfi::read_cache_file(data, || ByteView::open(&file.path).ok()));
         if let Some(cached) = cached {
             if let Some(path) = &cache_path {
                 touch(path);
@@ -344,26 +346,38 @@ impl SymbolStore {
         self.counters.cfi_built.fetch_add(1, Ordering::Relaxed);
         let has_stack = has_stack_records(&text);
         let index = Index::build(&text);
+        let text_len = text.len();
+        // A Breakpad file indexed as it is stays where it is: the cache file holds only the
+        // index (no copy of a file that can be hundreds of megabytes).
+        let at = match &text {
+            Cow::Borrowed(_) => TextAt::DebugFile,
+            Cow::Owned(_) => TextAt::CacheFile,
+        };
         let written = cache_path.filter(|path| {
-            let [index, footer] = cfi::cache_file_parts(&text, index.as_ref());
-            write_atomically(path, &[&text, &index, &footer])
+            let [index, footer] = cfi::cache_file_parts(&text, index.as_ref(), at);
+            match at {
+                TextAt::CacheFile => write_atomically(path, &[&text, &index, &footer]),
+                TextAt::DebugFile => write_atomically(path, &[&index, &footer]),
+            }
         });
         if !has_stack && !for_symbols {
             return Ok(None);
         }
-        let cfi = match index {
-            Some(index) => {
+        let Some(index) = index else {
+            let symbols =
+                SymbolFile::from_bytes(&text).map_err(|e| LoadError::Cfi(e.to_string()))?;
+            return Ok(Some(Indexed::new(Cfi::Parsed(symbols), has_stack)));
+        };
+        let cfi = match text {
+            Cow::Borrowed(_) => Cfi::indexed(view, text_len, index),
+            Cow::Owned(text) => {
                 // Map the written file rather than keep the text on the heap.
-                let text_len = text.len();
                 let data = written
                     .and_then(|path| ByteView::open(path).ok())
                     .filter(|data| data.len() > text_len)
-                    .unwrap_or_else(|| ByteView::from_vec(text.into_owned()));
+                    .unwrap_or_else(|| ByteView::from_vec(text));
                 Cfi::indexed(data, text_len, index)
             }
-            None => SymbolFile::from_bytes(&text)
-                .map(Cfi::Parsed)
-                .map_err(|e| LoadError::Cfi(e.to_string()))?,
         };
         Ok(Some(Indexed::new(cfi, has_stack)))
     }

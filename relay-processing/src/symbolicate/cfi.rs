@@ -1,11 +1,13 @@
 //! Breakpad text for the stack walker and for symbol lookups, parsed lazily from the cache
 //! file.
 //!
-//! The cache file (`cfi/`, version 4) holds Breakpad text followed by an address index. For a
-//! native debug file the text is symbolic-cfi's CFI (`STACK WIN`, `STACK CFI INIT` with its
-//! `STACK CFI` rules); a Breakpad file is kept whole, so the same file also answers symbol
-//! lookups (`FUNC` with its line and `INLINE` records, `FILE`, `INLINE_ORIGIN`, `PUBLIC`) and no
-//! SymCache is built for it. The index lists, for each kind of record, the records that win
+//! The cache file (`cfi/`, version 5) holds an address index of Breakpad text. For a native
+//! debug file the text is symbolic-cfi's CFI (`STACK WIN`, `STACK CFI INIT` with its `STACK
+//! CFI` rules), stored in the cache file before the index. A Breakpad file is indexed whole and
+//! in place: its cache file holds only the index, and lookups read the `.sym` file itself (the
+//! footer records the text's length, checked when it is opened again). So the same index also
+//! answers symbol lookups (`FUNC` with its line and `INLINE` records, `FILE`, `INLINE_ORIGIN`,
+//! `PUBLIC`) and no SymCache is built for it. The index lists, for each kind of record, the records that win
 //! their address range with their byte ranges in the text (a `FUNC`'s range covers its line
 //! records), and `FILE`/`INLINE_ORIGIN` records by id. A lookup at an address finds the winning
 //! records by binary search and parses only those lines with breakpad-symbols, plus the
@@ -38,11 +40,15 @@ use std::sync::{Arc, Mutex};
 use minidump_unwind::{FrameSymbolizer, FrameWalker, SymbolFile};
 use symbolic::common::ByteView;
 
-/// Last bytes of every cache file (version 4): the index's offset (u64, little endian), then
-/// this magic. Cache files are not synced to disk, so one cut short by a crash lacks it and is
-/// rebuilt; a version 3 file (`RLYCFI3`) is refused and rebuilt too.
-const MAGIC: &[u8; 8] = b"RLYCFI4\n";
-const FOOTER_LEN: usize = 16;
+/// Last bytes of every cache file (version 5): the text's length and where the text is (u64,
+/// little endian, each), then this magic. Cache files are not synced to disk, so one cut short
+/// by a crash lacks it and is rebuilt; older versions (`RLYCFI3`, `RLYCFI4`) are refused and
+/// rebuilt too.
+const MAGIC: &[u8; 8] = b"RLYCFI5\n";
+const FOOTER_LEN: usize = 24;
+/// The footer's "where": the text starts the cache file, or it is the debug file itself.
+const TEXT_IN_CACHE_FILE: u64 = 1;
+const TEXT_IN_DEBUG_FILE: u64 = 0;
 /// Bytes of one index entry: start, end (inclusive), text offset, text length; u64 each.
 const ENTRY_LEN: usize = 32;
 /// Tables in the index, in file order.
@@ -838,30 +844,66 @@ impl Reader<'_> {
 
 /// The parts of a CFI cache file, to be written one after the other: the text, the index (or
 /// a marker for none) and the footer.
-pub(crate) fn cache_file_parts(text: &[u8], index: Option<&Index>) -> [Vec<u8>; 2] {
+/// Where the text of a cache file is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TextAt {
+    /// At the start of the cache file (symbolic-cfi's text of a native file, or a Breakpad
+    /// file that needed a final newline).
+    CacheFile,
+    /// In the debug file the cache file was built from: a Breakpad file as it is, which the
+    /// cache then does not copy (the cache key covers the file's path, size and modification
+    /// time, and the length is checked again when the file is read back).
+    DebugFile,
+}
+
+/// The index and footer of a cache file for `text`; with [`TextAt::CacheFile`] the text goes
+/// before them.
+pub(crate) fn cache_file_parts(text: &[u8], index: Option<&Index>, at: TextAt) -> [Vec<u8>; 2] {
     let index = index.map_or_else(|| vec![NO_INDEX], Index::encode);
+    let at = match at {
+        TextAt::CacheFile => TEXT_IN_CACHE_FILE,
+        TextAt::DebugFile => TEXT_IN_DEBUG_FILE,
+    };
     let mut footer = Vec::with_capacity(FOOTER_LEN);
     footer.extend_from_slice(&(text.len() as u64).to_le_bytes());
+    footer.extend_from_slice(&at.to_le_bytes());
     footer.extend_from_slice(MAGIC);
     [index, footer]
 }
 
-/// A CFI cache file read back: the text, and its index if it has one. `None` for a file that
-/// is cut short, of another version or corrupt (it is then rebuilt).
-pub(crate) fn read_cache_file(data: ByteView<'static>) -> Option<CachedCfi> {
+/// A cache file read back: the text, and its index if it has one. `debug_file` opens the debug
+/// file the cache file was built from, and is called only when the text is there. `None` for
+/// a file that is cut short, of another version or corrupt, or whose debug file is gone or no
+/// longer of the text's length (it is then rebuilt).
+pub(crate) fn read_cache_file(
+    data: ByteView<'static>,
+    debug_file: impl FnOnce() -> Option<ByteView<'static>>,
+) -> Option<CachedCfi> {
     let len = data.len();
     let footer = data.get(len.checked_sub(FOOTER_LEN)?..)?;
-    let (text_len, magic) = footer.split_first_chunk::<8>()?;
+    let (text_len, rest) = footer.split_first_chunk::<8>()?;
+    let (at, magic) = rest.split_first_chunk::<8>()?;
     if magic != MAGIC {
         return None;
     }
     let text_len = usize::try_from(u64::from_le_bytes(*text_len)).ok()?;
-    let index_bytes = data.get(text_len..len - FOOTER_LEN)?;
+    let index_start = match u64::from_le_bytes(*at) {
+        TEXT_IN_CACHE_FILE => text_len,
+        TEXT_IN_DEBUG_FILE => 0,
+        _ => return None,
+    };
+    let index_bytes = data.get(index_start..len - FOOTER_LEN)?;
     let (&flag, index_bytes) = index_bytes.split_first()?;
     let index = match flag {
         HAS_INDEX => Some(Index::decode(index_bytes, text_len as u64)?),
         NO_INDEX if index_bytes.is_empty() => None,
         _ => return None,
+    };
+    let data = if index_start == 0 {
+        // The index is decoded: only the debug file stays mapped.
+        Some(debug_file()?).filter(|text| text.len() == text_len)?
+    } else {
+        data
     };
     Some(CachedCfi {
         data,
@@ -872,6 +914,7 @@ pub(crate) fn read_cache_file(data: ByteView<'static>) -> Option<CachedCfi> {
 
 /// A CFI cache file that passed [`read_cache_file`]'s checks.
 pub(crate) struct CachedCfi {
+    /// Starts with the text: the cache file, or the debug file.
     data: ByteView<'static>,
     text_len: usize,
     index: Option<Index>,
@@ -996,13 +1039,24 @@ pub(crate) mod tests {
         (walked, walk, symbolizer.log)
     }
 
-    /// The text as a cache file, read back (with its index).
-    fn lazy(text: &[u8], index: &Index) -> Cfi {
-        let [index, footer] = cache_file_parts(text, Some(index));
-        let file = [text, &index, &footer].concat();
-        let cached = read_cache_file(ByteView::from_vec(file)).expect("valid cache file");
+    /// The text as a cache file, read back (with its index): the text in the cache file, or
+    /// only the index in it and the text in the "debug file".
+    fn lazy_at(text: &[u8], index: &Index, at: TextAt) -> Cfi {
+        let [index, footer] = cache_file_parts(text, Some(index), at);
+        let (file, debug_file) = match at {
+            TextAt::CacheFile => ([text, &index, &footer].concat(), None),
+            TextAt::DebugFile => ([&index[..], &footer].concat(), Some(text.to_vec())),
+        };
+        let cached = read_cache_file(ByteView::from_vec(file), || {
+            debug_file.map(ByteView::from_vec)
+        })
+        .expect("valid cache file");
         assert!(cached.index.is_some());
         cached.into_cfi().unwrap()
+    }
+
+    fn lazy(text: &[u8], index: &Index) -> Cfi {
+        lazy_at(text, index, TextAt::CacheFile)
     }
 
     /// Addresses around every record of the text: first, last and one past the last byte,
@@ -1041,15 +1095,17 @@ pub(crate) mod tests {
             unreachable!()
         };
         assert!(index.agrees_with(parsed), "{name}: index disagrees");
-        let lazy = lazy(text, &index);
         let mut addresses = record_addresses(text);
         addresses.extend_from_slice(extra);
-        for &addr in &addresses {
-            assert_eq!(
-                outcome(&lazy, addr),
-                outcome(&full, addr),
-                "{name}: at {addr:#x}"
-            );
+        for at in [TextAt::CacheFile, TextAt::DebugFile] {
+            let lazy = lazy_at(text, &index, at);
+            for &addr in &addresses {
+                assert_eq!(
+                    outcome(&lazy, addr),
+                    outcome(&full, addr),
+                    "{name}, text in the {at:?}: at {addr:#x}"
+                );
+            }
         }
         addresses.len()
     }
@@ -1163,9 +1219,9 @@ pub(crate) mod tests {
         let index = Index::build(text).unwrap();
         assert!(index.agrees_with(&SymbolFile::from_bytes(text).unwrap()));
         let text = b"STACK CFI INIT 1000 10 .cfa: $esp 4 + .ra: .cfa -4 + ^\n";
-        let [index, footer] = cache_file_parts(text, None);
+        let [index, footer] = cache_file_parts(text, None, TextAt::CacheFile);
         let file = [&text[..], &index, &footer].concat();
-        let cached = read_cache_file(ByteView::from_vec(file)).unwrap();
+        let cached = read_cache_file(ByteView::from_vec(file), || None).unwrap();
         assert!(cached.index.is_none());
         assert!(matches!(cached.into_cfi(), Ok(Cfi::Parsed(_))));
     }
@@ -1276,9 +1332,10 @@ pub(crate) mod tests {
         let text = b"FUNC 1000 10 0 f\nSTACK CFI INIT 1000 10 .cfa: $esp 4 + .ra: .cfa -4 + ^\n\
                      STACK CFI INIT 1010 10 .cfa: $esp 8 + .ra: .cfa -4 + ^\n";
         let index = Index::build(text).unwrap();
-        let [index_bytes, footer] = cache_file_parts(text, Some(&index));
+        let [index_bytes, footer] = cache_file_parts(text, Some(&index), TextAt::CacheFile);
         let good = [&text[..], &index_bytes, &footer].concat();
-        assert!(read_cache_file(ByteView::from_vec(good.clone())).is_some());
+        let read = |file: Vec<u8>| read_cache_file(ByteView::from_vec(file), || None);
+        assert!(read(good.clone()).is_some());
 
         let entries_at = text.len() + 1 + TABLES * 8;
         let mut cases: Vec<(&str, Vec<u8>)> = vec![
@@ -1291,14 +1348,15 @@ pub(crate) mod tests {
             }),
             // The version 2 format: text and a trailer line.
             ("old version", [&text[..], b"# relay cfi end\n"].concat()),
-            // A version 3 file (five tables, no `FILE`/`INLINE_ORIGIN` ones).
-            ("version 3", {
-                let mut f = good.clone();
-                let at = f.len() - MAGIC.len();
-                f[at..].copy_from_slice(b"RLYCFI3\n");
-                f
-            }),
         ];
+        // Versions 3 and 4 (without the `FILE`/`INLINE_ORIGIN` tables, and with a 16-byte
+        // footer without the text's place).
+        for (name, magic) in [("version 3", b"RLYCFI3\n"), ("version 4", b"RLYCFI4\n")] {
+            let mut f = good.clone();
+            let at = f.len() - MAGIC.len();
+            f[at..].copy_from_slice(magic);
+            cases.push((name, f));
+        }
         let mut patch = |name, at: usize, bytes: &[u8]| {
             let mut f = good.clone();
             f[at..at + bytes.len()].copy_from_slice(bytes);
@@ -1310,6 +1368,7 @@ pub(crate) mod tests {
             footer_at,
             &u64::MAX.to_le_bytes(),
         );
+        patch("unknown text place", footer_at + 8, &7u64.to_le_bytes());
         patch("bad flag", text.len(), &[7]);
         patch("huge count", text.len() + 1, &(u64::MAX / 2).to_le_bytes());
         // The first CFI entry (after the one FUNC... tables are in order: frame data, FPO,
@@ -1326,10 +1385,28 @@ pub(crate) mod tests {
             &0x1000u64.to_le_bytes(),
         );
         for (name, file) in cases {
-            assert!(
-                read_cache_file(ByteView::from_vec(file)).is_none(),
-                "{name} accepted"
-            );
+            assert!(read(file).is_none(), "{name} accepted");
         }
+
+        // The text in the debug file: refused when that file is gone or changed length.
+        let [index_bytes, footer] = cache_file_parts(text, Some(&index), TextAt::DebugFile);
+        let index_only = [&index_bytes[..], &footer].concat();
+        let with_debug_file = |debug_file: Option<&[u8]>| {
+            read_cache_file(ByteView::from_vec(index_only.clone()), || {
+                debug_file.map(|d| ByteView::from_vec(d.to_vec()))
+            })
+        };
+        let cached = with_debug_file(Some(text)).expect("the debug file's text");
+        assert_eq!(cached.text(), text);
+        assert!(with_debug_file(None).is_none(), "debug file gone");
+        let longer = [&text[..], b"PUBLIC 2000 0 g\n"].concat();
+        assert!(
+            with_debug_file(Some(&longer)).is_none(),
+            "debug file longer"
+        );
+        assert!(
+            with_debug_file(Some(&text[..text.len() - 1])).is_none(),
+            "debug file shorter"
+        );
     }
 }

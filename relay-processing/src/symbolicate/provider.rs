@@ -278,7 +278,7 @@ mod tests {
     use super::*;
     use crate::symbolicate::cache::indexed_text;
     use crate::symbolicate::cfi::tests::{native_dir, Symbolizer};
-    use crate::symbolicate::cfi::{cache_file_parts, read_cache_file, Index};
+    use crate::symbolicate::cfi::{cache_file_parts, read_cache_file, Index, TextAt};
     use crate::symbolicate::sources::LocalDirectory;
 
     fn lookup(fill: impl FnOnce(&mut Symbolizer), addr: u64) -> Vec<String> {
@@ -434,13 +434,16 @@ mod tests {
             let view = ByteView::open(&file.path).unwrap();
             let text = indexed_text(file, &view).unwrap();
             let index = Index::build(&text).expect("fixture indexed");
-            let [index_bytes, footer] = cache_file_parts(&text, Some(&index));
-            let cache_file = [&text[..], &index_bytes, &footer].concat();
+            // As the store keeps a Breakpad file: the index only, the text in the .sym file.
+            let [index_bytes, footer] = cache_file_parts(&text, Some(&index), TextAt::DebugFile);
+            let cache_file = [&index_bytes[..], &footer].concat();
             let lazy = Arc::new(
-                read_cache_file(ByteView::from_vec(cache_file))
-                    .unwrap()
-                    .into_cfi()
-                    .unwrap(),
+                read_cache_file(ByteView::from_vec(cache_file), || {
+                    Some(ByteView::from_vec(text.to_vec()))
+                })
+                .unwrap()
+                .into_cfi()
+                .unwrap(),
             );
             let full = Arc::new(Cfi::Parsed(SymbolFile::from_bytes(&text).unwrap()));
             let symcache_bytes = symcache_of(&file.path);
