@@ -34,7 +34,7 @@ use symbolic::common::ByteView;
 use symbolic::debuginfo::{Archive, FileFormat, Object};
 use symbolic::symcache::{SymCache, SymCacheConverter, SYMCACHE_VERSION};
 
-use super::cfi::{self, Cfi, Index, TextAt};
+use super::cfi::{self, has_stack_records, Cfi, Index, TextAt};
 use super::downloads::DownloadedFiles;
 use super::sources::{DebugFile, ModuleRef, SymbolSource};
 use super::ImageStatus;
@@ -333,7 +333,7 @@ impl SymbolStore {
                 touch(path);
             }
             self.counters.cfi_from_disk.fetch_add(1, Ordering::Relaxed);
-            let has_stack = has_stack_records(cached.text());
+            let has_stack = cached.has_stack();
             if !has_stack && !for_symbols {
                 return Ok(None);
             }
@@ -344,8 +344,10 @@ impl SymbolStore {
         let view = ByteView::open(&file.path)?;
         let text = indexed_text(file, &view)?;
         self.counters.cfi_built.fetch_add(1, Ordering::Relaxed);
-        let has_stack = has_stack_records(&text);
         let index = Index::build(&text);
+        let has_stack = index
+            .as_ref()
+            .map_or_else(|| has_stack_records(&text), Index::has_stack);
         let text_len = text.len();
         // A Breakpad file indexed as it is stays where it is: the cache file holds only the
         // index (no copy of a file that can be hundreds of megabytes).
@@ -421,11 +423,6 @@ fn ranked(
             .then(b.2.size.cmp(&a.2.size))
     });
     usable.into_iter().map(|(_, _, file)| file).collect()
-}
-
-/// Whether CFI text has any `STACK` record (else the file has no usable unwind information).
-fn has_stack_records(text: &[u8]) -> bool {
-    memchr::memmem::find(text, b"STACK ").is_some()
 }
 
 /// The Breakpad text to index for a debug file (`view` is its content).

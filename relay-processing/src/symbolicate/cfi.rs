@@ -79,6 +79,9 @@ struct Entry {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Index {
     tables: [Vec<Entry>; TABLES],
+    /// Whether the text has `STACK` records (else it provides no unwind information): kept so
+    /// that a load need not scan the whole text for them.
+    has_stack: bool,
 }
 
 /// CFI ready for the walker: parsed in full, or indexed and parsed record by record.
@@ -302,11 +305,17 @@ impl Index {
         Some(builder.finish())
     }
 
+    /// Whether the text has `STACK` records.
+    pub(crate) fn has_stack(&self) -> bool {
+        self.has_stack
+    }
+
     /// The index as stored after the text.
     fn encode(&self) -> Vec<u8> {
         let count: usize = self.tables.iter().map(Vec::len).sum();
-        let mut out = Vec::with_capacity(1 + TABLES * 8 + count * ENTRY_LEN);
+        let mut out = Vec::with_capacity(2 + TABLES * 8 + count * ENTRY_LEN);
         out.push(HAS_INDEX);
+        out.push(u8::from(self.has_stack));
         for table in &self.tables {
             out.extend_from_slice(&(table.len() as u64).to_le_bytes());
         }
@@ -321,6 +330,10 @@ impl Index {
     /// Reads an index written by [`Index::encode`] for a text of `text_len` bytes, checking
     /// every entry: within the text, ranges ordered and not overlapping.
     fn decode(data: &[u8], text_len: u64) -> Option<Index> {
+        let (&has_stack, data) = data.split_first()?;
+        if has_stack > 1 {
+            return None;
+        }
         let mut reader = Reader(data);
         let mut counts = [0usize; TABLES];
         for count in &mut counts {
@@ -330,7 +343,10 @@ impl Index {
         if total.checked_mul(ENTRY_LEN)? != reader.0.len() {
             return None;
         }
-        let mut index = Index::default();
+        let mut index = Index {
+            has_stack: has_stack == 1,
+            ..Index::default()
+        };
         for (table, count) in counts.into_iter().enumerate() {
             let entries = &mut index.tables[table];
             entries.reserve_exact(count);
@@ -420,6 +436,8 @@ struct Builder {
     files: Vec<Entry>,
     origins: Vec<Entry>,
     open: Open,
+    /// Whether a `STACK` record was seen.
+    has_stack: bool,
 }
 
 impl Default for Builder {
@@ -432,6 +450,7 @@ impl Default for Builder {
             files: Vec::new(),
             origins: Vec::new(),
             open: Open::Nothing,
+            has_stack: false,
         }
     }
 }
@@ -489,6 +508,7 @@ impl Builder {
             fields.rest()?;
             let end = range_end(address, size);
             self.open = Open::Cfi(here(address, end.unwrap_or(address)), end.is_some());
+            self.has_stack = true;
         } else if let Some(rest) = content.strip_prefix(b"STACK WIN") {
             let mut fields = Fields::new(rest)?;
             let ty = fields.hex_digit()?;
@@ -499,6 +519,7 @@ impl Builder {
             }
             let has_program_string = fields.digit()? == b'1';
             fields.rest()?;
+            self.has_stack = true;
             let table = match ty {
                 b'4' if has_program_string => &mut self.win[0],
                 b'0' if !has_program_string => &mut self.win[1],
@@ -544,6 +565,7 @@ impl Builder {
         let [frame_data, fpo] = self.win;
         self.publics.sort_by_key(|e| e.start);
         Index {
+            has_stack: self.has_stack,
             tables: [
                 keep_first(frame_data),
                 keep_first(fpo),
@@ -844,6 +866,12 @@ impl Reader<'_> {
 
 /// The parts of a CFI cache file, to be written one after the other: the text, the index (or
 /// a marker for none) and the footer.
+/// Whether Breakpad text has any `STACK` record (else it provides no unwind information), for
+/// text without an index: one scan of the whole text.
+pub(crate) fn has_stack_records(text: &[u8]) -> bool {
+    memchr::memmem::find(text, b"STACK ").is_some()
+}
+
 /// Where the text of a cache file is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum TextAt {
@@ -924,6 +952,15 @@ impl CachedCfi {
     /// The Breakpad text.
     pub(crate) fn text(&self) -> &[u8] {
         &self.data[..self.text_len]
+    }
+
+    /// Whether the text has `STACK` records: from the index when there is one, so that the
+    /// pages of a large text are not all read to find out.
+    pub(crate) fn has_stack(&self) -> bool {
+        match &self.index {
+            Some(index) => index.has_stack,
+            None => has_stack_records(self.text()),
+        }
     }
 
     /// Ready for the walker: lazily when the file has an index, else parsed whole.
@@ -1095,6 +1132,7 @@ pub(crate) mod tests {
             unreachable!()
         };
         assert!(index.agrees_with(parsed), "{name}: index disagrees");
+        assert_eq!(index.has_stack(), has_stack_records(text), "{name}");
         let mut addresses = record_addresses(text);
         addresses.extend_from_slice(extra);
         for at in [TextAt::CacheFile, TextAt::DebugFile] {
@@ -1306,6 +1344,7 @@ pub(crate) mod tests {
                 match (Index::build(&text), SymbolFile::from_bytes(&text)) {
                     (Some(index), Ok(parsed)) => {
                         assert!(index.agrees_with(&parsed), "{label}");
+                        assert_eq!(index.has_stack(), has_stack_records(&text), "{label}");
                         let lazy = lazy(&text, &index);
                         let full = Cfi::Parsed(parsed);
                         for addr in record_addresses(&text) {
@@ -1337,7 +1376,7 @@ pub(crate) mod tests {
         let read = |file: Vec<u8>| read_cache_file(ByteView::from_vec(file), || None);
         assert!(read(good.clone()).is_some());
 
-        let entries_at = text.len() + 1 + TABLES * 8;
+        let entries_at = text.len() + 2 + TABLES * 8;
         let mut cases: Vec<(&str, Vec<u8>)> = vec![
             ("empty", Vec::new()),
             ("cut short", good[..good.len() - 3].to_vec()),
@@ -1370,7 +1409,8 @@ pub(crate) mod tests {
         );
         patch("unknown text place", footer_at + 8, &7u64.to_le_bytes());
         patch("bad flag", text.len(), &[7]);
-        patch("huge count", text.len() + 1, &(u64::MAX / 2).to_le_bytes());
+        patch("bad stack flag", text.len() + 1, &[7]);
+        patch("huge count", text.len() + 2, &(u64::MAX / 2).to_le_bytes());
         // The first CFI entry (after the one FUNC... tables are in order: frame data, FPO,
         // CFI, FUNC, PUBLIC): its text offset past the text, then its range reversed.
         patch(
