@@ -16,6 +16,14 @@ fn native_dir() -> PathBuf {
         .join("native")
 }
 
+/// A store over `dir` that keeps its derived files in `cache`.
+fn cached_store(dir: &Path, cache: &Path) -> SymbolStore {
+    SymbolStore::new(
+        vec![Box::new(LocalDirectory::scan(dir).unwrap())],
+        Some(cache.to_owned()),
+    )
+}
+
 fn store(dirs: &[&Path]) -> SymbolStore {
     let sources = dirs
         .iter()
@@ -429,10 +437,7 @@ fn derived_files_are_cached_on_disk() {
     let cache = tempfile::tempdir().unwrap();
     let bytes = std::fs::read(native_dir().join("linux-x86_64/linux.dmp")).unwrap();
 
-    let cold = SymbolStore::new(
-        vec![Box::new(LocalDirectory::scan(&dir).unwrap())],
-        Some(cache.path().to_owned()),
-    );
+    let cold = cached_store(&dir, cache.path());
     let first = symbolicate_minidump(&bytes, &cold, None).unwrap();
     let stats = cold.stats();
     assert_eq!(
@@ -452,10 +457,7 @@ fn derived_files_are_cached_on_disk() {
     assert!(cold.stats().memory_hits > 0);
 
     // A new store (a restarted relay) reads the derived files back instead of rebuilding.
-    let warm = SymbolStore::new(
-        vec![Box::new(LocalDirectory::scan(&dir).unwrap())],
-        Some(cache.path().to_owned()),
-    );
+    let warm = cached_store(&dir, cache.path());
     let second = symbolicate_minidump(&bytes, &warm, None).unwrap();
     let stats = warm.stats();
     assert_eq!(
@@ -481,12 +483,7 @@ fn cut_short_cache_files_are_rebuilt() {
     let dir = native_dir().join("linux-x86_64");
     let cache = tempfile::tempdir().unwrap();
     let bytes = std::fs::read(native_dir().join("linux-x86_64/linux.dmp")).unwrap();
-    let store = || {
-        SymbolStore::new(
-            vec![Box::new(LocalDirectory::scan(&dir).unwrap())],
-            Some(cache.path().to_owned()),
-        )
-    };
+    let store = || cached_store(&dir, cache.path());
     let first = symbolicate_minidump(&bytes, &store(), None).unwrap();
     let only_file = |kind: &str| {
         let sub = std::fs::read_dir(cache.path().join(kind))
@@ -605,12 +602,7 @@ fn breakpad_files_are_indexed_in_place() {
     let dir = native_dir().join("windows-x86/symbols");
     let cache = tempfile::tempdir().unwrap();
     let bytes = std::fs::read(native_dir().join("windows-x86/windows.dmp")).unwrap();
-    let store = || {
-        SymbolStore::new(
-            vec![Box::new(LocalDirectory::scan(&dir).unwrap())],
-            Some(cache.path().to_owned()),
-        )
-    };
+    let store = || cached_store(&dir, cache.path());
     let cold = store();
     let first = symbolicate_minidump(&bytes, &cold, None).unwrap();
     let stats = cold.stats();
