@@ -511,13 +511,13 @@ impl Builder {
             self.has_stack = true;
         } else if let Some(rest) = content.strip_prefix(b"STACK WIN") {
             let mut fields = Fields::new(rest)?;
-            let ty = fields.hex_digit()?;
+            let ty = fields.byte(u8::is_ascii_hexdigit)?;
             let address = fields.hex(16)?;
             let size = fields.hex(8)?;
             for _ in 0..6 {
                 fields.hex(8)?;
             }
-            let has_program_string = fields.digit()? == b'1';
+            let has_program_string = fields.byte(u8::is_ascii_digit)? == b'1';
             fields.rest()?;
             self.has_stack = true;
             let table = match ty {
@@ -812,21 +812,11 @@ impl<'a> Fields<'a> {
         self.spaces()
     }
 
-    /// One hex digit, then spaces (`STACK WIN`'s type).
-    fn hex_digit(&mut self) -> Option<u8> {
+    /// One byte that `is` accepts (a digit of `STACK WIN`'s type or program-string flag),
+    /// then spaces.
+    fn byte(&mut self, is: fn(&u8) -> bool) -> Option<u8> {
         let (&b, rest) = self.0.split_first()?;
-        if !b.is_ascii_hexdigit() {
-            return None;
-        }
-        self.0 = rest;
-        self.spaces()?;
-        Some(b)
-    }
-
-    /// One decimal digit, then spaces.
-    fn digit(&mut self) -> Option<u8> {
-        let (&b, rest) = self.0.split_first()?;
-        if !b.is_ascii_digit() {
+        if !is(&b) {
             return None;
         }
         self.0 = rest;
