@@ -1,6 +1,8 @@
 //! A symbolicated minidump written into a Sentry event, and the CLI's JSON.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::PathBuf;
 
 use relay_processing::symbolicate::{
     apply_to_event, referenced_modules, symbolicate_minidump, LocalDirectory, NativeCrash,
@@ -9,10 +11,7 @@ use relay_processing::symbolicate::{
 use serde_json::{json, Value};
 
 fn native_dir() -> PathBuf {
-    std::env::var_os("FIXTURES_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures"))
-        .join("native")
+    common::fixture_dir("native")
 }
 
 fn linux_crash() -> NativeCrash {

@@ -1,6 +1,8 @@
 //! Native symbolication on the fixture minidumps (../shared/fixtures/native, see its README):
 //! stack walking and symbolication per debug file format, missing symbols, corrupt dumps.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -10,10 +12,7 @@ use relay_processing::symbolicate::{
 };
 
 fn native_dir() -> PathBuf {
-    std::env::var_os("FIXTURES_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures"))
-        .join("native")
+    common::fixture_dir("native")
 }
 
 /// A store over `dir` that keeps its derived files in `cache`.

@@ -2,7 +2,9 @@
 //! (../shared/fixtures/sdk) through filters, normalization, PII scrubbing, grouping and
 //! aggregation, with before/after assertions.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::PathBuf;
 
 use bytes::Bytes;
 use chrono::{DateTime, Duration, Utc};
@@ -18,10 +20,7 @@ use relay_processing::pii::{scrub_event, PiiConfig};
 use serde_json::{json, Value};
 
 fn captures_dir() -> PathBuf {
-    let dir = std::env::var_os("FIXTURES_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures"));
-    dir.join("sdk")
+    common::fixture_dir("sdk")
 }
 
 /// One capture's event item, as the SDK sent it.

@@ -1,7 +1,9 @@
 //! Every wire capture of a real SDK (../shared/fixtures/sdk) decodes and parses into the items
 //! the capture's `decoded.txt` lists, with the same payload sizes and event id.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::PathBuf;
 
 use bytes::Bytes;
 use relay_core::Envelope;
@@ -9,10 +11,7 @@ use relay_processing::decode::{decode_bounded, ContentEncoding};
 use serde_json::Value;
 
 fn captures_dir() -> PathBuf {
-    let dir = std::env::var_os("FIXTURES_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures"));
-    dir.join("sdk")
+    common::fixture_dir("sdk")
 }
 
 /// What `decoded.txt` says about a capture.

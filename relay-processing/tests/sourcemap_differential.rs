@@ -3,7 +3,9 @@
 //! column, name and scope name must agree at every generated position the `sourcemap` crate
 //! lists (each token's start), and one column after it.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::PathBuf;
 
 use relay_processing::sourcemap::{RawScope, SourceMapView};
 use symbolic_sourcemapcache::{
@@ -11,10 +13,7 @@ use symbolic_sourcemapcache::{
 };
 
 fn js_dir() -> PathBuf {
-    std::env::var_os("FIXTURES_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures"))
-        .join("js")
+    common::fixture_dir("js")
 }
 
 fn read(path: &str) -> String {

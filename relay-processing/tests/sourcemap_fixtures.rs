@@ -5,15 +5,14 @@
 //! `lookup` takes and returns SDK positions (1-based line and column); `lookup0` goes through
 //! the raw 0-based lookup for the cases the README gives 0-based.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::PathBuf;
 
 use relay_processing::sourcemap::{Location, Scope, SourceMapView};
 
 fn js_dir() -> PathBuf {
-    std::env::var_os("FIXTURES_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures"))
-        .join("js")
+    common::fixture_dir("js")
 }
 
 fn read(path: &str) -> String {

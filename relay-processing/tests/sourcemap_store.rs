@@ -4,6 +4,8 @@
 
 use std::fs;
 use std::io::Write;
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
@@ -11,10 +13,7 @@ use relay_processing::sourcemap::{symbolicate_js_event, JsStats, SourceMapStore}
 use serde_json::{json, Value};
 
 fn js_dir() -> PathBuf {
-    std::env::var_os("FIXTURES_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures"))
-        .join("js")
+    common::fixture_dir("js")
 }
 
 fn fixture(path: &str) -> Vec<u8> {
