@@ -78,6 +78,8 @@ lines = [
     "|---|---|---|---|---|---|",
 ]
 ratios = {"cold": [], "warm": []}
+# (case, mode) -> median seconds of relay, minidump-stackwalk and the baseline relay (if timed).
+medians = {}
 for case in CASES:
     for mode in ("cold", "warm"):
         path = out / f"{case}.{mode}.json"
@@ -85,6 +87,12 @@ for case in CASES:
             continue
         relay = times(path, "relay")
         mdsw = times(path, "minidump-stackwalk")
+        base = times(path, "relay-baseline")
+        medians[case, mode] = (
+            statistics.median(relay),
+            statistics.median(mdsw),
+            base and statistics.median(base),
+        )
         ratio = statistics.median(relay) / statistics.median(mdsw)
         ratios[mode].append(ratio)
         met = "met" if ratio <= TARGETS[mode] else "missed"
@@ -102,22 +110,17 @@ baseline_rows = []
 base_ratios = {"cold": [], "warm": []}
 new_ratios = {"cold": [], "warm": []}
 for case in CASES:
+    timed = [medians.get((case, mode)) for mode in ("cold", "warm")]
+    if not all(t and t[2] for t in timed):
+        continue
     cells = []
-    for mode in ("cold", "warm"):
-        path = out / f"{case}.{mode}.json"
-        base = times(path, "relay-baseline") if path.exists() else None
-        if base is None:
-            break
-        relay = statistics.median(times(path, "relay"))
-        mdsw = statistics.median(times(path, "minidump-stackwalk"))
-        base = statistics.median(base)
+    for mode, (relay, mdsw, base) in zip(("cold", "warm"), timed):
         base_ratios[mode].append(base / mdsw)
         new_ratios[mode].append(relay / mdsw)
         cells.append(
             f"{base * 1000:.1f} ({base / mdsw:.2f}) → {relay * 1000:.1f} ({relay / mdsw:.2f})"
         )
-    if len(cells) == 2:
-        baseline_rows.append(f"| {case} | {cells[0]} | {cells[1]} |")
+    baseline_rows.append(f"| {case} | {cells[0]} | {cells[1]} |")
 if baseline_rows:
     label = os.environ.get("BASELINE_LABEL", "the baseline binary")
     geo = [
