@@ -919,7 +919,7 @@ pub(crate) fn read_cache_file(
     };
     let data = if index_start == 0 {
         // The index is decoded: only the debug file stays mapped.
-        Some(debug_file()?).filter(|text| text.len() == text_len)?
+        debug_file().filter(|text| text.len() == text_len)?
     } else {
         data
     };
