@@ -94,6 +94,14 @@ impl ManagedEnvelope {
         (managed, rx)
     }
 
+    /// Frees the event tree and the items once their Kafka messages are built: only the
+    /// verdict is still to come, and freeing a tree just serialized (still in the CPU's caches)
+    /// costs less than freeing it after the delivery wait.
+    pub fn release_payloads(&mut self) {
+        self.event = None;
+        self.envelope.items = Vec::new();
+    }
+
     /// Ends the journey successfully.
     pub fn accept(mut self) {
         self.answer(Verdict::Accepted);

@@ -71,9 +71,10 @@ impl Actor for KafkaProducer {
 impl Handler<ProduceEnvelope> for KafkaProducer {
     type Result = ();
 
-    fn handle(&mut self, ProduceEnvelope(envelope): ProduceEnvelope, _ctx: &mut Self::Context) {
+    fn handle(&mut self, ProduceEnvelope(mut envelope): ProduceEnvelope, _ctx: &mut Self::Context) {
         self.depth.received();
         let messages = build_messages(&envelope, self.chunk_size, EventId::new());
+        envelope.release_payloads();
         let mut deliveries = Vec::with_capacity(messages.len());
         for message in &messages {
             let topic = self.topic_name(message.topic).to_owned();
