@@ -428,8 +428,9 @@ and the fixtures' dumps, debug files and source maps.
   (throughput in envelope bytes);
 - `relay-processing/benches/processing.rs`: `decode::decode_bounded` of the captured
   compressed bodies with the relay's 100 MiB envelope limit (throughput in decompressed
-  bytes), and `normalize::normalize_event` of each capture's event as the Normalizer runs it
-  (the clone of the parsed event per iteration is outside the measurement);
+  bytes), `normalize::normalize_event` of each capture's event as the Normalizer runs it
+  (the clone of the parsed event per iteration is outside the measurement), and
+  `grouping::fingerprint` of each normalized event;
 - `relay-processing/benches/symbolication.rs`, on `fixtures/native` and `fixtures/js`:
   `symbolicate_minidump` of each fixture dump with its modules already in the store's memory
   (`minidump_memory`: the stack walk and symbol lookups of a running relay), with a new store

@@ -3,7 +3,8 @@
 //! - `decode_bounded`: [`decode_bounded`] of the captured (compressed) request bodies with the
 //!   relay's default envelope limit (100 MiB);
 //! - `normalize_event`: [`normalize_event`] of each capture's event, as the Normalizer runs it
-//!   (the JSON parse and the clone per iteration are outside the measurement).
+//!   (the JSON parse and the clone per iteration are outside the measurement);
+//! - `fingerprint`: [`fingerprint`] (grouping) of each capture's normalized event.
 //!
 //! ```text
 //! cargo bench -p relay-processing --bench processing      # or: bench/run.sh micro
@@ -19,6 +20,7 @@ use chrono::Utc;
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use relay_core::{Envelope, ItemType};
 use relay_processing::decode::{decode_bounded, ContentEncoding};
+use relay_processing::grouping::fingerprint;
 use relay_processing::normalize::{normalize_event, NormalizeContext};
 use serde_json::Value;
 
@@ -103,19 +105,26 @@ fn event(capture: &str) -> Option<(Value, Option<relay_core::EventId>, bool)> {
     ))
 }
 
+/// The capture's event, parsed, its context, and the event normalized.
+fn normalized_event(capture: &str) -> Option<(Value, NormalizeContext, Value)> {
+    let (value, envelope_event_id, is_transaction) = event(capture)?;
+    let ctx = NormalizeContext {
+        received: Utc::now(),
+        envelope_event_id,
+        is_transaction,
+    };
+    let mut normalized = value.clone();
+    normalize_event(&mut normalized, &ctx).expect("the capture normalizes");
+    Some((value, ctx, normalized))
+}
+
 fn normalize(c: &mut Criterion) {
     let mut group = c.benchmark_group("normalize_event");
     for capture in EVENTS {
-        let Some((value, envelope_event_id, is_transaction)) = event(capture) else {
+        let Some((value, ctx, _)) = normalized_event(capture) else {
             skip(capture);
             continue;
         };
-        let ctx = NormalizeContext {
-            received: Utc::now(),
-            envelope_event_id,
-            is_transaction,
-        };
-        normalize_event(&mut value.clone(), &ctx).expect("the capture normalizes");
         group.throughput(Throughput::Elements(1));
         group.bench_function(*capture, |b| {
             b.iter_batched(
@@ -131,5 +140,18 @@ fn normalize(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decode, normalize);
+fn group(c: &mut Criterion) {
+    let mut group = c.benchmark_group("fingerprint");
+    for capture in EVENTS {
+        let Some((_, _, normalized)) = normalized_event(capture) else {
+            skip(capture);
+            continue;
+        };
+        group.throughput(Throughput::Elements(1));
+        group.bench_function(*capture, |b| b.iter(|| fingerprint(black_box(&normalized))));
+    }
+    group.finish();
+}
+
+criterion_group!(benches, decode, normalize, group);
 criterion_main!(benches);

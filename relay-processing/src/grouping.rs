@@ -267,6 +267,27 @@ pub fn normalize_function(name: &str) -> Option<String> {
     ) {
         return None;
     }
+    if is_plain_function(name) {
+        return Some(name.to_owned());
+    }
+    normalize_function_text(name)
+}
+
+/// Whether none of [`normalize_function`]'s rules can change `name`, told without running
+/// them: most names (`handle_request`, `<module>`, `Foo.bar`, `Object.?`) are plain, and the
+/// rules cost several regex searches each. Every rule needs a character outside
+/// `[A-Za-z0-9_<>.?]`, except `b__1` and `.func1` numbering and the clone suffixes, which are
+/// checked here.
+fn is_plain_function(name: &str) -> bool {
+    name.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'<' | b'>' | b'.' | b'?'))
+        && !name.contains("b__")
+        && !name.contains(".func")
+        && (!name.contains('.') || !CLONE_SUFFIX.is_match(name))
+}
+
+/// [`normalize_function`]'s rules, on a trimmed, meaningful name.
+fn normalize_function_text(name: &str) -> Option<String> {
     let name = RUST_HASH.replace(name, "");
     let name = OFFSET.replace(&name, "");
     let name = CLONE_SUFFIX.replace(&name, "");
@@ -321,7 +342,33 @@ fn strip_parameters(name: &str) -> &str {
 /// A module name without generated parts: long hex runs (bundle hashes) and numbered
 /// anonymous classes.
 pub fn normalize_module(module: &str) -> String {
-    let module = HEX_RUN.replace_all(module.trim(), "<hex>");
+    let module = module.trim();
+    if is_plain_module(module) {
+        return module.to_owned();
+    }
+    normalize_module_text(module)
+}
+
+/// Whether [`normalize_module`]'s rules cannot change `module`: it has no run of eight hex
+/// digits and none of the numbering patterns (`$1`, `.func1`, `b__1`).
+fn is_plain_module(module: &str) -> bool {
+    let mut hex_run = 0;
+    for b in module.bytes() {
+        hex_run = if b.is_ascii_hexdigit() {
+            hex_run + 1
+        } else {
+            0
+        };
+        if hex_run == 8 {
+            return false;
+        }
+    }
+    !module.contains('$') && !module.contains(".func") && !module.contains("b__")
+}
+
+/// [`normalize_module`]'s rules, on a trimmed name.
+fn normalize_module_text(module: &str) -> String {
+    let module = HEX_RUN.replace_all(module, "<hex>");
     NUMBERED_SUFFIX
         .replace_all(&module, |caps: &regex::Captures| {
             if caps[0].starts_with("$$Lambda") {
@@ -507,6 +554,98 @@ pub fn culprit(event: &Value) -> Option<String> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// Names built from pieces that each rule reacts to, and pieces that are plain, joined in
+    /// every order a small generator produces.
+    fn generated_names() -> Vec<String> {
+        const PIECES: &[&str] = &[
+            "a",
+            "Z",
+            "9",
+            "_",
+            "<",
+            ">",
+            ".",
+            "main",
+            "<module>",
+            "Foo.bar",
+            "b__",
+            "b__1",
+            "b__0_0",
+            ".func",
+            ".func1",
+            ".func2.3",
+            "$",
+            "$1",
+            "$$Lambda$12/0x0000000800c02460",
+            ".cold",
+            ".isra.0",
+            ".part.1",
+            ".clone",
+            ".llvm.123",
+            ".constprop.2",
+            "::",
+            "::h0123456789abcdef",
+            " + 0x1a",
+            "+0x2",
+            "(anonymous namespace)::",
+            "`anonymous namespace'::",
+            "{lambda(int)#1}",
+            " [as foo]",
+            "(int, char)",
+            "()",
+            " const",
+            " &",
+            "deadbeef12",
+            "0123456",
+            "abcdef01",
+            " ",
+            "\t",
+            "é",
+            "?",
+            "Object.?",
+        ];
+        let mut names: Vec<String> = PIECES.iter().map(|p| p.to_string()).collect();
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..20_000 {
+            let mut name = String::new();
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
+            for _ in 0..(state >> 61) + 1 {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1);
+                name.push_str(PIECES[(state >> 33) as usize % PIECES.len()]);
+            }
+            names.push(name);
+        }
+        names
+    }
+
+    #[test]
+    fn plain_name_shortcuts_agree_with_the_rules() {
+        let mut plain = (0, 0);
+        for name in generated_names() {
+            let trimmed = name.trim();
+            if !matches!(
+                trimmed,
+                "" | "?" | "<unknown>" | "<anonymous>" | "unknown" | "<redacted>"
+            ) {
+                let full = normalize_function_text(trimmed);
+                assert_eq!(normalize_function(&name), full, "function {name:?}");
+                plain.0 += usize::from(is_plain_function(trimmed));
+            }
+            assert_eq!(
+                normalize_module(&name),
+                normalize_module_text(trimmed),
+                "module {name:?}"
+            );
+            plain.1 += usize::from(is_plain_module(trimmed));
+        }
+        // Both shortcuts are taken often enough for the comparison to mean something.
+        assert!(plain.0 > 1_000 && plain.1 > 1_000, "{plain:?}");
+    }
 
     fn python_crash(release: &str, lines: [u64; 3]) -> Value {
         json!({
