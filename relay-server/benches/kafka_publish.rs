@@ -295,7 +295,7 @@ fn bare_side(brokers: &str, template: &Template, count: usize) -> f64 {
     let messages: Vec<(String, Vec<u8>)> = envelopes(template, count + 1)
         .into_iter()
         .map(|(managed, _verdict)| {
-            let mut built = build_messages(&managed, kafka.attachment_chunk_size, EventId::new());
+            let mut built = build_messages(&managed, kafka.attachment_chunk_size, EventId::new);
             // Answer the envelope so that dropping it does not log a missing verdict.
             managed.accept();
             let message = built.pop().expect("an event message");
@@ -356,7 +356,7 @@ fn main() {
     let template = Arc::new(load_template(&args.capture));
     let payload_bytes = {
         let (managed, _verdict) = envelopes(&template, 1).pop().expect("one envelope");
-        let size = build_messages(&managed, 1 << 20, EventId::new())[0]
+        let size = build_messages(&managed, 1 << 20, EventId::new)[0]
             .payload
             .len();
         managed.accept();

@@ -73,7 +73,7 @@ impl Handler<ProduceEnvelope> for KafkaProducer {
 
     fn handle(&mut self, ProduceEnvelope(mut envelope): ProduceEnvelope, _ctx: &mut Self::Context) {
         self.depth.received();
-        let messages = build_messages(&envelope, self.chunk_size, EventId::new());
+        let messages = build_messages(&envelope, self.chunk_size, EventId::new);
         envelope.release_payloads();
         let mut deliveries = Vec::with_capacity(messages.len());
         for message in &messages {

@@ -91,14 +91,15 @@ struct ChunkMessage<'a> {
 
 /// Builds every message for one processed envelope.
 ///
-/// `fallback_key` keys envelopes that carry no event id at all (a lone session, say).
+/// `fallback_key` keys envelopes that carry no event id at all (a lone session, say); it is
+/// called only for those, as a random id costs a system call.
 pub fn build_messages(
     managed: &ManagedEnvelope,
     chunk_size: usize,
-    fallback_key: EventId,
+    fallback_key: impl FnOnce() -> EventId,
 ) -> Vec<KafkaMessage> {
     let event_id = managed.event_id.or(managed.envelope.headers.event_id);
-    let key = event_id.unwrap_or(fallback_key).to_string();
+    let key = event_id.unwrap_or_else(fallback_key).to_string();
     let event_id = event_id.map(|id| id.to_string());
     let received = rfc3339(managed.meta.received);
 
@@ -266,7 +267,7 @@ mod tests {
                     {\"type\":\"attachment\",\"length\":10,\"filename\":\"a.bin\"}\n0123456789\n\
                     {\"type\":\"attachment\",\"length\":0,\"filename\":\"empty\"}\n\n";
         let event = json!({"message": "hi", "event_id": "9ec79c33ec9942ab8353589fcb2e04dc"});
-        let messages = build_messages(&managed(body, Some(event)), 4, EventId::new());
+        let messages = build_messages(&managed(body, Some(event)), 4, EventId::new);
         let topics: Vec<_> = messages.iter().map(|m| m.topic).collect();
         assert_eq!(
             topics,
@@ -313,7 +314,7 @@ mod tests {
         let body = "{}\n{\"type\":\"session\"}\n{\"sid\":\"abc\",\"status\":\"ok\"}\n\
                     {\"type\":\"mystery\",\"length\":3}\n\x01\x02\x03\n";
         let fallback = EventId::new();
-        let messages = build_messages(&managed(body, None), 1024, fallback);
+        let messages = build_messages(&managed(body, None), 1024, || fallback);
         assert_eq!(messages.len(), 2);
         assert!(messages.iter().all(|m| m.key == fallback.to_string()));
         let session = json_of(&messages[0]);
