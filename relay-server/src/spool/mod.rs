@@ -184,8 +184,13 @@ impl Spool {
                 tracing::warn!(%error, "spool: cannot record a release");
             }
         }
+        let finished = segment.sealed && segment.released >= segment.entries;
         drop(index);
-        self.delete_released_segments();
+        // Only this entry's segment can have become deletable here; a segment released in full
+        // before it was sealed is deleted by the writer when it seals it.
+        if finished {
+            self.delete_released_segments();
+        }
     }
 
     /// Whether the last append was refused for the quota (and nothing was freed since).

@@ -1,4 +1,5 @@
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use relay_core::config::{FsyncPolicy, SpoolConfig};
 
@@ -54,6 +55,41 @@ async fn appended_entries_are_read_in_order_and_released_segments_deleted() {
     assert_eq!(list_segments(&dir).unwrap().len(), 1);
     spool.close();
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[actix_web::test]
+async fn segments_released_around_their_sealing_are_deleted() {
+    let dir = temp_dir();
+    let spool = Spool::open(&dir, config(1 << 20, 100)).unwrap();
+    // A 100-byte record fills its segment: the writer seals it right after answering.
+    // Sealed, then released: the release deletes it.
+    let id = spool.append(vec![1; 92]).await.unwrap();
+    wait_for_segments(&dir, |segments| segments.len() == 2).await;
+    spool.release(id);
+    assert_eq!(list_segments(&dir).unwrap(), vec![id.segment + 1]);
+    // Released right after the append, mostly before the writer seals the segment: the
+    // writer deletes it when it seals it.
+    for i in 0..20u8 {
+        let id = spool.append(vec![i; 92]).await.unwrap();
+        spool.release(id);
+    }
+    let left = wait_for_segments(&dir, |segments| segments.len() == 1).await;
+    assert_eq!(left.len(), 1, "only the active segment is left: {left:?}");
+    assert_eq!(spool.pending_entries(), 0);
+    spool.close();
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// The spool's segments once `done` holds for them, or after 5 s.
+async fn wait_for_segments(dir: &std::path::Path, done: impl Fn(&[u64]) -> bool) -> Vec<u64> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let segments = list_segments(dir).unwrap();
+        if done(&segments) || Instant::now() > deadline {
+            return segments;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 #[actix_web::test]
