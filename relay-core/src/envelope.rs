@@ -4,10 +4,12 @@
 //! payload. With a `length` header the payload is exactly that many bytes; without it, the
 //! payload runs to the next newline. The last item may lack its trailing newline.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
+use serde::de::{Error as _, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
 use crate::event_id::EventId;
@@ -167,7 +169,7 @@ impl<'de> Deserialize<'de> for ItemType {
 }
 
 /// The header line of an envelope.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct EnvelopeHeaders {
     /// The id of the event in this envelope, if it carries one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -184,7 +186,7 @@ pub struct EnvelopeHeaders {
 }
 
 /// The header line of one item.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ItemHeaders {
     /// The item type.
     #[serde(rename = "type")]
@@ -217,6 +219,119 @@ impl ItemHeaders {
             attachment_type: None,
             other: Map::new(),
         }
+    }
+}
+
+// The header lines are read by hand rather than with a derived `Deserialize`: with
+// `#[serde(flatten)]` serde first buffers the whole line in an intermediate tree and then
+// builds the struct and the map of other headers from it, copying every string twice. Both
+// are read once per request at intake and once more when the spool is read.
+
+impl<'de> Deserialize<'de> for EnvelopeHeaders {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct HeadersVisitor;
+        impl<'de> Visitor<'de> for HeadersVisitor {
+            type Value = EnvelopeHeaders;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object of envelope headers")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut headers = EnvelopeHeaders::default();
+                let mut seen = Seen::default();
+                while let Some(HeaderKey(key)) = map.next_key()? {
+                    match key.as_ref() {
+                        "event_id" => headers.event_id = seen.value("event_id", &mut map)?,
+                        "dsn" => headers.dsn = seen.value("dsn", &mut map)?,
+                        "sent_at" => headers.sent_at = seen.value("sent_at", &mut map)?,
+                        _ => {
+                            headers.other.insert(key.into_owned(), map.next_value()?);
+                        }
+                    }
+                }
+                Ok(headers)
+            }
+        }
+        deserializer.deserialize_map(HeadersVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for ItemHeaders {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct HeadersVisitor;
+        impl<'de> Visitor<'de> for HeadersVisitor {
+            type Value = ItemHeaders;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object of item headers")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut ty = None;
+                let mut headers = ItemHeaders::new(ItemType::Unknown(String::new()));
+                let mut seen = Seen::default();
+                while let Some(HeaderKey(key)) = map.next_key()? {
+                    match key.as_ref() {
+                        "type" => ty = Some(seen.value("type", &mut map)?),
+                        "length" => headers.length = seen.value("length", &mut map)?,
+                        "content_type" => {
+                            headers.content_type = seen.value("content_type", &mut map)?
+                        }
+                        "filename" => headers.filename = seen.value("filename", &mut map)?,
+                        "attachment_type" => {
+                            headers.attachment_type = seen.value("attachment_type", &mut map)?
+                        }
+                        _ => {
+                            headers.other.insert(key.into_owned(), map.next_value()?);
+                        }
+                    }
+                }
+                headers.ty = ty.ok_or_else(|| A::Error::missing_field("type"))?;
+                Ok(headers)
+            }
+        }
+        deserializer.deserialize_map(HeadersVisitor)
+    }
+}
+
+/// A header name, borrowed from the input unless it had escapes.
+struct HeaderKey<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for HeaderKey<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = HeaderKey<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a header name")
+            }
+            fn visit_borrowed_str<E>(self, key: &'de str) -> Result<Self::Value, E> {
+                Ok(HeaderKey(Cow::Borrowed(key)))
+            }
+            fn visit_str<E>(self, key: &str) -> Result<Self::Value, E> {
+                Ok(HeaderKey(Cow::Owned(key.to_owned())))
+            }
+            fn visit_string<E>(self, key: String) -> Result<Self::Value, E> {
+                Ok(HeaderKey(Cow::Owned(key)))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+/// The named header fields read so far: a repeated one is an error, as with a derived
+/// `Deserialize`.
+#[derive(Default)]
+struct Seen(Vec<&'static str>);
+
+impl Seen {
+    fn value<'de, A: MapAccess<'de>, T: Deserialize<'de>>(
+        &mut self,
+        field: &'static str,
+        map: &mut A,
+    ) -> Result<T, A::Error> {
+        if self.0.contains(&field) {
+            return Err(A::Error::duplicate_field(field));
+        }
+        self.0.push(field);
+        map.next_value()
     }
 }
 
@@ -355,10 +470,128 @@ fn read_payload(
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
 
     fn parse(s: &str) -> Result<Envelope, EnvelopeError> {
         Envelope::parse(Bytes::copy_from_slice(s.as_bytes()))
+    }
+
+    /// What a derived `Deserialize` with `#[serde(flatten)]` reads: the reference for the
+    /// hand-written header readers.
+    #[derive(Deserialize)]
+    struct DerivedEnvelopeHeaders {
+        #[serde(default)]
+        event_id: Option<EventId>,
+        #[serde(default)]
+        dsn: Option<String>,
+        #[serde(default)]
+        sent_at: Option<String>,
+        #[serde(flatten)]
+        other: Map<String, Value>,
+    }
+
+    #[derive(Deserialize)]
+    struct DerivedItemHeaders {
+        #[serde(rename = "type")]
+        ty: ItemType,
+        #[serde(default)]
+        length: Option<u64>,
+        #[serde(default)]
+        content_type: Option<String>,
+        #[serde(default)]
+        filename: Option<String>,
+        #[serde(default)]
+        attachment_type: Option<String>,
+        #[serde(flatten)]
+        other: Map<String, Value>,
+    }
+
+    /// Header lines: those of every SDK capture in the fixtures, and edge cases.
+    fn header_lines() -> Vec<String> {
+        let mut lines: Vec<String> = [
+            r#"{}"#,
+            r#"{"event_id":null,"dsn":null,"sent_at":null}"#,
+            r#"{"event_id":"9ec79c33ec9942ab8353589fcb2e04dc","x":1}"#,
+            r#"{"event_id":"9ec79c33-ec99-42ab-8353-589fcb2e04dc"}"#,
+            r#"{"event_id":"nope"}"#,
+            r#"{"event_id":5}"#,
+            r#"{"dsn":"a","dsn":"b"}"#,
+            r#"{"x":1,"x":2}"#,
+            r#"{"event_id":"9ec79c33ec9942ab8353589fcb2e04dc","é":"é"}"#,
+            r#"{"sent_at":7}"#,
+            r#"{"type":"event","length":3}"#,
+            r#"{"type":"attachment","length":3,"filename":"a.txt","content_type":"text/plain","attachment_type":"event.minidump","item_count":2}"#,
+            r#"{"type":"event","type":"transaction"}"#,
+            r#"{"length":3}"#,
+            r#"{"type":"mystery","length":null,"filename":null}"#,
+            r#"{"type":"event","length":-1}"#,
+            r#"{"type":7}"#,
+            r#"[]"#,
+            r#""event""#,
+            r#"null"#,
+            r#"{"type":"event""#,
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/sdk");
+        for sdk in ["python", "node"] {
+            let Ok(captures) = std::fs::read_dir(fixtures.join(sdk)) else {
+                continue;
+            };
+            for capture in captures.flatten() {
+                let dir = capture.path();
+                let body = std::fs::read(dir.join("body.decompressed.bin"))
+                    .or_else(|_| std::fs::read(dir.join("body.bin")));
+                if let Ok(Ok(envelope)) = body.map(|b| Envelope::parse(Bytes::from(b))) {
+                    lines.push(serde_json::to_string(&envelope.headers).unwrap());
+                    for item in &envelope.items {
+                        lines.push(serde_json::to_string(&item.headers).unwrap());
+                    }
+                }
+            }
+        }
+        lines
+    }
+
+    #[test]
+    fn header_readers_agree_with_derived_ones() {
+        let lines = header_lines();
+        assert!(
+            lines.len() > 30,
+            "fixture captures were read: {}",
+            lines.len()
+        );
+        for line in &lines {
+            let ours = serde_json::from_str::<EnvelopeHeaders>(line);
+            let derived = serde_json::from_str::<DerivedEnvelopeHeaders>(line);
+            match (ours, derived) {
+                (Ok(ours), Ok(d)) => assert_eq!(
+                    (ours.event_id, ours.dsn, ours.sent_at, ours.other),
+                    (d.event_id, d.dsn, d.sent_at, d.other),
+                    "{line}"
+                ),
+                (ours, derived) => assert!(ours.is_err() && derived.is_err(), "{line}"),
+            }
+            let ours = serde_json::from_str::<ItemHeaders>(line);
+            let derived = serde_json::from_str::<DerivedItemHeaders>(line);
+            match (ours, derived) {
+                (Ok(ours), Ok(d)) => assert_eq!(
+                    ours,
+                    ItemHeaders {
+                        ty: d.ty,
+                        length: d.length,
+                        content_type: d.content_type,
+                        filename: d.filename,
+                        attachment_type: d.attachment_type,
+                        other: d.other,
+                    },
+                    "{line}"
+                ),
+                (ours, derived) => assert!(ours.is_err() && derived.is_err(), "{line}"),
+            }
+        }
     }
 
     #[test]
