@@ -64,7 +64,10 @@ async fn segments_released_around_their_sealing_are_deleted() {
     // A 100-byte record fills its segment: the writer seals it right after answering.
     // Sealed, then released: the release deletes it.
     let id = spool.append(vec![1; 92]).await.unwrap();
-    wait_for_segments(&dir, |segments| segments.len() == 2).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !spool.lock().segments[&id.segment].sealed && Instant::now() < deadline {
+        actix_web::rt::time::sleep(Duration::from_millis(5)).await;
+    }
     spool.release(id);
     assert_eq!(list_segments(&dir).unwrap(), vec![id.segment + 1]);
     // Released right after the append, mostly before the writer seals the segment: the
