@@ -235,19 +235,17 @@ impl<'de> Deserialize<'de> for EnvelopeHeaders {
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("an object of envelope headers")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
                 let mut headers = EnvelopeHeaders::default();
-                let mut seen = Seen::default();
-                while let Some(HeaderKey(key)) = map.next_key()? {
-                    match key.as_ref() {
-                        "event_id" => headers.event_id = seen.value("event_id", &mut map)?,
-                        "dsn" => headers.dsn = seen.value("dsn", &mut map)?,
-                        "sent_at" => headers.sent_at = seen.value("sent_at", &mut map)?,
-                        _ => {
-                            headers.other.insert(key.into_owned(), map.next_value()?);
-                        }
+                headers.other = read_headers(map, |key, seen, map| {
+                    match key {
+                        "event_id" => headers.event_id = seen.value("event_id", map)?,
+                        "dsn" => headers.dsn = seen.value("dsn", map)?,
+                        "sent_at" => headers.sent_at = seen.value("sent_at", map)?,
+                        _ => return Ok(false),
                     }
-                }
+                    Ok(true)
+                })?;
                 Ok(headers)
             }
         }
@@ -263,32 +261,44 @@ impl<'de> Deserialize<'de> for ItemHeaders {
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("an object of item headers")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
                 let mut ty = None;
                 let mut headers = ItemHeaders::new(ItemType::Unknown(String::new()));
-                let mut seen = Seen::default();
-                while let Some(HeaderKey(key)) = map.next_key()? {
-                    match key.as_ref() {
-                        "type" => ty = Some(seen.value("type", &mut map)?),
-                        "length" => headers.length = seen.value("length", &mut map)?,
-                        "content_type" => {
-                            headers.content_type = seen.value("content_type", &mut map)?
-                        }
-                        "filename" => headers.filename = seen.value("filename", &mut map)?,
+                headers.other = read_headers(map, |key, seen, map| {
+                    match key {
+                        "type" => ty = Some(seen.value("type", map)?),
+                        "length" => headers.length = seen.value("length", map)?,
+                        "content_type" => headers.content_type = seen.value("content_type", map)?,
+                        "filename" => headers.filename = seen.value("filename", map)?,
                         "attachment_type" => {
-                            headers.attachment_type = seen.value("attachment_type", &mut map)?
+                            headers.attachment_type = seen.value("attachment_type", map)?
                         }
-                        _ => {
-                            headers.other.insert(key.into_owned(), map.next_value()?);
-                        }
+                        _ => return Ok(false),
                     }
-                }
+                    Ok(true)
+                })?;
                 headers.ty = ty.ok_or_else(|| A::Error::missing_field("type"))?;
                 Ok(headers)
             }
         }
         deserializer.deserialize_map(HeadersVisitor)
     }
+}
+
+/// Reads a header object key by key: `named` reads the value of a field the struct has and
+/// says `true`, or says `false`; every other header is returned as sent.
+fn read_headers<'de, A: MapAccess<'de>>(
+    mut map: A,
+    mut named: impl FnMut(&str, &mut Seen, &mut A) -> Result<bool, A::Error>,
+) -> Result<Map<String, Value>, A::Error> {
+    let mut other = Map::new();
+    let mut seen = Seen::default();
+    while let Some(HeaderKey(key)) = map.next_key()? {
+        if !named(&key, &mut seen, &mut map)? {
+            other.insert(key.into_owned(), map.next_value()?);
+        }
+    }
+    Ok(other)
 }
 
 /// A header name, borrowed from the input unless it had escapes.
