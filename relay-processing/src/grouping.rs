@@ -553,6 +553,7 @@ pub fn culprit(event: &Value) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_rng::TestRng;
     use serde_json::json;
 
     /// Names built from pieces that each rule reacts to, and pieces that are plain, joined in
@@ -606,17 +607,11 @@ mod tests {
             "Object.?",
         ];
         let mut names: Vec<String> = PIECES.iter().map(|p| p.to_string()).collect();
-        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut rng = TestRng::new(0x9e37_79b9_7f4a_7c15);
         for _ in 0..20_000 {
             let mut name = String::new();
-            state = state
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1);
-            for _ in 0..(state >> 61) + 1 {
-                state = state
-                    .wrapping_mul(6_364_136_223_846_793_005)
-                    .wrapping_add(1);
-                name.push_str(PIECES[(state >> 33) as usize % PIECES.len()]);
+            for _ in 0..=rng.below(8) {
+                name.push_str(PIECES[rng.below(PIECES.len())]);
             }
             names.push(name);
         }

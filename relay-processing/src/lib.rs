@@ -20,3 +20,5 @@ pub mod normalize;
 pub mod pii;
 pub mod sourcemap;
 pub mod symbolicate;
+#[cfg(test)]
+mod test_rng;

@@ -475,6 +475,7 @@ fn join(path: &str, key: &str) -> String {
 mod tests {
     use super::super::test_support::*;
     use super::*;
+    use crate::test_rng::TestRng;
 
     fn run(event: Value) -> Value {
         on_object(event, |o| normalize(o, &NormalizeConfig::default()))
@@ -525,13 +526,8 @@ mod tests {
             json!("0x10000000000000000"),
             json!(" 0x1a"),
         ];
-        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
-        let mut next = |n: usize| {
-            state = state
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1);
-            (state >> 33) as usize % n
-        };
+        let mut rng = TestRng::new(0x2545_f491_4f6c_dd1d);
+        let mut next = |n: usize| rng.below(n);
         (0..20_000)
             .map(|_| {
                 let mut frame = Map::new();

@@ -978,6 +978,7 @@ pub(crate) mod tests {
     use super::*;
     use crate::symbolicate::cache::indexed_text;
     use crate::symbolicate::sources::LocalDirectory;
+    use crate::test_rng::TestRng;
 
     /// Everything a walk or a symbol lookup did, as text.
     #[derive(Default)]
@@ -1283,14 +1284,8 @@ pub(crate) mod tests {
             .expect("the windows-x86 fixture has a .sym file");
         sources.push(("windows-x86 .sym".to_owned(), small));
 
-        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut random = move |below: usize| -> usize {
-            // xorshift64: deterministic, so a failure reproduces.
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % below.max(1) as u64) as usize
-        };
+        let mut rng = TestRng::new(0x9e37_79b9_7f4a_7c15);
+        let mut random = move |below: usize| rng.below(below);
         let (mut indexed, mut refused) = (0, 0);
         for (name, source) in &sources {
             let rounds = if source.len() > 4096 { 100 } else { 1000 };

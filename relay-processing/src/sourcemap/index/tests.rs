@@ -3,6 +3,7 @@
 use super::decode::decode;
 use super::DecodeError;
 use crate::sourcemap::{RawScope, SourceMapError, SourceMapView};
+use crate::test_rng::TestRng;
 
 /// Encodes `segments` (lines of segments of fields, deltas as the format stores them).
 fn mappings(lines: &[&[&[i64]]]) -> String {
@@ -316,14 +317,6 @@ fn minified_source_names_the_scopes() {
     assert_eq!(broken.lookup_raw(0, 10).unwrap().name, Some("abcd"));
 }
 
-/// A small deterministic generator for the corruption test.
-fn lcg(state: &mut u64) -> u64 {
-    *state = state
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    *state >> 33
-}
-
 #[test]
 fn corrupt_or_truncated_indexes_are_rejected_or_harmless() {
     use symbolic::common::ByteView;
@@ -347,12 +340,12 @@ fn corrupt_or_truncated_indexes_are_rejected_or_harmless() {
             "truncated to {len}"
         );
     }
-    let mut state = 42;
+    let mut rng = TestRng::new(42);
     for _ in 0..2000 {
         let mut corrupt = bytes.clone();
-        for _ in 0..1 + lcg(&mut state) % 4 {
-            let at = lcg(&mut state) as usize % corrupt.len();
-            corrupt[at] = lcg(&mut state) as u8;
+        for _ in 0..1 + rng.next_u64() % 4 {
+            let at = rng.next_u64() as usize % corrupt.len();
+            corrupt[at] = rng.next_u64() as u8;
         }
         check(corrupt);
     }
@@ -418,34 +411,34 @@ fn naive(tokens: &[Generated], line: u32, col: u32) -> Option<(String, u32, u32,
 
 #[test]
 fn random_maps_agree_with_a_naive_lookup() {
-    let mut state = 7;
+    let mut rng = TestRng::new(7);
     for round in 0..300 {
-        let lines = 1 + lcg(&mut state) as u32 % 4;
+        let lines = 1 + rng.next_u64() as u32 % 4;
         let mut tokens: Vec<Generated> = Vec::new();
         for line in 0..lines {
             // Some long lines (many buckets), some short; clustered and sparse columns.
-            let count = lcg(&mut state) as u32 % if round % 3 == 0 { 400 } else { 12 };
+            let count = rng.next_u64() as u32 % if round % 3 == 0 { 400 } else { 12 };
             let mut col = 0u32;
             for _ in 0..count {
-                col += match lcg(&mut state) % 10 {
-                    0 => lcg(&mut state) as u32 % 5000,
+                col += match rng.next_u64() % 10 {
+                    0 => rng.next_u64() as u32 % 5000,
                     1 if round % 4 == 0 => 0,
-                    _ => lcg(&mut state) as u32 % 4,
+                    _ => rng.next_u64() as u32 % 4,
                 };
                 // Every fifth round, some columns go backwards.
-                let at = if round % 5 == 0 && lcg(&mut state).is_multiple_of(6) {
-                    col.saturating_sub(lcg(&mut state) as u32 % 50)
+                let at = if round % 5 == 0 && rng.next_u64().is_multiple_of(6) {
+                    col.saturating_sub(rng.next_u64() as u32 % 50)
                 } else {
                     col
                 };
-                let record = (!lcg(&mut state).is_multiple_of(8)).then(|| {
+                let record = (!rng.next_u64().is_multiple_of(8)).then(|| {
                     (
-                        lcg(&mut state) as u32 % 3,
-                        lcg(&mut state) as u32 % 1000,
-                        lcg(&mut state) as u32 % 200,
-                        lcg(&mut state)
+                        rng.next_u64() as u32 % 3,
+                        rng.next_u64() as u32 % 1000,
+                        rng.next_u64() as u32 % 200,
+                        rng.next_u64()
                             .is_multiple_of(2)
-                            .then(|| lcg(&mut state) as u32 % 4),
+                            .then(|| rng.next_u64() as u32 % 4),
                     )
                 });
                 tokens.push((line, at, record));
