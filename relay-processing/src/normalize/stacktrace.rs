@@ -260,6 +260,12 @@ const FRAME_STRINGS: [&str; 10] = [
     "context_line",
     "trust",
 ];
+/// Frame fields that must be non-negative integers.
+const FRAME_LINE_NUMBERS: [&str; 2] = ["lineno", "colno"];
+/// Frame fields holding addresses, written as `0x` and lowercase hex.
+const FRAME_ADDRESSES: [&str; 3] = ["instruction_addr", "symbol_addr", "image_addr"];
+/// Frame fields holding source lines around the frame's line.
+const FRAME_CONTEXT_LINES: [&str; 2] = ["pre_context", "post_context"];
 const FRAME_IDENTITY: [&str; 8] = [
     "function",
     "raw_function",
@@ -279,7 +285,7 @@ fn frame(value: Value, path: &str, notes: &mut Notes) -> Option<Value> {
     for key in FRAME_STRINGS {
         string_field(&mut frame, key, path, notes);
     }
-    for key in ["lineno", "colno"] {
+    for key in FRAME_LINE_NUMBERS {
         fix_field(&mut frame, key, path, notes, |v| match v {
             Value::Number(n) if n.is_u64() => Fix::Keep,
             Value::Number(n) => n
@@ -300,7 +306,7 @@ fn frame(value: Value, path: &str, notes: &mut Notes) -> Option<Value> {
             Fix::Invalid
         }
     });
-    for key in ["instruction_addr", "symbol_addr", "image_addr"] {
+    for key in FRAME_ADDRESSES {
         fix_field(&mut frame, key, path, notes, |v| {
             let addr = match v {
                 Value::Number(n) => n.as_u64(),
@@ -324,7 +330,7 @@ fn frame(value: Value, path: &str, notes: &mut Notes) -> Option<Value> {
         )),
         _ => Fix::Invalid,
     });
-    for key in ["pre_context", "post_context"] {
+    for key in FRAME_CONTEXT_LINES {
         fix_field(&mut frame, key, path, notes, |v| {
             let Some(lines) = v.as_array() else {
                 return Fix::Invalid;
@@ -370,19 +376,21 @@ fn is_valid_frame(value: &Value) -> bool {
 /// [`frame`]'s rules, read-only: whether they keep `value` under `key` as it is.
 fn is_valid_frame_field(key: &str, value: &Value) -> bool {
     if FRAME_STRINGS.contains(&key) {
-        return value.is_string();
-    }
-    match key {
-        "lineno" | "colno" => value.is_u64(),
-        "in_app" => value.is_boolean(),
-        "instruction_addr" | "symbol_addr" | "image_addr" => {
-            value.as_str().is_some_and(is_canonical_addr)
-        }
-        "vars" => value.is_object(),
-        "pre_context" | "post_context" => value
+        value.is_string()
+    } else if FRAME_LINE_NUMBERS.contains(&key) {
+        value.is_u64()
+    } else if FRAME_ADDRESSES.contains(&key) {
+        value.as_str().is_some_and(is_canonical_addr)
+    } else if FRAME_CONTEXT_LINES.contains(&key) {
+        value
             .as_array()
-            .is_some_and(|lines| lines.iter().all(Value::is_string)),
-        _ => true,
+            .is_some_and(|lines| lines.iter().all(Value::is_string))
+    } else {
+        match key {
+            "in_app" => value.is_boolean(),
+            "vars" => value.is_object(),
+            _ => true,
+        }
     }
 }
 
@@ -488,18 +496,10 @@ mod tests {
             .iter()
             .chain(&FRAME_IDENTITY)
             .copied()
-            .chain([
-                "lineno",
-                "colno",
-                "in_app",
-                "symbol_addr",
-                "image_addr",
-                "vars",
-                "pre_context",
-                "post_context",
-                "data",
-                "addr_mode",
-            ])
+            .chain(FRAME_LINE_NUMBERS)
+            .chain(FRAME_ADDRESSES)
+            .chain(FRAME_CONTEXT_LINES)
+            .chain(["in_app", "vars", "data", "addr_mode"])
             .collect();
         let values = [
             json!("main"),
@@ -536,11 +536,11 @@ mod tests {
                     // Mostly values valid for the key, so that valid frames are common.
                     let value = match (next(3), key) {
                         (0, _) => values[next(values.len())].clone(),
-                        (_, "lineno" | "colno") => json!(7),
+                        (_, k) if FRAME_LINE_NUMBERS.contains(&k) => json!(7),
                         (_, "in_app") => json!(false),
-                        (_, "instruction_addr" | "symbol_addr" | "image_addr") => json!("0x1a"),
+                        (_, k) if FRAME_ADDRESSES.contains(&k) => json!("0x1a"),
                         (_, "vars") => json!({}),
-                        (_, "pre_context" | "post_context") => json!(["a"]),
+                        (_, k) if FRAME_CONTEXT_LINES.contains(&k) => json!(["a"]),
                         _ => json!("f"),
                     };
                     frame.insert(key.to_owned(), value);
