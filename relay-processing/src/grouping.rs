@@ -261,16 +261,21 @@ static SO_VERSION: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(\.so)(\.\d+)
 /// `None` for names that say nothing (`?`, `<anonymous>`, `<unknown>`).
 pub fn normalize_function(name: &str) -> Option<String> {
     let name = name.trim();
-    if matches!(
-        name,
-        "" | "?" | "<unknown>" | "<anonymous>" | "unknown" | "<redacted>"
-    ) {
+    if says_nothing(name) {
         return None;
     }
     if is_plain_function(name) {
         return Some(name.to_owned());
     }
     normalize_function_text(name)
+}
+
+/// A trimmed function name that names no function.
+fn says_nothing(name: &str) -> bool {
+    matches!(
+        name,
+        "" | "?" | "<unknown>" | "<anonymous>" | "unknown" | "<redacted>"
+    )
 }
 
 /// Whether none of [`normalize_function`]'s rules can change `name`, told without running
@@ -623,10 +628,7 @@ mod tests {
         let mut plain = (0, 0);
         for name in generated_names() {
             let trimmed = name.trim();
-            if !matches!(
-                trimmed,
-                "" | "?" | "<unknown>" | "<anonymous>" | "unknown" | "<redacted>"
-            ) {
+            if !says_nothing(trimmed) {
                 let full = normalize_function_text(trimmed);
                 assert_eq!(normalize_function(&name), full, "function {name:?}");
                 plain.0 += usize::from(is_plain_function(trimmed));
