@@ -484,21 +484,9 @@ fn cut_short_cache_files_are_rebuilt() {
     let bytes = std::fs::read(native_dir().join("linux-x86_64/linux.dmp")).unwrap();
     let store = || cached_store(&dir, cache.path());
     let first = symbolicate_minidump(&bytes, &store(), None).unwrap();
-    let only_file = |kind: &str| {
-        let sub = std::fs::read_dir(cache.path().join(kind))
-            .unwrap()
-            .next()
-            .unwrap()
-            .unwrap();
-        std::fs::read_dir(sub.path())
-            .unwrap()
-            .next()
-            .unwrap()
-            .unwrap()
-            .path()
-    };
     for kind in ["symcache", "cfi"] {
-        let path = only_file(kind);
+        let [path] = <[PathBuf; 1]>::try_from(walk_files(&cache.path().join(kind)))
+            .expect("one cache file of each kind");
         let data = std::fs::read(&path).unwrap();
         std::fs::write(&path, &data[..data.len() - 3]).unwrap();
     }
