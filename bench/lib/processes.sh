@@ -64,6 +64,7 @@ stop_tansu() { [[ -n "$TANSU_PID" ]] && stop_pid "$TANSU_PID"; TANSU_PID=""; }
 RELAY_PORT=""
 RELAY_PID=""
 # start_relay DATA_DIR BROKERS [EXTRA_YAML]
+# KAFKA_PRODUCER (optional): librdkafka overrides as YAML flow pairs, e.g. '"linger.ms": "50"'.
 start_relay() {
   local data="$1" brokers="$2" extra="${3:-}"
   RELAY_PORT="$(free_port)"
@@ -73,6 +74,7 @@ listen: "127.0.0.1:$RELAY_PORT"
 data_dir: "$data"
 kafka:
   brokers: "$brokers"
+  producer: {${KAFKA_PRODUCER:-}}
 projects:
   - id: $PROJECT_ID
     keys: ["$PUBLIC_KEY"]

@@ -298,9 +298,11 @@ pub struct Limits {
     pub max_concurrent_requests: usize,
 }
 
+/// A mebibyte, for byte-sized defaults.
+const MIB: usize = 1024 * 1024;
+
 impl Default for Limits {
     fn default() -> Self {
-        const MIB: usize = 1024 * 1024;
         Limits {
             max_request_size: 20 * MIB,
             max_envelope_size: 100 * MIB,
@@ -316,11 +318,18 @@ impl Default for Limits {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct PipelineConfig {
-    /// Spooled envelopes in the pipeline at once, from the spool reader until Kafka confirms
-    /// delivery. When all are taken, the spool reader waits. Defaults to 256, the default
-    /// `mailbox_capacity`: more than a mailbox holds would only be refused by a full stage and
-    /// retried from the spool.
+    /// Spooled envelopes being processed at once, from the spool reader until the
+    /// KafkaProducer has handed their messages to librdkafka. When all are taken, the spool
+    /// reader waits. Defaults to 256, the default `mailbox_capacity`: more than a mailbox holds
+    /// would only be refused by a full stage and retried from the spool.
     pub max_in_flight: usize,
+    /// Bytes of spooled envelopes handed to Kafka and awaiting their delivery reports, at most.
+    /// When the window is full, the spool reader waits. A separate, larger bound than
+    /// `max_in_flight` because such an envelope costs only its spooled bytes, and because
+    /// the wait for delivery (`linger.ms` plus the broker's round trip) would otherwise cap
+    /// the throughput at `max_in_flight` per round trip. An envelope larger than the window
+    /// takes all of it. Defaults to 8 MiB.
+    pub delivery_window_bytes: usize,
     /// Mailbox capacity of each async actor. Defaults to 256.
     pub mailbox_capacity: usize,
     /// Threads of the symbolication arbiter; 0 means one per CPU core. Defaults to 0.
@@ -341,6 +350,7 @@ impl Default for PipelineConfig {
     fn default() -> Self {
         PipelineConfig {
             max_in_flight: 256,
+            delivery_window_bytes: 8 * MIB,
             mailbox_capacity: 256,
             symbolicator_threads: 0,
             symbolicator_queue: 64,
@@ -543,6 +553,10 @@ impl Config {
                 self.limits.max_attachment_size,
             ),
             ("pipeline.max_in_flight", self.pipeline.max_in_flight),
+            (
+                "pipeline.delivery_window_bytes",
+                self.pipeline.delivery_window_bytes,
+            ),
             ("pipeline.mailbox_capacity", self.pipeline.mailbox_capacity),
             (
                 "pipeline.symbolicator_queue",

@@ -13,8 +13,9 @@
 //! - **relay**: the `KafkaProducer` actor as `relay run` starts it (`start_bounded_in`, the
 //!   default mailbox capacity, `kafka::create_producer`), fed `ProduceEnvelope` messages from
 //!   its own arbiter, as the spool reader feeds the pipeline from the pipeline arbiter: at most
-//!   `pipeline.max_in_flight` (default) envelopes outstanding, `try_send`, waiting while the
-//!   mailbox is full. Timed: building each message (`build_messages`: the event's JSON
+//!   `pipeline.max_in_flight` (default) envelopes not yet queued in librdkafka (the reader's
+//!   slot travels with the envelope), at most `pipeline.delivery_window_bytes` (default) of
+//!   envelope bytes not yet answered, `try_send`, waiting while the mailbox is full. Timed: building each message (`build_messages`: the event's JSON
 //!   serialization), producing it, awaiting its delivery report, and the verdict reaching the
 //!   sender. The envelopes were parsed, normalized, scrubbed and grouped beforehand, outside
 //!   the timing (that is the pipeline, measured by the drain and intake benchmarks).
@@ -44,6 +45,7 @@ use relay_processing::grouping::fingerprint;
 use relay_processing::normalize::{normalize_event_full, NormalizeContext, NormalizeOptions};
 use relay_processing::pii::PiiScrubber;
 use relay_server::actors::kafka_producer::{KafkaProducer, ProduceEnvelope};
+use relay_server::actors::spool_reader::window_permits;
 use relay_server::actors::{start_bounded_in, Mailbox};
 use relay_server::kafka::messages::build_messages;
 use relay_server::kafka::{create_producer, producer_config};
@@ -203,19 +205,20 @@ fn relay_side(
             // allocated is slower.
             let warmup = envelopes(&template, 1);
             let batch = envelopes(&template, count);
-            let _ = done.send(feed(mailbox, warmup, batch, pipeline.max_in_flight).await);
+            let _ = done.send(feed(mailbox, warmup, batch, &pipeline).await);
         });
         rate.await.expect("the feed reports its rate")
     })
 }
 
-/// Sends `batch` with at most `max_in_flight` envelopes outstanding; messages per second from
-/// the first send to the last verdict.
+/// Sends `batch` within the spool reader's bounds (`max_in_flight` slots, released by the
+/// producer once the messages are queued; the delivery window, released with the verdict);
+/// messages per second from the first send to the last verdict.
 async fn feed(
     mailbox: Mailbox<KafkaProducer>,
     warmup: Vec<(ManagedEnvelope, oneshot::Receiver<Verdict>)>,
     batch: Vec<(ManagedEnvelope, oneshot::Receiver<Verdict>)>,
-    max_in_flight: usize,
+    pipeline: &PipelineConfig,
 ) -> f64 {
     let send = |managed: ManagedEnvelope| {
         let mailbox = mailbox.clone();
@@ -239,19 +242,30 @@ async fn feed(
         assert!(matches!(verdict.await, Ok(Verdict::Accepted)), "warm-up");
     }
     let count = batch.len();
-    let slots = Arc::new(Semaphore::new(max_in_flight));
+    let slots = Arc::new(Semaphore::new(pipeline.max_in_flight));
+    let window_size = window_permits(pipeline.delivery_window_bytes);
+    let window = Arc::new(Semaphore::new(window_size));
     let accepted = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
     let mut waiting = Vec::with_capacity(count);
-    for (managed, verdict) in batch {
+    for (mut managed, verdict) in batch {
         let slot = slots.clone().acquire_owned().await.expect("semaphore open");
+        // The envelope's bytes stand for the spooled entry's.
+        let bytes = managed.envelope.items.iter().map(|item| item.payload.len());
+        let bytes = bytes.sum::<usize>().clamp(1, window_size) as u32;
+        let credit = window
+            .clone()
+            .acquire_many_owned(bytes)
+            .await
+            .expect("semaphore open");
+        managed.hold_slot(slot);
         send(managed).await;
         let accepted = accepted.clone();
         waiting.push(actix_rt::spawn(async move {
             if matches!(verdict.await, Ok(Verdict::Accepted)) {
                 accepted.fetch_add(1, Ordering::Relaxed);
             }
-            drop(slot);
+            drop(credit);
         }));
     }
     for task in waiting {
@@ -389,6 +403,7 @@ fn main() {
         "count": args.count,
         "payload_bytes": payload_bytes,
         "max_in_flight": pipeline.max_in_flight,
+        "delivery_window_bytes": pipeline.delivery_window_bytes,
         "mailbox_capacity": pipeline.mailbox_capacity,
         "relay_msgs_per_s": relay,
         "bare_msgs_per_s": bare,

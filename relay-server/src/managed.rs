@@ -3,14 +3,16 @@
 //! It carries the parsed envelope, the request's metadata and the channel on which the spool
 //! reader learns the verdict. Whoever ends its journey calls [`ManagedEnvelope::accept`] or
 //! [`ManagedEnvelope::reject`]; if it is dropped without either, the verdict is an internal
-//! failure instead of silence.
+//! failure instead of silence. It may also hold the spool reader's in-flight slot
+//! ([`ManagedEnvelope::hold_slot`]), given back once its messages are queued in librdkafka or
+//! its journey ends.
 
 use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
 use relay_core::{Envelope, EventId};
 use serde_json::Value;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
 /// Who sent a request and when.
 #[derive(Clone, Debug)]
@@ -73,6 +75,7 @@ pub struct ManagedEnvelope {
     /// The event's issue (fingerprint hash), known after grouping.
     pub group_id: Option<String>,
     reply: Option<oneshot::Sender<Verdict>>,
+    slot: Option<OwnedSemaphorePermit>,
 }
 
 impl ManagedEnvelope {
@@ -90,16 +93,26 @@ impl ManagedEnvelope {
             meta,
             event,
             reply: Some(tx),
+            slot: None,
         };
         (managed, rx)
     }
 
-    /// Frees the event tree and the items once their Kafka messages are built: only the
-    /// verdict is still to come, and freeing a tree just serialized (still in the CPU's caches)
-    /// costs less than freeing it after the delivery wait.
-    pub fn release_payloads(&mut self) {
+    /// Holds the spool reader's in-flight slot for this envelope until
+    /// [`ManagedEnvelope::handed_to_kafka`] or the end of its journey.
+    pub fn hold_slot(&mut self, slot: OwnedSemaphorePermit) {
+        self.slot = Some(slot);
+    }
+
+    /// Called once the envelope's Kafka messages are built and queued in librdkafka: only the
+    /// delivery reports are still to come. Frees the event tree and the items (a tree just
+    /// serialized is still in the CPU's caches; freeing it after the delivery wait cost more),
+    /// and gives back the reader's slot, so that the wait for delivery does not hold back the
+    /// processing of the next envelopes.
+    pub fn handed_to_kafka(&mut self) {
         self.event = None;
         self.envelope.items = Vec::new();
+        self.slot = None;
     }
 
     /// Ends the journey successfully.

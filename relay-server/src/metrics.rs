@@ -12,6 +12,8 @@
 //! | `relay_pii_scrubbed_total` | | values replaced by `[Filtered]` |
 //! | `relay_spool_bytes` | | bytes of all spool segments on disk |
 //! | `relay_spool_capacity_bytes` | | the spool's disk quota |
+//! | `relay_delivery_window_bytes` | | spooled bytes read by the spool reader and not yet released (in the pipeline or awaiting delivery reports) |
+//! | `relay_delivery_window_capacity_bytes` | | `pipeline.delivery_window_bytes` |
 //! | `relay_spool_retries_total` | | entries sent again after back-pressure or a failed delivery |
 //! | `relay_spool_dropped_total` | `reason` | entries released without publishing: `expired`, `invalid`, `corrupt`, `internal` |
 //! | `relay_symbol_downloads_total` | `result` | debug files asked of symbol servers: `found`, `missing`, `failed`, or `cached` (from the download cache) |
@@ -31,6 +33,8 @@ pub struct Metrics {
     kafka_messages: IntCounterVec,
     spool_bytes: IntGauge,
     spool_capacity: IntGauge,
+    delivery_window: IntGauge,
+    delivery_window_capacity: IntGauge,
     spool_retries: prometheus::IntCounter,
     spool_dropped: IntCounterVec,
     outcomes: IntCounterVec,
@@ -59,49 +63,44 @@ impl Metrics {
                 .expect("unique metric");
             vec
         };
-        let spool_bytes =
-            IntGauge::new("relay_spool_bytes", "Bytes of all spool segments on disk.")
-                .expect("valid gauge");
-        registry
-            .register(Box::new(spool_bytes.clone()))
-            .expect("unique metric");
-        let spool_capacity = IntGauge::new("relay_spool_capacity_bytes", "The spool's disk quota.")
-            .expect("valid gauge");
-        registry
-            .register(Box::new(spool_capacity.clone()))
-            .expect("unique metric");
-        let spool_retries = prometheus::IntCounter::new(
+        let single_gauge = |name: &str, help: &str| {
+            let gauge = IntGauge::new(name, help).expect("valid gauge");
+            registry
+                .register(Box::new(gauge.clone()))
+                .expect("unique metric");
+            gauge
+        };
+        let single_counter = |name: &str, help: &str| {
+            let counter = prometheus::IntCounter::new(name, help).expect("valid counter");
+            registry
+                .register(Box::new(counter.clone()))
+                .expect("unique metric");
+            counter
+        };
+        let spool_bytes = single_gauge("relay_spool_bytes", "Bytes of all spool segments on disk.");
+        let spool_capacity = single_gauge("relay_spool_capacity_bytes", "The spool's disk quota.");
+        let spool_retries = single_counter(
             "relay_spool_retries_total",
             "Spooled entries sent again after back-pressure or a failed delivery.",
-        )
-        .expect("valid counter");
-        registry
-            .register(Box::new(spool_retries.clone()))
-            .expect("unique metric");
-        let outcomes_dropped = prometheus::IntCounter::new(
+        );
+        let delivery_window = single_gauge(
+            "relay_delivery_window_bytes",
+            "Spooled bytes read by the spool reader and not yet released.",
+        );
+        let delivery_window_capacity = single_gauge(
+            "relay_delivery_window_capacity_bytes",
+            "The delivery window (pipeline.delivery_window_bytes).",
+        );
+        let outcomes_dropped = single_counter(
             "relay_outcomes_dropped_total",
             "Outcomes not counted because the aggregator was overwhelmed.",
-        )
-        .expect("valid counter");
-        registry
-            .register(Box::new(outcomes_dropped.clone()))
-            .expect("unique metric");
-        let symbol_cache_bytes = IntGauge::new(
+        );
+        let symbol_cache_bytes = single_gauge(
             "relay_symbol_cache_bytes",
             "Bytes of downloaded debug files, SymCaches and CFI caches at the last size check.",
-        )
-        .expect("valid gauge");
-        registry
-            .register(Box::new(symbol_cache_bytes.clone()))
-            .expect("unique metric");
-        let pii_scrubbed = prometheus::IntCounter::new(
-            "relay_pii_scrubbed_total",
-            "Values replaced by [Filtered].",
-        )
-        .expect("valid counter");
-        registry
-            .register(Box::new(pii_scrubbed.clone()))
-            .expect("unique metric");
+        );
+        let pii_scrubbed =
+            single_counter("relay_pii_scrubbed_total", "Values replaced by [Filtered].");
         Metrics {
             symbol_downloads: counter(
                 "relay_symbol_downloads_total",
@@ -124,6 +123,8 @@ impl Metrics {
             spool_bytes,
             spool_capacity,
             spool_retries,
+            delivery_window,
+            delivery_window_capacity,
             mailbox_depth: gauge(
                 "relay_mailbox_depth",
                 "Messages queued in a mailbox (or jobs admitted to a gate) and not yet handled.",
@@ -197,6 +198,12 @@ pub fn set_spool_bytes(bytes: u64) {
 /// Records the spool's disk quota.
 pub fn set_spool_capacity(bytes: u64) {
     METRICS.spool_capacity.set(bytes as i64);
+}
+
+/// Records the delivery window's use and size.
+pub fn set_delivery_window(used: usize, capacity: usize) {
+    METRICS.delivery_window.set(used as i64);
+    METRICS.delivery_window_capacity.set(capacity as i64);
 }
 
 /// Counts a retry of a spooled entry.

@@ -15,7 +15,7 @@ use crate::actors::kafka_producer::KafkaProducer;
 use crate::actors::normalizer::Normalizer;
 use crate::actors::outcomes::{OutcomeAggregator, Outcomes};
 use crate::actors::rate_limiter::{ActiveLimits, RateLimiter};
-use crate::actors::spool_reader::{ReaderSettings, SpoolReader};
+use crate::actors::spool_reader::{window_permits, ReaderSettings, SpoolReader};
 use crate::actors::symbol_fetcher::SymbolFetcher;
 use crate::actors::symbolicator::{SymbolicatorGate, Symbols};
 use crate::actors::{start_bounded, start_bounded_in, Mailbox};
@@ -44,6 +44,7 @@ pub struct ServiceState {
     /// The symbolicator gate, for its depth metric.
     pub symbolicator: SymbolicatorGate,
     reader_slots: Arc<Semaphore>,
+    delivery_window: Arc<Semaphore>,
     accepting: AtomicBool,
 }
 
@@ -114,6 +115,7 @@ impl ServiceState {
         });
         let settings = ReaderSettings {
             max_in_flight: config.pipeline.max_in_flight,
+            delivery_window_bytes: config.pipeline.delivery_window_bytes,
             retry_backoff: Duration::from_millis(config.pipeline.retry_backoff_ms),
             max_entry_age: Duration::from_secs(config.spool.max_entry_age_secs),
         };
@@ -121,6 +123,7 @@ impl ServiceState {
         // The reader takes no messages; it runs its feed loop next to the stages it feeds.
         let reader = SpoolReader::new(reader_spool, normalizer, outcomes.clone(), settings);
         let reader_slots = reader.slots();
+        let delivery_window = reader.window();
         SpoolReader::start_in_arbiter(&pipeline, move |_| reader);
         metrics::set_spool_capacity(config.spool.max_disk_bytes);
         ServiceState {
@@ -133,6 +136,7 @@ impl ServiceState {
             spool,
             symbolicator,
             reader_slots,
+            delivery_window,
             accepting: AtomicBool::new(false),
         }
     }
@@ -140,8 +144,20 @@ impl ServiceState {
     /// Updates the gauges that are read off semaphores rather than counted.
     pub fn publish_gate_depths(&self) {
         self.symbolicator.publish_depth();
-        let in_use = self.config.pipeline.max_in_flight - self.reader_slots.available_permits();
-        metrics::mailbox_depth(SpoolReader::SLOTS).set(in_use as i64);
+        let reader = self.reader_use();
+        metrics::mailbox_depth(SpoolReader::SLOTS).set(reader.slots as i64);
+        let window = window_permits(self.config.pipeline.delivery_window_bytes);
+        metrics::set_delivery_window(reader.window_bytes, window);
+    }
+
+    /// What the spool reader holds: slots of entries being processed, and window bytes of
+    /// entries read and not yet released.
+    pub fn reader_use(&self) -> ReaderUse {
+        let window = window_permits(self.config.pipeline.delivery_window_bytes);
+        ReaderUse {
+            slots: self.config.pipeline.max_in_flight - self.reader_slots.available_permits(),
+            window_bytes: window - self.delivery_window.available_permits(),
+        }
     }
 
     /// Whether the relay takes events: it is accepting and the spool has room.
@@ -153,6 +169,15 @@ impl ServiceState {
     pub fn set_accepting(&self, accepting: bool) {
         self.accepting.store(accepting, Ordering::Relaxed);
     }
+}
+
+/// The spool reader's bounds in use; see [`ServiceState::reader_use`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReaderUse {
+    /// Slots taken (entries being processed).
+    pub slots: usize,
+    /// Bytes of the delivery window taken (entries read and not yet released).
+    pub window_bytes: usize,
 }
 
 /// `relay run`: prepares the data directory and Kafka, then serves until stopped.

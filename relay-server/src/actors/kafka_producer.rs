@@ -74,7 +74,6 @@ impl Handler<ProduceEnvelope> for KafkaProducer {
     fn handle(&mut self, ProduceEnvelope(mut envelope): ProduceEnvelope, _ctx: &mut Self::Context) {
         self.depth.received();
         let messages = build_messages(&envelope, self.chunk_size, EventId::new);
-        envelope.release_payloads();
         let mut deliveries = Vec::with_capacity(messages.len());
         for message in &messages {
             let topic = self.topic_name(message.topic).to_owned();
@@ -91,6 +90,7 @@ impl Handler<ProduceEnvelope> for KafkaProducer {
                 }
             }
         }
+        envelope.handed_to_kafka();
         // A task of the arbiter, not of the actor's context: a context polls every future
         // spawned into it whenever it wakes, so hundreds of envelopes awaiting delivery made
         // each message cost hundreds of polls. The runtime polls only the tasks woken.

@@ -1,9 +1,18 @@
 //! The SpoolReader: feeds the pipeline from the spool and releases delivered entries.
 //!
-//! It reads entries in order, at most `max_in_flight` at a time: a slot is taken before an
-//! entry is read and given back when the entry is released, so a slow pipeline or Kafka stops
-//! the reader instead of growing memory. An entry refused by a full stage, or whose Kafka
-//! delivery failed, is retried with backoff; nothing is dropped. An invalid entry (which the
+//! It reads entries in order under two bounds, so that a slow pipeline or Kafka stops the
+//! reader instead of growing memory:
+//!
+//! - at most `max_in_flight` entries are being processed: a slot is taken before an entry is
+//!   read and travels with its envelope until the KafkaProducer has queued its messages in
+//!   librdkafka (or the envelope's journey ends earlier);
+//! - at most `delivery_window_bytes` of spooled entries are read and not yet released: taken
+//!   once an entry is read, given back when it is released. It covers the wait for delivery
+//!   reports, which holds no slot: otherwise `linger.ms` plus the broker's round trip would
+//!   cap the throughput at `max_in_flight` envelopes per round trip.
+//!
+//! An entry refused by a full stage, or whose Kafka delivery failed, is retried with backoff
+//! (taking a slot again for each attempt); nothing is dropped. An invalid entry (which the
 //! intake should have refused) or one older than `spool.max_entry_age_secs` is released with
 //! a log line and a count in `relay_spool_dropped_total{reason}`.
 
@@ -31,8 +40,10 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Settings of the reader.
 #[derive(Clone)]
 pub struct ReaderSettings {
-    /// Entries in the pipeline at once.
+    /// Entries being processed at once (until their messages are queued in librdkafka).
     pub max_in_flight: usize,
+    /// Spooled bytes read and not yet released (including those awaiting delivery reports).
+    pub delivery_window_bytes: usize,
     /// First retry wait.
     pub retry_backoff: Duration,
     /// Entries older than this are dropped with a count and a log line.
@@ -45,6 +56,7 @@ pub struct SpoolReader {
     outcomes: Outcomes,
     pipeline: Mailbox<Normalizer>,
     slots: Arc<Semaphore>,
+    window: Arc<Semaphore>,
     settings: ReaderSettings,
 }
 
@@ -52,7 +64,8 @@ impl SpoolReader {
     /// Name of the reader's in-flight slots in metrics.
     pub const SLOTS: &'static str = "spool_reader";
 
-    /// A reader of `spool` feeding `pipeline`, with `settings.max_in_flight` slots.
+    /// A reader of `spool` feeding `pipeline`, with `settings.max_in_flight` slots and a
+    /// window of `settings.delivery_window_bytes`.
     pub fn new(
         spool: Arc<Spool>,
         pipeline: Mailbox<Normalizer>,
@@ -65,6 +78,9 @@ impl SpoolReader {
             outcomes,
             pipeline,
             slots: Arc::new(Semaphore::new(settings.max_in_flight)),
+            window: Arc::new(Semaphore::new(window_permits(
+                settings.delivery_window_bytes,
+            ))),
             settings,
         }
     }
@@ -73,6 +89,17 @@ impl SpoolReader {
     pub fn slots(&self) -> Arc<Semaphore> {
         self.slots.clone()
     }
+
+    /// The delivery window (one permit per byte), so that its use can be published.
+    pub fn window(&self) -> Arc<Semaphore> {
+        self.window.clone()
+    }
+}
+
+/// The window's size in permits for `delivery_window_bytes`: one per byte, at most `u32::MAX`
+/// (the most one entry can take at once).
+pub fn window_permits(delivery_window_bytes: usize) -> usize {
+    delivery_window_bytes.min(u32::MAX as usize)
 }
 
 impl Actor for SpoolReader {
@@ -83,36 +110,57 @@ impl Actor for SpoolReader {
             self.spool.clone(),
             self.pipeline.clone(),
             self.outcomes.clone(),
-            self.slots.clone(),
+            Gates {
+                slots: self.slots.clone(),
+                window: self.window.clone(),
+            },
             self.settings.clone(),
         );
         ctx.spawn(feed.into_actor(self));
     }
 }
 
-/// The reader loop: take a slot, read the next entry, hand it to a delivery task.
+/// The reader's two bounds; see the module docs.
+#[derive(Clone)]
+struct Gates {
+    /// Entries being processed.
+    slots: Arc<Semaphore>,
+    /// Spooled bytes read and not yet released, one permit per byte.
+    window: Arc<Semaphore>,
+}
+
+/// The reader loop: take a slot, read the next entry, take its bytes from the delivery window,
+/// hand it to a delivery task.
 async fn feed(
     spool: Arc<Spool>,
     pipeline: Mailbox<Normalizer>,
     outcomes: Outcomes,
-    slots: Arc<Semaphore>,
+    gates: Gates,
     settings: ReaderSettings,
 ) {
     let mut cursor = spool.reader();
     let mut committed = spool.committed();
+    let window_size = window_permits(settings.delivery_window_bytes);
     loop {
-        let Ok(slot) = slots.clone().acquire_owned().await else {
+        let Ok(slot) = gates.slots.clone().acquire_owned().await else {
             return;
         };
         match cursor.next_entry() {
             Ok(Some((id, payload))) => {
+                // An entry larger than the window takes all of it, and goes alone.
+                let bytes = payload.len().clamp(1, window_size) as u32;
+                let Ok(window) = gates.window.clone().acquire_many_owned(bytes).await else {
+                    return;
+                };
                 let job = Delivery {
                     spool: spool.clone(),
                     pipeline: pipeline.clone(),
                     outcomes: outcomes.clone(),
                     settings: settings.clone(),
                     id,
-                    _slot: slot,
+                    slots: gates.slots.clone(),
+                    slot: Some(slot),
+                    _window: window,
                 };
                 actix::spawn(async move {
                     job.run(payload).await;
@@ -134,18 +182,22 @@ async fn feed(
     }
 }
 
-/// One entry on its way through the pipeline, holding a reader slot until it is released.
+/// One entry on its way through the pipeline, holding its bytes of the delivery window until
+/// it is released, and a reader slot while it is processed.
 struct Delivery {
     spool: Arc<Spool>,
     pipeline: Mailbox<Normalizer>,
     outcomes: Outcomes,
     settings: ReaderSettings,
     id: EntryId,
-    _slot: OwnedSemaphorePermit,
+    slots: Arc<Semaphore>,
+    /// The slot taken by the reader, for the first attempt; each retry takes a new one.
+    slot: Option<OwnedSemaphorePermit>,
+    _window: OwnedSemaphorePermit,
 }
 
 impl Delivery {
-    async fn run(self, payload: Vec<u8>) {
+    async fn run(mut self, payload: Vec<u8>) {
         let (meta, envelope) = match entry::decode(payload) {
             Ok(parts) => parts,
             Err(error) => return self.drop_entry("corrupt", &error),
@@ -159,11 +211,19 @@ impl Delivery {
         }
         let mut backoff = self.settings.retry_backoff;
         for attempt in 0u32.. {
-            let managed = match managed_envelope(&meta, envelope.clone()) {
+            let slot = match self.slot.take() {
+                Some(slot) => slot,
+                // Closed only when the reader stops; the entry stays spooled for the next run.
+                None => match self.slots.clone().acquire_owned().await {
+                    Ok(slot) => slot,
+                    Err(_) => return,
+                },
+            };
+            let (mut managed, verdict) = match managed_envelope(&meta, envelope.clone()) {
                 Ok(managed) => managed,
                 Err(error) => return self.drop_entry("invalid", &error),
             };
-            let (managed, verdict) = managed;
+            managed.hold_slot(slot);
             let categories = item_categories(&managed.envelope);
             self.pipeline.forward(NormalizeEnvelope(managed));
             match verdict.await {

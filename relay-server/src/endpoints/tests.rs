@@ -17,7 +17,7 @@ use relay_core::{Config, DataCategory};
 use serde_json::{json, Value};
 
 use super::configure;
-use crate::service::ServiceState;
+use crate::service::{ReaderUse, ServiceState};
 
 const KEY: &str = "abc123def456abc123def456abc123de";
 const DISABLED_KEY: &str = "00000000000000000000000000000001";
@@ -681,6 +681,59 @@ async fn kafka_outage_fills_the_spool_then_intake_answers_503_and_recovers() {
     )
     .await;
     assert_eq!(ready.status(), StatusCode::OK);
+}
+
+/// Posts `count` envelopes while the broker is down, waits until the spool reader holds
+/// `expected` of its bounds, then brings the broker back and checks that every one arrives.
+async fn hold_then_deliver(config: Config, count: usize, expected: impl Fn(ReaderUse) -> bool) {
+    let cluster = start_cluster(&config);
+    cluster.broker_down(1).unwrap();
+    let state = start_relay(config, &cluster);
+    let app = app!(state);
+    let mut accepted = Vec::new();
+    for i in 0..count {
+        let id = format!("{i:032x}");
+        let request = post("/api/42/envelope/", envelope(&id, "waiting")).to_request();
+        assert_eq!(
+            test::call_service(&app, request).await.status(),
+            StatusCode::OK
+        );
+        accepted.push(id);
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !expected(state.reader_use()) {
+        assert!(
+            Instant::now() < deadline,
+            "the reader still holds {:?}",
+            state.reader_use()
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    cluster.broker_up(1).unwrap();
+    let messages = consume(&cluster, "relay.events", count).await;
+    let mut published: Vec<_> = messages.into_iter().map(|(key, _)| key).collect();
+    published.sort();
+    published.dedup();
+    assert_eq!(published, accepted);
+}
+
+#[actix_web::test]
+async fn envelopes_awaiting_delivery_hold_window_bytes_not_slots() {
+    // Broker down: every envelope is queued in librdkafka and waits for its delivery report.
+    // The reader's 2 slots are free again (it read all 20), the window holds their bytes.
+    let mut config = test_config();
+    config.pipeline.max_in_flight = 2;
+    hold_then_deliver(config, 20, |used| {
+        used.slots == 0 && used.window_bytes > 2_000
+    })
+    .await;
+
+    // A 1-byte window: each entry is larger and takes all of it, so one waits for delivery
+    // while the reader holds the next entry's slot, waiting for the window.
+    let mut config = test_config();
+    config.pipeline.max_in_flight = 2;
+    config.pipeline.delivery_window_bytes = 1;
+    hold_then_deliver(config, 5, |used| used.slots == 1 && used.window_bytes == 1).await;
 }
 
 #[actix_web::test]
