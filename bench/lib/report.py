@@ -299,8 +299,10 @@ one process, one broker): {s["count"]:,} copies of the capture's event, each wit
 id, already parsed, normalized, scrubbed and grouped (outside the timing), published by
 - **relay**: the `KafkaProducer` actor as `relay run` starts it, fed from its own arbiter the way
   the spool reader feeds the pipeline (at most `max_in_flight` = {s["max_in_flight"]} envelopes
-  outstanding, `try_send` into a {s["mailbox_capacity"]}-message mailbox; the envelopes are built
-  on that thread too, untimed); timed: message build (the event's JSON serialization,
+  not yet queued in librdkafka, at most `delivery_window_bytes` =
+  {s.get("delivery_window_bytes", 0):,} bytes of envelopes not yet answered, `try_send` into a
+  {s["mailbox_capacity"]}-message mailbox; the envelopes are built on that thread too,
+  untimed); timed: message build (the event's JSON serialization,
   {s["payload_bytes"]:,} bytes), produce, delivery reports, verdicts;
 - **bare**: an rdkafka `BaseProducer` (same librdkafka build, same settings:
   `kafka::producer_config`) producing the same finished messages (built beforehand by

@@ -331,7 +331,7 @@ def spool_metrics(relay: Relay) -> str:
     except requests.RequestException as e:
         return f"<no /metrics: {e}>"
     keep = ("relay_spool", "relay_rejections_total", "relay_kafka_messages_total",
-            'relay_mailbox_depth{mailbox="spool_reader"}')
+            'relay_mailbox_depth{mailbox="spool_reader"}', "relay_delivery_window")
     return "\n".join(ln for ln in text.splitlines() if ln.startswith(keep))
 
 
@@ -472,12 +472,15 @@ def test_kafka_down_kill_restart_then_delivered(tmp_path):
             broker.stop()
 
 
-# "retries": deliveries time out after 2 s and the reader holds at most 100 entries, so while the
-# broker is down entries fail, back off and are retried, and most wait in the spool unread.
+# "retries": deliveries time out after 2 s and the reader holds at most 100 KB of entries (its
+# delivery window), so while the broker is down entries fail, back off and are retried, and
+# most wait in the spool unread.
+RETRIES_WINDOW = 100_000
 BROKER_DOWN_MODES = {
     "default": ({}, ""),
     "retries": ({"message.timeout.ms": "2000"},
-                "pipeline:\n  max_in_flight: 100\n  retry_backoff_ms: 200\n"),
+                "pipeline:\n  max_in_flight: 100\n  retry_backoff_ms: 200\n"
+                f"  delivery_window_bytes: {RETRIES_WINDOW}\n"),
 }
 
 
@@ -516,6 +519,8 @@ def test_broker_down_1000_events_all_accepted_then_delivered(tmp_path, capsys, m
                        on_timeout=lambda: spool_metrics(relay))
             depth = metric_value(relay, 'relay_mailbox_depth{mailbox="spool_reader"}')
             assert depth is not None and depth <= 100, spool_metrics(relay)
+            window = metric_value(relay, "relay_delivery_window_bytes")
+            assert window is not None and 0 < window <= RETRIES_WINDOW, spool_metrics(relay)
         ready_while_down = get_status(relay.url("/healthz/ready"))
         metrics_while_down = spool_metrics(relay)
         down_secs = time.monotonic() - load.started_at
