@@ -65,20 +65,42 @@ serialization are most of what is left).
 KAFKA_PROFILE = """**Why the Kafka target is missed.** The spool drain is the pipeline's rate, not the
 producer's: the bare producer sends finished messages (it measures librdkafka and tansu
 alone), while the relay parses, normalizes, scrubs, groups and serializes each event first,
-on one pipeline thread (per-event CPU, see the Intake section: 200 µs → ~50 µs since 14bd4b1,
-which took the drain from 6,119 to the rate above). The publish stage alone, measured in the
-second table, is the fairer comparison and still misses. Profiled (release, 30,000
-envelopes, built and freed on the producer's thread as in `relay run`), the stage's time goes
-mostly to serializing the event (`build_messages`: `serde_json::Value` to JSON, 3.5 kB; about
-half) and to freeing the event's `Value` tree once it is delivered
-(`drop_in_place<ManagedEnvelope>`: about a third); rdkafka's `send_result` is a few percent.
-The bare producer's messages were serialized beforehand: its `BaseProducer`
-does a few µs of work per message, all of it inside librdkafka.
-Fixed on the way: each envelope's delivery wait was spawned into the producer actor's context,
-which polls every future spawned into it whenever it wakes (256 outstanding envelopes: 256
-polls per message); they are runtime tasks now (stage 30k → 35k messages/s, then 43k with
-the benchmark feeding the producer from its own arbiter as the spool reader does). What would
-move it further: a typed event model, serialized straight to JSON and freed as one buffer.
+on one pipeline thread (about 30 µs of CPU per event, see the Intake section; 200 µs at
+commit 14bd4b1, when the drain ran at 6,119 messages/s). The publish stage alone, measured in
+the second table, is the fairer comparison and still misses.
+
+The stage, step by step (each the stage benchmark, same harness):
+- each envelope's delivery wait was spawned into the producer actor's context, which polls
+  every future spawned into it whenever it wakes (256 outstanding envelopes: 256 polls per
+  message); they are runtime tasks now: 30k → 35k messages/s, then 43k with the benchmark
+  feeding the producer from its own arbiter as the spool reader does;
+- the event's tree is freed right after serialization, while it is still in the CPU's caches
+  (commit e47e3d7): 40,414 → 42,235 messages/s (separate runs), and the spool drain 26,198 →
+  36,012 (in the drain's profile, freeing fell from ~16 % to ~3 % of the relay's CPU);
+- profiled at commit 0fb753d (`perf record`, 50,000 messages at 42,276 messages/s), the
+  stage was not CPU-bound: its thread was on the CPU about 0.55 s of the 1.18 s window
+  (`KafkaProducer` about 9.6 µs per message, half of it serialization). The bound was the
+  spool reader's in-flight limit, whose slots were held until the delivery reports: 256
+  envelopes, each waiting for `linger.ms` (5 ms) and the broker's answer, allow about
+  256 / 6 ms ≈ 43,000 messages/s, whatever the CPU. Raising `max_in_flight` did not help
+  (1,024: 41–44 µs of CPU per drained event against 33–35, because it also lets more events
+  be parsed and processed at once);
+- since commit 395d29a a slot is given back once the envelope's messages are queued in
+  librdkafka, and the wait for delivery is bounded by `pipeline.delivery_window_bytes`
+  (8 MiB of spooled entries) instead: 42,235 → 88,137 messages/s (0.12 → 0.24, the table
+  above). That is close to what the 9.6 µs of producer-thread CPU per message profiled
+  before allows (about 100,000 messages/s; not profiled again). The spool drain did not
+  move (35,058 messages/s; its pipeline is CPU-bound), and its peak RSS rose from 54 MB in
+  the previous run to 78 MB (the window holds more entries). Where it matters is a distant broker: with
+  `linger.ms: 50` the drain went from 4,380–4,480 to 18,400–24,300 events/s
+  (`KAFKA_PRODUCER='"linger.ms": "50"' bench/kafka/drain-cpu.sh`, alternating builds).
+
+The bare producer's messages were serialized beforehand: its `BaseProducer` does a few µs of
+work per message, all of it inside librdkafka. At 0.8× its rate (about 300,000 messages/s
+here) the relay's stage would have about 3 µs per message for serializing a 3.5 kB event and
+producing it; serde_json alone takes 1.7 µs to serialize this event with hot caches (15 %
+less with a hand-written writer, tried and not kept). What would move it further: a typed
+event model, serialized straight to JSON and freed as one buffer.
 """
 
 
