@@ -10,7 +10,9 @@
 # readiness to the last delivery report), the relay's CPU time (user + system from
 # /proc/PID/stat, start-up included) and its spool retries. Run two binaries back to back (or
 # alternately, several times) to compare builds; EXTRA_YAML is appended to the config (e.g.
-# "pipeline:\n  max_in_flight: 1024"). PERF=1 records a perf profile of the drain.
+# "pipeline:\n  max_in_flight: 1024"). KAFKA_PRODUCER adds librdkafka settings (e.g.
+# '"linger.ms": "50"', standing in for a distant broker). PERF=1 records a perf profile of the
+# drain.
 #
 # Needs the tools of bench/run.sh (it builds them): tansu and loadgen. Process helpers:
 # bench/lib/processes.sh, shared with bench/run.sh. Loads only 127.0.0.1.
