@@ -192,7 +192,10 @@ impl SourceMapView {
     /// without tokens, and on tokens that map to no source (1-field segments).
     ///
     /// This is the raw lookup, for tools and benchmarks; frames go through [`Self::lookup`].
-    #[inline]
+    /// Always inlined: in a caller's loop the view's layout is then read once, not per call.
+    /// With the release profile's fat LTO, a plain `#[inline]` was no longer taken in the
+    /// criterion benchmark's loop, which then ran 55-65 % slower (`docs/benchmarks.md`).
+    #[inline(always)]
     pub fn lookup_raw(&self, line: u32, col: u32) -> Option<RawLocation<'_>> {
         let data = self.data();
         let layout = &self.layout;
