@@ -470,10 +470,11 @@ and the fixtures' dumps, debug files and source maps.
   (`sourcemap_lookup`, throughput in lookups).
 
 Since commit c0cd92d the `bench` profile inherits the release profile's fat LTO and single
-codegen unit. The first run with it (at 56e4bc0) was 1–17 % faster than the run before it (at
+codegen unit. The first run with it (at 56e4bc0) was 1–19 % faster than the run before it (at
 dbb996c) on every benchmark but `sourcemap_lookup`, which was 55–65 % slower: `lookup_raw`,
 then `#[inline]`, was no longer inlined into the benchmark's loop. It is `#[inline(always)]`
-now (jQuery 210 → 142 µs, React Native 1,206 → 713 µs).
+now: jQuery 210 → 130 µs, React Native 1,206 → 705 µs in the run below (136 and 730 µs
+before LTO).
 
 Run alone: `CARGO_TARGET_DIR=~/.cache/relay-bench-target cargo bench -p relay-core --bench
 envelope` (and `-p relay-processing --bench processing` or `--bench symbolication`);
