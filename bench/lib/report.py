@@ -91,11 +91,12 @@ The stage, step by step (each the stage benchmark, same harness):
   be parsed and processed at once);
 - since commit 395d29a a slot is given back once the envelope's messages are queued in
   librdkafka, and the wait for delivery is bounded by `pipeline.delivery_window_bytes`
-  (8 MiB of spooled entries) instead: 42,235 → 88,137 messages/s (0.12 → 0.24, the table
-  above). That is close to what the 9.6 µs of producer-thread CPU per message profiled
-  before allows (about 100,000 messages/s; not profiled again). The spool drain did not
-  move (35,058 messages/s; its pipeline is CPU-bound), and its peak RSS rose from 54 MB in
-  the previous run to 78 MB (the window holds more entries). Where it matters is a distant broker: with
+  (8 MiB of spooled entries) instead: 42,235 → 88,137 messages/s (0.12 → 0.24, run at
+  acc9ab4; 85,936 and 0.25 in the table above, with the LTO release profile of c0cd92d).
+  That is close to what the 9.6 µs of producer-thread CPU per message profiled before
+  allows (about 100,000 messages/s; not profiled again). The spool drain did not move
+  (35,058 messages/s at acc9ab4; 36,932 above; its pipeline is CPU-bound), and its peak RSS
+  rose from 54 MB in the run before to 78 MB (the window holds more entries). Where it matters is a distant broker: with
   `linger.ms: 50` the drain went from 4,380–4,480 to 18,400–24,300 events/s
   (`KAFKA_PRODUCER='"linger.ms": "50"' bench/kafka/drain-cpu.sh`, alternating builds).
 
