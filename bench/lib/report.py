@@ -31,8 +31,8 @@ INTAKE_PROFILE = """**Where the time goes** (`perf record --call-graph dwarf`, c
 oha load; percentages of the relay's CPU samples). The noop handler costs a few µs per
 request; the relay does the intake *and*, concurrently on the same 2 cores, the whole pipeline
 behind it. The pipeline now publishes most of what the intake accepts at full load
-("events delivered" above: 22.6k of 24.2k events/s at commit e57e65e; 21.4k of 24.6k at
-e47e3d7; 17.6k of 23.8k for the build before e47e3d7, run just before it with `RELAY_BIN`;
+("events delivered" above: 25.2k of 26.1k events/s at commit c206aa1, the first run with
+the release profile's fat LTO; 22.6k of 24.2k at e57e65e; 21.4k of 24.6k at e47e3d7; 17.6k of 23.8k for the build before e47e3d7, run just before it with `RELAY_BIN`;
 before commit 4349c65, a third: 6.5k of 19.5k events/s), the rest waiting in the spool, so a
 sustained full load would eventually fill the spool and be
 answered 503 (see Overload):
