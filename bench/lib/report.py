@@ -32,7 +32,8 @@ oha load; percentages of the relay's CPU samples). The noop handler costs a few 
 request; the relay does the intake *and*, concurrently on the same 2 cores, the whole pipeline
 behind it. The pipeline now publishes most of what the intake accepts at full load
 ("events delivered" above: 25.2k of 26.1k events/s at commit c206aa1, the first run with
-the release profile's fat LTO; 22.6k of 24.2k at e57e65e; 21.4k of 24.6k at e47e3d7; 17.6k of 23.8k for the build before e47e3d7, run just before it with `RELAY_BIN`;
+the release profile's fat LTO; 22.6k of 24.2k at e57e65e; 21.4k of 24.6k at e47e3d7; 17.6k
+of 23.8k for the build before e47e3d7, run just before it with `RELAY_BIN`;
 before commit 4349c65, a third: 6.5k of 19.5k events/s), the rest waiting in the spool, so a
 sustained full load would eventually fill the spool and be
 answered 503 (see Overload):
@@ -55,6 +56,7 @@ machine, back to back; `/proc/PID/stat`; now `bench/kafka/drain-cpu.sh RELAY_BIN
 | the final build (commit 312ddbc), two runs alternating with the 14bd4b1 build on a quiet machine | 1.5–1.6 s (14bd4b1: 5.5–8.5 s, 2,812–3,910 retries) | 37–41 µs (14bd4b1: 137–212 µs) |
 | the event's tree and items freed as soon as its Kafka messages are built, not after the delivery wait (commit e47e3d7; perf of the drain: freeing the trees ~16 % of the relay's CPU before, ~3 % after: a tree freed after the wait has left the CPU's caches), three runs alternating with the eb91aa1 build | 1.18–1.25 s (eb91aa1: 1.29–1.51 s) | 30–31 µs (eb91aa1: 32–38 µs) |
 | five smaller fixes from the same profile (commits 0fb753d–dbb996c): grouping skips its regexes for plain frame names, no random fallback key drawn for envelopes with an event id, a spool release checks only its own segment, header lines read without serde's `flatten`, frames already valid skip the per-rule fixes; each was 1–3 % of the profile (criterion: `fingerprint` python/0002_event 2.42 → 1.38 µs, `envelope_parse` −7 % to −21 %, `normalize_event` python/0002_event 4.02 → 2.85 µs), together within the drain's noise; three runs of the 421aed7 build alternating with the eb91aa1 build, then three of dbb996c alternating with 421aed7 | 1.18–1.21 s (eb91aa1: 1.41–1.49 s); dbb996c 1.08–1.21 s (421aed7: 1.15–1.16 s) | 30 µs (eb91aa1: 35–37 µs); dbb996c 27–30 µs (421aed7: 29 µs) |
+| the release profile's fat LTO and one codegen unit (commit c0cd92d), three runs alternating with a build of 395d29a with the default profile | 1.17–1.19 s (395d29a: 1.33–1.40 s) | 29–30 µs (395d29a: 33–35 µs) |
 
 The first profile (commit a61c82a: 8,603 req/s, 0.07×) also showed a whole `Value` built at the
 intake only to read `event_id`, a blocking-pool round trip per request to decompress 1.4 kB,
