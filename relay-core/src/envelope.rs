@@ -227,61 +227,76 @@ impl ItemHeaders {
 // builds the struct and the map of other headers from it, copying every string twice. Both
 // are read once per request at intake and once more when the spool is read.
 
+/// A header line read by hand: its `Deserialize` is [`HeadersVisitor`] over `read`.
+trait HeaderLine: Sized {
+    /// What the line must be, for error messages.
+    const EXPECTING: &'static str;
+    /// Reads the line's object.
+    fn read<'de, A: MapAccess<'de>>(map: A) -> Result<Self, A::Error>;
+}
+
+/// The visitor of any [`HeaderLine`].
+struct HeadersVisitor<T>(std::marker::PhantomData<T>);
+
+impl<'de, T: HeaderLine> Visitor<'de> for HeadersVisitor<T> {
+    type Value = T;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(T::EXPECTING)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+        T::read(map)
+    }
+}
+
+impl HeaderLine for EnvelopeHeaders {
+    const EXPECTING: &'static str = "an object of envelope headers";
+    fn read<'de, A: MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        let mut headers = EnvelopeHeaders::default();
+        headers.other = read_headers(map, |key, seen, map| {
+            match key {
+                "event_id" => headers.event_id = seen.value("event_id", map)?,
+                "dsn" => headers.dsn = seen.value("dsn", map)?,
+                "sent_at" => headers.sent_at = seen.value("sent_at", map)?,
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        Ok(headers)
+    }
+}
+
+impl HeaderLine for ItemHeaders {
+    const EXPECTING: &'static str = "an object of item headers";
+    fn read<'de, A: MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        let mut ty = None;
+        let mut headers = ItemHeaders::new(ItemType::Unknown(String::new()));
+        headers.other = read_headers(map, |key, seen, map| {
+            match key {
+                "type" => ty = Some(seen.value("type", map)?),
+                "length" => headers.length = seen.value("length", map)?,
+                "content_type" => headers.content_type = seen.value("content_type", map)?,
+                "filename" => headers.filename = seen.value("filename", map)?,
+                "attachment_type" => {
+                    headers.attachment_type = seen.value("attachment_type", map)?
+                }
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        headers.ty = ty.ok_or_else(|| A::Error::missing_field("type"))?;
+        Ok(headers)
+    }
+}
+
 impl<'de> Deserialize<'de> for EnvelopeHeaders {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct HeadersVisitor;
-        impl<'de> Visitor<'de> for HeadersVisitor {
-            type Value = EnvelopeHeaders;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an object of envelope headers")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-                let mut headers = EnvelopeHeaders::default();
-                headers.other = read_headers(map, |key, seen, map| {
-                    match key {
-                        "event_id" => headers.event_id = seen.value("event_id", map)?,
-                        "dsn" => headers.dsn = seen.value("dsn", map)?,
-                        "sent_at" => headers.sent_at = seen.value("sent_at", map)?,
-                        _ => return Ok(false),
-                    }
-                    Ok(true)
-                })?;
-                Ok(headers)
-            }
-        }
-        deserializer.deserialize_map(HeadersVisitor)
+        deserializer.deserialize_map(HeadersVisitor(std::marker::PhantomData))
     }
 }
 
 impl<'de> Deserialize<'de> for ItemHeaders {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct HeadersVisitor;
-        impl<'de> Visitor<'de> for HeadersVisitor {
-            type Value = ItemHeaders;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an object of item headers")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-                let mut ty = None;
-                let mut headers = ItemHeaders::new(ItemType::Unknown(String::new()));
-                headers.other = read_headers(map, |key, seen, map| {
-                    match key {
-                        "type" => ty = Some(seen.value("type", map)?),
-                        "length" => headers.length = seen.value("length", map)?,
-                        "content_type" => headers.content_type = seen.value("content_type", map)?,
-                        "filename" => headers.filename = seen.value("filename", map)?,
-                        "attachment_type" => {
-                            headers.attachment_type = seen.value("attachment_type", map)?
-                        }
-                        _ => return Ok(false),
-                    }
-                    Ok(true)
-                })?;
-                headers.ty = ty.ok_or_else(|| A::Error::missing_field("type"))?;
-                Ok(headers)
-            }
-        }
-        deserializer.deserialize_map(HeadersVisitor)
+        deserializer.deserialize_map(HeadersVisitor(std::marker::PhantomData))
     }
 }
 
