@@ -45,7 +45,7 @@ use relay_processing::grouping::fingerprint;
 use relay_processing::normalize::{normalize_event_full, NormalizeContext, NormalizeOptions};
 use relay_processing::pii::PiiScrubber;
 use relay_server::actors::kafka_producer::{KafkaProducer, ProduceEnvelope};
-use relay_server::actors::spool_reader::window_permits;
+use relay_server::actors::spool_reader::{window_cost, window_permits};
 use relay_server::actors::{start_bounded_in, Mailbox};
 use relay_server::kafka::messages::build_messages;
 use relay_server::kafka::{create_producer, producer_config};
@@ -252,7 +252,7 @@ async fn feed(
         let slot = slots.clone().acquire_owned().await.expect("semaphore open");
         // The envelope's bytes stand for the spooled entry's.
         let bytes = managed.envelope.items.iter().map(|item| item.payload.len());
-        let bytes = bytes.sum::<usize>().clamp(1, window_size) as u32;
+        let bytes = window_cost(bytes.sum(), window_size);
         let credit = window
             .clone()
             .acquire_many_owned(bytes)

@@ -8,14 +8,13 @@ use actix::Actor;
 use actix_web::{web, App, HttpServer};
 use rdkafka::producer::FutureProducer;
 use relay_core::Config;
-use tokio::sync::Semaphore;
 
 use crate::actors::aggregator::Aggregator;
 use crate::actors::kafka_producer::KafkaProducer;
 use crate::actors::normalizer::Normalizer;
 use crate::actors::outcomes::{OutcomeAggregator, Outcomes};
 use crate::actors::rate_limiter::{ActiveLimits, RateLimiter};
-use crate::actors::spool_reader::{window_permits, ReaderSettings, SpoolReader};
+use crate::actors::spool_reader::{Gates, ReaderSettings, ReaderUse, SpoolReader};
 use crate::actors::symbol_fetcher::SymbolFetcher;
 use crate::actors::symbolicator::{SymbolicatorGate, Symbols};
 use crate::actors::{start_bounded, start_bounded_in, Mailbox};
@@ -43,8 +42,7 @@ pub struct ServiceState {
     pub spool: Arc<Spool>,
     /// The symbolicator gate, for its depth metric.
     pub symbolicator: SymbolicatorGate,
-    reader_slots: Arc<Semaphore>,
-    delivery_window: Arc<Semaphore>,
+    reader_gates: Gates,
     accepting: AtomicBool,
 }
 
@@ -122,8 +120,7 @@ impl ServiceState {
         let reader_spool = spool.clone();
         // The reader takes no messages; it runs its feed loop next to the stages it feeds.
         let reader = SpoolReader::new(reader_spool, normalizer, outcomes.clone(), settings);
-        let reader_slots = reader.slots();
-        let delivery_window = reader.window();
+        let reader_gates = reader.gates();
         SpoolReader::start_in_arbiter(&pipeline, move |_| reader);
         metrics::set_spool_capacity(config.spool.max_disk_bytes);
         ServiceState {
@@ -135,8 +132,7 @@ impl ServiceState {
             config: Arc::new(config),
             spool,
             symbolicator,
-            reader_slots,
-            delivery_window,
+            reader_gates,
             accepting: AtomicBool::new(false),
         }
     }
@@ -146,18 +142,13 @@ impl ServiceState {
         self.symbolicator.publish_depth();
         let reader = self.reader_use();
         metrics::mailbox_depth(SpoolReader::SLOTS).set(reader.slots as i64);
-        let window = window_permits(self.config.pipeline.delivery_window_bytes);
-        metrics::set_delivery_window(reader.window_bytes, window);
+        metrics::set_delivery_window(reader.window_bytes, self.reader_gates.window_size());
     }
 
     /// What the spool reader holds: slots of entries being processed, and window bytes of
     /// entries read and not yet released.
     pub fn reader_use(&self) -> ReaderUse {
-        let window = window_permits(self.config.pipeline.delivery_window_bytes);
-        ReaderUse {
-            slots: self.config.pipeline.max_in_flight - self.reader_slots.available_permits(),
-            window_bytes: window - self.delivery_window.available_permits(),
-        }
+        self.reader_gates.in_use()
     }
 
     /// Whether the relay takes events: it is accepting and the spool has room.
@@ -169,15 +160,6 @@ impl ServiceState {
     pub fn set_accepting(&self, accepting: bool) {
         self.accepting.store(accepting, Ordering::Relaxed);
     }
-}
-
-/// The spool reader's bounds in use; see [`ServiceState::reader_use`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ReaderUse {
-    /// Slots taken (entries being processed).
-    pub slots: usize,
-    /// Bytes of the delivery window taken (entries read and not yet released).
-    pub window_bytes: usize,
 }
 
 /// `relay run`: prepares the data directory and Kafka, then serves until stopped.

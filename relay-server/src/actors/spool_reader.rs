@@ -55,8 +55,7 @@ pub struct SpoolReader {
     spool: Arc<Spool>,
     outcomes: Outcomes,
     pipeline: Mailbox<Normalizer>,
-    slots: Arc<Semaphore>,
-    window: Arc<Semaphore>,
+    gates: Gates,
     settings: ReaderSettings,
 }
 
@@ -77,22 +76,14 @@ impl SpoolReader {
             spool,
             outcomes,
             pipeline,
-            slots: Arc::new(Semaphore::new(settings.max_in_flight)),
-            window: Arc::new(Semaphore::new(window_permits(
-                settings.delivery_window_bytes,
-            ))),
+            gates: Gates::new(&settings),
             settings,
         }
     }
 
-    /// The in-flight slots, so their use can be published as this stage's depth.
-    pub fn slots(&self) -> Arc<Semaphore> {
-        self.slots.clone()
-    }
-
-    /// The delivery window (one permit per byte), so that its use can be published.
-    pub fn window(&self) -> Arc<Semaphore> {
-        self.window.clone()
+    /// The reader's bounds, so that their use can be published.
+    pub fn gates(&self) -> Gates {
+        self.gates.clone()
     }
 }
 
@@ -100,6 +91,12 @@ impl SpoolReader {
 /// (the most one entry can take at once).
 pub fn window_permits(delivery_window_bytes: usize) -> usize {
     delivery_window_bytes.min(u32::MAX as usize)
+}
+
+/// The window permits an entry of `bytes` takes from a window of `window_size` permits: one
+/// per byte; an entry larger than the window takes all of it, and goes alone.
+pub fn window_cost(bytes: usize, window_size: usize) -> u32 {
+    bytes.clamp(1, window_size) as u32
 }
 
 impl Actor for SpoolReader {
@@ -110,10 +107,7 @@ impl Actor for SpoolReader {
             self.spool.clone(),
             self.pipeline.clone(),
             self.outcomes.clone(),
-            Gates {
-                slots: self.slots.clone(),
-                window: self.window.clone(),
-            },
+            self.gates.clone(),
             self.settings.clone(),
         );
         ctx.spawn(feed.into_actor(self));
@@ -122,11 +116,47 @@ impl Actor for SpoolReader {
 
 /// The reader's two bounds; see the module docs.
 #[derive(Clone)]
-struct Gates {
+pub struct Gates {
     /// Entries being processed.
     slots: Arc<Semaphore>,
+    max_in_flight: usize,
     /// Spooled bytes read and not yet released, one permit per byte.
     window: Arc<Semaphore>,
+    window_size: usize,
+}
+
+impl Gates {
+    fn new(settings: &ReaderSettings) -> Self {
+        let window_size = window_permits(settings.delivery_window_bytes);
+        Gates {
+            slots: Arc::new(Semaphore::new(settings.max_in_flight)),
+            max_in_flight: settings.max_in_flight,
+            window: Arc::new(Semaphore::new(window_size)),
+            window_size,
+        }
+    }
+
+    /// What the reader holds now.
+    pub fn in_use(&self) -> ReaderUse {
+        ReaderUse {
+            slots: self.max_in_flight - self.slots.available_permits(),
+            window_bytes: self.window_size - self.window.available_permits(),
+        }
+    }
+
+    /// The window's size in bytes (permits).
+    pub fn window_size(&self) -> usize {
+        self.window_size
+    }
+}
+
+/// The reader's bounds in use; see [`Gates::in_use`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReaderUse {
+    /// Slots taken (entries being processed).
+    pub slots: usize,
+    /// Bytes of the delivery window taken (entries read and not yet released).
+    pub window_bytes: usize,
 }
 
 /// The reader loop: take a slot, read the next entry, take its bytes from the delivery window,
@@ -140,15 +170,13 @@ async fn feed(
 ) {
     let mut cursor = spool.reader();
     let mut committed = spool.committed();
-    let window_size = window_permits(settings.delivery_window_bytes);
     loop {
         let Ok(slot) = gates.slots.clone().acquire_owned().await else {
             return;
         };
         match cursor.next_entry() {
             Ok(Some((id, payload))) => {
-                // An entry larger than the window takes all of it, and goes alone.
-                let bytes = payload.len().clamp(1, window_size) as u32;
+                let bytes = window_cost(payload.len(), gates.window_size);
                 let Ok(window) = gates.window.clone().acquire_many_owned(bytes).await else {
                     return;
                 };

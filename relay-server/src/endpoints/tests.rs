@@ -17,7 +17,8 @@ use relay_core::{Config, DataCategory};
 use serde_json::{json, Value};
 
 use super::configure;
-use crate::service::{ReaderUse, ServiceState};
+use crate::actors::spool_reader::ReaderUse;
+use crate::service::ServiceState;
 
 const KEY: &str = "abc123def456abc123def456abc123de";
 const DISABLED_KEY: &str = "00000000000000000000000000000001";
