@@ -8,7 +8,8 @@
 # $DRAIN_DIR), then starts tansu (in memory) and a fresh `RELAY_BIN run` on a copy of that
 # spool, waits until every event is delivered, and prints the drain rate (from the relay's
 # readiness to the last delivery report), the relay's CPU time (user + system from
-# /proc/PID/stat, start-up included) and its spool retries. Run two binaries back to back (or
+# /proc/PID/stat, start-up included), its busiest threads' and the broker's CPU time, and its
+# spool retries. Run two binaries back to back (or
 # alternately, several times) to compare builds; EXTRA_YAML is appended to the config (e.g.
 # "pipeline:\n  max_in_flight: 1024"). KAFKA_PRODUCER adds librdkafka settings (e.g.
 # '"linger.ms": "50"', standing in for a distant broker). PERF=1 records a perf profile of the
@@ -56,7 +57,13 @@ until [[ "$(metric "$DELIVERED" | cut -d. -f1)" -ge "$N" ]] 2>/dev/null; do
 done
 end=$(date +%s.%N)
 [[ -n "${PERF:-}" ]] && { kill -INT "$perf_pid"; wait "$perf_pid" || true; }
-cpu=$(awk '{print ($14 + $15) / 100}' "/proc/$relay/stat")
+cpu_of() { awk '{print ($14 + $15) / 100}' "$1"; } # user + system seconds of a /proc stat file
+cpu=$(cpu_of "/proc/$relay/stat")
+# Where the CPU went: the broker, and the relay's busiest threads (a saturated pipeline thread
+# shows here as one thread near the drain's duration).
+echo "tansu CPU $(cpu_of "/proc/$TANSU_PID/stat") s; relay threads (CPU s):" \
+  $(for t in /proc/"$relay"/task/*; do echo "$(cat "$t/comm")=$(cpu_of "$t/stat")"; done |
+    sort -t= -k2 -g -r | head -4)
 retries=$(metric relay_spool_retries_total | cut -d. -f1)
 python3 - "$N" "$start" "$end" "$cpu" "${retries:-0}" <<'PY'
 import sys

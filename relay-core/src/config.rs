@@ -332,6 +332,10 @@ pub struct PipelineConfig {
     pub delivery_window_bytes: usize,
     /// Mailbox capacity of each async actor. Defaults to 256.
     pub mailbox_capacity: usize,
+    /// Pipelines run side by side, each on its own thread, taking entries from the one spool
+    /// reader (its slots and window are shared, not multiplied); 0 means one per CPU core.
+    /// Defaults to 0.
+    pub lanes: usize,
     /// Threads of the symbolication arbiter; 0 means one per CPU core. Defaults to 0.
     pub symbolicator_threads: usize,
     /// Jobs admitted to the symbolication arbiter at once (queued plus running). Defaults to 64.
@@ -352,6 +356,7 @@ impl Default for PipelineConfig {
             max_in_flight: 256,
             delivery_window_bytes: 8 * MIB,
             mailbox_capacity: 256,
+            lanes: 0,
             symbolicator_threads: 0,
             symbolicator_queue: 64,
             shutdown_timeout_secs: 30,

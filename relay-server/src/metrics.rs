@@ -15,13 +15,14 @@
 //! | `relay_delivery_window_bytes` | | spooled bytes read by the spool reader and not yet released (in the pipeline or awaiting delivery reports) |
 //! | `relay_delivery_window_capacity_bytes` | | `pipeline.delivery_window_bytes` |
 //! | `relay_spool_retries_total` | | entries sent again after back-pressure or a failed delivery |
+//! | `relay_lane_entries_total` | `lane` | spooled entries read by each pipeline lane (0, 1, ...) |
 //! | `relay_spool_dropped_total` | `reason` | entries released without publishing: `expired`, `invalid`, `corrupt`, `internal` |
 //! | `relay_symbol_downloads_total` | `result` | debug files asked of symbol servers: `found`, `missing`, `failed`, or `cached` (from the download cache) |
 //! | `relay_symbol_cache_bytes` | | bytes of downloads, SymCaches and CFI caches, as of the last size check |
 
 use std::sync::LazyLock;
 
-use prometheus::{IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 /// All metrics of the process.
 pub struct Metrics {
@@ -36,6 +37,7 @@ pub struct Metrics {
     delivery_window: IntGauge,
     delivery_window_capacity: IntGauge,
     spool_retries: prometheus::IntCounter,
+    lane_entries: IntCounterVec,
     spool_dropped: IntCounterVec,
     outcomes: IntCounterVec,
     outcomes_dropped: prometheus::IntCounter,
@@ -123,6 +125,11 @@ impl Metrics {
             spool_bytes,
             spool_capacity,
             spool_retries,
+            lane_entries: counter(
+                "relay_lane_entries_total",
+                "Spooled entries read by each pipeline lane.",
+                &["lane"],
+            ),
             delivery_window,
             delivery_window_capacity,
             mailbox_depth: gauge(
@@ -204,6 +211,11 @@ pub fn set_spool_capacity(bytes: u64) {
 pub fn set_delivery_window(used: usize, capacity: usize) {
     METRICS.delivery_window.set(used as i64);
     METRICS.delivery_window_capacity.set(capacity as i64);
+}
+
+/// The counter of entries read by pipeline lane `lane`.
+pub fn lane_entries(lane: usize) -> IntCounter {
+    METRICS.lane_entries.with_label_values(&[&lane.to_string()])
 }
 
 /// Counts a retry of a spooled entry.

@@ -4,12 +4,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::Actor;
+use actix::{Actor, Arbiter, ArbiterHandle};
 use actix_web::{web, App, HttpServer};
 use rdkafka::producer::FutureProducer;
+use relay_core::config::PipelineConfig;
 use relay_core::Config;
 
-use crate::actors::aggregator::Aggregator;
+use crate::actors::aggregator::{Aggregator, SharedWindows};
 use crate::actors::kafka_producer::KafkaProducer;
 use crate::actors::normalizer::Normalizer;
 use crate::actors::outcomes::{OutcomeAggregator, Outcomes};
@@ -47,14 +48,15 @@ pub struct ServiceState {
 }
 
 impl ServiceState {
-    /// Starts the pipeline: the spool reader and the async stages it feeds (Normalizer,
-    /// SymbolFetcher, Aggregator, KafkaProducer, OutcomeAggregator) on one arbiter (thread),
-    /// the Symbolicator on a `SyncArbiter`, the RateLimiter on its own arbiter. Must run inside
-    /// an actix `System`.
+    /// Starts the pipeline: one or more lanes, each a thread (arbiter) with its own spool
+    /// reader, Normalizer, Aggregator and KafkaProducer; the SymbolFetcher and the
+    /// OutcomeAggregator on the first lane; the Symbolicator on a `SyncArbiter`; the
+    /// RateLimiter on its own arbiter. Must run inside an actix `System`.
     ///
-    /// One thread for the stages because each does microseconds of work per envelope: on
-    /// threads of their own, every hand-over woke a sleeping thread, and those context
-    /// switches cost more CPU than the stages' work (`docs/benchmarks.md`).
+    /// The stages of a lane share its thread because each does microseconds of work per
+    /// envelope: on threads of their own, every hand-over woke a sleeping thread, and those
+    /// context switches cost more CPU than the stages' work (`docs/benchmarks.md`). Lanes, not
+    /// stages, spread the work over the cores: an envelope stays on the lane that read it.
     pub fn start(
         config: Config,
         producer: FutureProducer,
@@ -62,45 +64,35 @@ impl ServiceState {
         symbols: Symbols,
     ) -> Self {
         let capacity = config.pipeline.mailbox_capacity;
-        let kafka_config = config.kafka.clone();
-        let pipeline = actix::Arbiter::new().handle();
-        let producer_mailbox =
-            start_bounded_in(&pipeline, KafkaProducer::MAILBOX, capacity, move || {
-                KafkaProducer::new(producer, &kafka_config)
-            });
-        let producer = producer_mailbox.clone();
         // Checked when the configuration was loaded (`config::load`).
         let processing = Arc::new(
             ProcessingSettings::from_config(&config).expect("processing settings were validated"),
         );
-        let aggregator_settings = processing.clone();
-        let aggregator = start_bounded_in(&pipeline, Aggregator::MAILBOX, capacity, move || {
-            Aggregator::new(aggregator_settings, producer)
-        });
-        let threads = match config.pipeline.symbolicator_threads {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            n => n,
-        };
+        let windows = SharedWindows::new(&processing);
+        let lanes: Vec<LaneTail> = (0..lane_count(&config.pipeline))
+            .map(|_| LaneTail::start(&config, &producer, &processing, &windows))
+            .collect();
+        let first = &lanes[0];
+
         let symbols = Arc::new(symbols);
         let symbolicator = SymbolicatorGate::start(
-            threads,
+            per_core(config.pipeline.symbolicator_threads),
             config.pipeline.symbolicator_queue,
             symbols.clone(),
-            aggregator,
+            first.aggregator.clone(),
         );
         let gate = symbolicator.clone();
         let fetcher_config = config.clone();
-        let fetcher = start_bounded_in(&pipeline, SymbolFetcher::MAILBOX, capacity, move || {
-            SymbolFetcher::new(&fetcher_config, symbols, gate)
-        });
-        let normalizer_settings = processing.clone();
-        let normalizer = start_bounded_in(&pipeline, Normalizer::MAILBOX, capacity, move || {
-            Normalizer::new(normalizer_settings, fetcher)
-        });
+        let fetcher = start_bounded_in(
+            &first.arbiter,
+            SymbolFetcher::MAILBOX,
+            capacity,
+            move || SymbolFetcher::new(&fetcher_config, symbols, gate),
+        );
         let outcomes_config = config.outcomes.clone();
-        let outcome_producer = producer_mailbox.clone();
+        let outcome_producer = first.producer.clone();
         let outcomes = Outcomes::new(start_bounded_in(
-            &pipeline,
+            &first.arbiter,
             OutcomeAggregator::MAILBOX,
             capacity * 16,
             move || OutcomeAggregator::new(outcomes_config, outcome_producer),
@@ -111,17 +103,46 @@ impl ServiceState {
         let rate_limiter = start_bounded(RateLimiter::MAILBOX, capacity, move || {
             RateLimiter::new(&projects, limits)
         });
+
+        let normalizers: Vec<Mailbox<Normalizer>> = lanes
+            .iter()
+            .map(|lane| {
+                let settings = processing.clone();
+                let fetcher = fetcher.clone();
+                let gate = symbolicator.bypassing_to(lane.aggregator.clone());
+                start_bounded_in(&lane.arbiter, Normalizer::MAILBOX, capacity, move || {
+                    Normalizer::new(settings, fetcher, gate)
+                })
+            })
+            .collect();
         let settings = ReaderSettings {
             max_in_flight: config.pipeline.max_in_flight,
             delivery_window_bytes: config.pipeline.delivery_window_bytes,
+            lanes: lanes.len(),
             retry_backoff: Duration::from_millis(config.pipeline.retry_backoff_ms),
             max_entry_age: Duration::from_secs(config.spool.max_entry_age_secs),
         };
-        let reader_spool = spool.clone();
-        // The reader takes no messages; it runs its feed loop next to the stages it feeds.
-        let reader = SpoolReader::new(reader_spool, normalizer, outcomes.clone(), settings);
+        let reader = SpoolReader::new(
+            spool.clone(),
+            normalizers[0].clone(),
+            outcomes.clone(),
+            settings,
+        );
         let reader_gates = reader.gates();
-        SpoolReader::start_in_arbiter(&pipeline, move |_| reader);
+        // The readers take no messages; each runs its feed loop next to the stages it feeds.
+        for (index, (lane, normalizer)) in lanes.iter().zip(normalizers).enumerate() {
+            let lane_reader = reader.for_lane(index, normalizer);
+            SpoolReader::start_in_arbiter(&lane.arbiter, move |_| lane_reader);
+        }
+        // The lanes' mailboxes of one stage share its gauges: the depth is their sum, and so
+        // is the capacity.
+        for stage in [
+            Normalizer::MAILBOX,
+            Aggregator::MAILBOX,
+            KafkaProducer::MAILBOX,
+        ] {
+            metrics::set_mailbox_capacity(stage, capacity * lanes.len());
+        }
         metrics::set_spool_capacity(config.spool.max_disk_bytes);
         ServiceState {
             projects: Projects::new(&config.projects),
@@ -159,6 +180,54 @@ impl ServiceState {
     /// Marks the relay as accepting (or not).
     pub fn set_accepting(&self, accepting: bool) {
         self.accepting.store(accepting, Ordering::Relaxed);
+    }
+}
+
+/// The end of one pipeline lane: its thread, KafkaProducer and Aggregator. (Its Normalizer
+/// and spool reader are started once the stages shared by all lanes exist.)
+struct LaneTail {
+    arbiter: ArbiterHandle,
+    producer: Mailbox<KafkaProducer>,
+    aggregator: Mailbox<Aggregator>,
+}
+
+impl LaneTail {
+    fn start(
+        config: &Config,
+        producer: &FutureProducer,
+        processing: &Arc<ProcessingSettings>,
+        windows: &SharedWindows,
+    ) -> Self {
+        let capacity = config.pipeline.mailbox_capacity;
+        let arbiter = Arbiter::new().handle();
+        // Clones of one rdkafka producer: one client, one connection per broker.
+        let (kafka_producer, kafka_config) = (producer.clone(), config.kafka.clone());
+        let producer = start_bounded_in(&arbiter, KafkaProducer::MAILBOX, capacity, move || {
+            KafkaProducer::new(kafka_producer, &kafka_config)
+        });
+        let (settings, windows, next) = (processing.clone(), windows.clone(), producer.clone());
+        let aggregator = start_bounded_in(&arbiter, Aggregator::MAILBOX, capacity, move || {
+            Aggregator::new(settings, windows, next)
+        });
+        LaneTail {
+            arbiter,
+            producer,
+            aggregator,
+        }
+    }
+}
+
+/// How many lanes to run: `pipeline.lanes`, or one per CPU core; at most one per reader slot,
+/// as each lane needs one.
+fn lane_count(config: &PipelineConfig) -> usize {
+    per_core(config.lanes).min(config.max_in_flight)
+}
+
+/// `n`, or the number of CPU cores when `n` is 0.
+fn per_core(n: usize) -> usize {
+    match n {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
     }
 }
 

@@ -5,8 +5,11 @@
 //! its Kafka message); events (not transactions) are counted per (project, group) in windows of
 //! `processing.aggregator.window_secs`, published to the issues topic when a window closes (a
 //! timer checks every second) or when a window reaches its cap of groups.
+//!
+//! Each pipeline lane has its own Aggregator; they count into one set of windows
+//! ([`SharedWindows`]), so an issue's window is published once whatever lane its events took.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -26,11 +29,30 @@ envelope_message!(
     AggregateEnvelope
 );
 
+/// The issue windows every lane's Aggregator counts into. The lock is held only to add one
+/// event or to take the closed windows out.
+#[derive(Clone)]
+pub struct SharedWindows(Arc<Mutex<IssueWindows>>);
+
+impl SharedWindows {
+    /// Empty windows with the configured length and cap.
+    pub fn new(settings: &ProcessingSettings) -> Self {
+        SharedWindows(Arc::new(Mutex::new(IssueWindows::new(settings.aggregator))))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, IssueWindows> {
+        // Adding and flushing leave the windows consistent even if a holder panicked.
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
 /// Scrubs PII, groups and counts events; see the module docs.
 pub struct Aggregator {
     depth: MailboxDepth,
     settings: Arc<ProcessingSettings>,
-    windows: IssueWindows,
+    windows: SharedWindows,
     next: Mailbox<KafkaProducer>,
 }
 
@@ -38,12 +60,16 @@ impl Aggregator {
     /// Name of this stage's mailbox in metrics and errors.
     pub const MAILBOX: &'static str = "aggregator";
 
-    /// An aggregator forwarding to the producer.
-    pub fn new(settings: Arc<ProcessingSettings>, next: Mailbox<KafkaProducer>) -> Self {
+    /// An aggregator counting into `windows` and forwarding to the producer.
+    pub fn new(
+        settings: Arc<ProcessingSettings>,
+        windows: SharedWindows,
+        next: Mailbox<KafkaProducer>,
+    ) -> Self {
         Aggregator {
             depth: MailboxDepth::new(Self::MAILBOX),
-            windows: IssueWindows::new(settings.aggregator),
             settings,
+            windows,
             next,
         }
     }
@@ -68,7 +94,7 @@ impl Aggregator {
         let fingerprint = fingerprint(event);
         let issue = IssueEvent::from_event(project_id, event_id, event, &fingerprint);
         envelope.group_id = Some(fingerprint.hash);
-        self.windows.add(issue, now())
+        self.windows.lock().add(issue, now())
     }
 
     fn publish(&self, issues: Vec<IssueAggregate>) {
@@ -106,13 +132,13 @@ impl Actor for Aggregator {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.run_interval(Duration::from_secs(1), |this, _| {
-            let closed = this.windows.flush(now());
+            let closed = this.windows.lock().flush(now());
             this.publish(closed);
         });
     }
 
     fn stopping(&mut self, _ctx: &mut Self::Context) -> Running {
-        let open = self.windows.flush_all();
+        let open = self.windows.lock().flush_all();
         self.publish(open);
         Running::Stop
     }

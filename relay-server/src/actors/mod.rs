@@ -3,18 +3,22 @@
 //! ```text
 //! Intake (HTTP handlers, endpoints/) --append--> Spool (disk) ; 200 once written
 //! Intake --CheckRateLimits--> RateLimiter                               own arbiter
-//! SpoolReader (max_in_flight slots)                                      pipeline arbiter
-//!   --NormalizeEnvelope--> Normalizer                                    pipeline arbiter
-//!   --FetchSymbols--> SymbolFetcher: HTTP symbol downloads for minidumps pipeline arbiter
+//! SpoolReader (its lane's share of max_in_flight slots)                  lane arbiter
+//!   --NormalizeEnvelope--> Normalizer                                    lane arbiter
+//!   --FetchSymbols--> SymbolFetcher: HTTP symbol downloads for minidumps first lane's arbiter
 //!   --SymbolicateEnvelope (through SymbolicatorGate)--> Symbolicator     SyncArbiter, N threads
-//!   --AggregateEnvelope--> Aggregator                                    pipeline arbiter
-//!   --ProduceEnvelope--> KafkaProducer --delivery reports--> verdict     pipeline arbiter
+//!   --AggregateEnvelope--> Aggregator                                    lane arbiter
+//!   --ProduceEnvelope--> KafkaProducer --delivery reports--> verdict     lane arbiter
 //!   verdict --> SpoolReader: release the entry, or retry it with backoff
 //! ```
 //!
-//! The stages on the pipeline arbiter share one thread (see `service.rs` for why); each is
-//! still its own actor with its own bounded mailbox.
-//!
+//! The pipeline runs in lanes (`pipeline.lanes`, one per core by default): each lane is one
+//! thread (arbiter) with its own SpoolReader, Normalizer, Aggregator and KafkaProducer, and an
+//! envelope stays on the lane that read it (see `service.rs` for why). The lanes share the
+//! spool cursor, the delivery window and the issue windows; the SymbolFetcher, the
+//! OutcomeAggregator and the Symbolicator's threads serve all of them. Each stage is still its
+//! own actor with its own bounded mailbox.
+
 //! Every message carries a [`ManagedEnvelope`]. Senders use `try_send`; a full mailbox turns
 //! the envelope into a [`Rejection::Overloaded`], which the spool reader retries with backoff
 //! (the entry stays on disk meanwhile). Nothing queues without bound: async actors have a mailbox capacity (set before they start, see [`start_bounded`]), and

@@ -12,7 +12,8 @@ use relay_core::ItemType;
 use relay_processing::filter::{should_filter, FilterContext};
 use relay_processing::normalize::{normalize_event_full, NormalizeContext, NormalizeOptions};
 
-use super::symbol_fetcher::{FetchSymbols, SymbolFetcher};
+use super::symbol_fetcher::{has_minidump, FetchSymbols, SymbolFetcher};
+use super::symbolicator::SymbolicatorGate;
 use super::Mailbox;
 use super::{envelope_message, MailboxDepth};
 use crate::managed::{ManagedEnvelope, Rejection};
@@ -25,22 +26,32 @@ envelope_message!(
 );
 
 /// Runs the inbound filters and normalization on each envelope's event.
+///
+/// Envelopes with a minidump go on to the one SymbolFetcher (shared by the lanes, so that a
+/// debug file is downloaded once); every other envelope stays on its lane and goes straight to
+/// the Symbolicator's gate.
 pub struct Normalizer {
     depth: MailboxDepth,
     settings: Arc<ProcessingSettings>,
-    next: Mailbox<SymbolFetcher>,
+    fetcher: Mailbox<SymbolFetcher>,
+    gate: SymbolicatorGate,
 }
 
 impl Normalizer {
     /// Name of this stage's mailbox in metrics and errors.
     pub const MAILBOX: &'static str = "normalizer";
 
-    /// A normalizer forwarding to the symbolicator gate.
-    pub fn new(settings: Arc<ProcessingSettings>, next: Mailbox<SymbolFetcher>) -> Self {
+    /// A normalizer forwarding minidumps to `fetcher` and everything else to `gate`.
+    pub fn new(
+        settings: Arc<ProcessingSettings>,
+        fetcher: Mailbox<SymbolFetcher>,
+        gate: SymbolicatorGate,
+    ) -> Self {
         Normalizer {
             depth: MailboxDepth::new(Self::MAILBOX),
             settings,
-            next,
+            fetcher,
+            gate,
         }
     }
 }
@@ -67,7 +78,11 @@ impl Handler<NormalizeEnvelope> for Normalizer {
             envelope.reject(rejection);
             return;
         }
-        self.next.forward(FetchSymbols(envelope));
+        if has_minidump(&envelope) {
+            self.fetcher.forward(FetchSymbols(envelope));
+        } else {
+            self.gate.forward(envelope);
+        }
     }
 }
 

@@ -5,7 +5,9 @@
 //!
 //! - at most `max_in_flight` entries are being processed: a slot is taken before an entry is
 //!   read and travels with its envelope until the KafkaProducer has queued its messages in
-//!   librdkafka (or the envelope's journey ends earlier);
+//!   librdkafka (or the envelope's journey ends earlier). With several pipeline lanes the
+//!   slots are split evenly between them, so that no lane takes them all while the others
+//!   sleep;
 //! - at most `delivery_window_bytes` of spooled entries are read and not yet released: taken
 //!   once an entry is read, given back when it is released. It covers the wait for delivery
 //!   reports, which holds no slot: otherwise `linger.ms` plus the broker's round trip would
@@ -16,7 +18,7 @@
 //! intake should have refused) or one older than `spool.max_entry_age_secs` is released with
 //! a log line and a count in `relay_spool_dropped_total{reason}`.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -32,7 +34,7 @@ use super::Mailbox;
 use crate::managed::{ManagedEnvelope, Rejection, RequestMeta, Verdict};
 use crate::metrics;
 use crate::spool::entry::{self, EntryMeta};
-use crate::spool::{EntryId, Spool};
+use crate::spool::{EntryId, Spool, SpoolCursor};
 
 /// Longest wait between retries of one entry.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -44,15 +46,23 @@ pub struct ReaderSettings {
     pub max_in_flight: usize,
     /// Spooled bytes read and not yet released (including those awaiting delivery reports).
     pub delivery_window_bytes: usize,
+    /// Pipeline lanes sharing the reader's cursor (at most `max_in_flight`).
+    pub lanes: usize,
     /// First retry wait.
     pub retry_backoff: Duration,
     /// Entries older than this are dropped with a count and a log line.
     pub max_entry_age: Duration,
 }
 
-/// Feeds the pipeline from the spool; see the module docs.
+/// Feeds one pipeline lane from the spool; see the module docs.
+///
+/// With several lanes, each has its own reader, and the readers share one cursor and one set
+/// of gates ([`SpoolReader::for_lane`]): an entry is read once, by whichever lane has a free
+/// slot of its share first, and processed on that lane's thread from then on.
 pub struct SpoolReader {
+    lane: usize,
     spool: Arc<Spool>,
+    cursor: Arc<Mutex<SpoolCursor>>,
     outcomes: Outcomes,
     pipeline: Mailbox<Normalizer>,
     gates: Gates,
@@ -63,8 +73,8 @@ impl SpoolReader {
     /// Name of the reader's in-flight slots in metrics.
     pub const SLOTS: &'static str = "spool_reader";
 
-    /// A reader of `spool` feeding `pipeline`, with `settings.max_in_flight` slots and a
-    /// window of `settings.delivery_window_bytes`.
+    /// The first lane's reader of `spool`, feeding `pipeline`, with `settings.max_in_flight`
+    /// slots (split between `settings.lanes`) and a window of `settings.delivery_window_bytes`.
     pub fn new(
         spool: Arc<Spool>,
         pipeline: Mailbox<Normalizer>,
@@ -73,11 +83,31 @@ impl SpoolReader {
     ) -> Self {
         metrics::set_mailbox_capacity(Self::SLOTS, settings.max_in_flight);
         SpoolReader {
+            lane: 0,
+            cursor: Arc::new(Mutex::new(spool.reader())),
             spool,
             outcomes,
             pipeline,
             gates: Gates::new(&settings),
             settings,
+        }
+    }
+
+    /// The reader of lane `lane` (below `settings.lanes`): same spool cursor and window, the
+    /// lane's share of the slots, feeding `pipeline`.
+    pub fn for_lane(&self, lane: usize, pipeline: Mailbox<Normalizer>) -> Self {
+        assert!(
+            lane < self.gates.lane_slots.len(),
+            "lane {lane} out of range"
+        );
+        SpoolReader {
+            lane,
+            spool: self.spool.clone(),
+            cursor: self.cursor.clone(),
+            outcomes: self.outcomes.clone(),
+            pipeline,
+            gates: self.gates.clone(),
+            settings: self.settings.clone(),
         }
     }
 
@@ -104,7 +134,9 @@ impl Actor for SpoolReader {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         let feed = feed(
+            self.lane,
             self.spool.clone(),
+            self.cursor.clone(),
             self.pipeline.clone(),
             self.outcomes.clone(),
             self.gates.clone(),
@@ -117,8 +149,8 @@ impl Actor for SpoolReader {
 /// The reader's two bounds; see the module docs.
 #[derive(Clone)]
 pub struct Gates {
-    /// Entries being processed.
-    slots: Arc<Semaphore>,
+    /// Entries being processed: each lane's share of the slots.
+    lane_slots: Arc<[Arc<Semaphore>]>,
     max_in_flight: usize,
     /// Spooled bytes read and not yet released, one permit per byte.
     window: Arc<Semaphore>,
@@ -128,8 +160,14 @@ pub struct Gates {
 impl Gates {
     fn new(settings: &ReaderSettings) -> Self {
         let window_size = window_permits(settings.delivery_window_bytes);
+        let lanes = settings.lanes.clamp(1, settings.max_in_flight);
+        let share = |lane: usize| {
+            settings.max_in_flight / lanes + usize::from(lane < settings.max_in_flight % lanes)
+        };
         Gates {
-            slots: Arc::new(Semaphore::new(settings.max_in_flight)),
+            lane_slots: (0..lanes)
+                .map(|lane| Arc::new(Semaphore::new(share(lane))))
+                .collect(),
             max_in_flight: settings.max_in_flight,
             window: Arc::new(Semaphore::new(window_size)),
             window_size,
@@ -139,7 +177,12 @@ impl Gates {
     /// What the reader holds now.
     pub fn in_use(&self) -> ReaderUse {
         ReaderUse {
-            slots: self.max_in_flight - self.slots.available_permits(),
+            slots: self.max_in_flight
+                - self
+                    .lane_slots
+                    .iter()
+                    .map(|s| s.available_permits())
+                    .sum::<usize>(),
             window_bytes: self.window_size - self.window.available_permits(),
         }
     }
@@ -162,20 +205,29 @@ pub struct ReaderUse {
 /// The reader loop: take a slot, read the next entry, take its bytes from the delivery window,
 /// hand it to a delivery task.
 async fn feed(
+    lane: usize,
     spool: Arc<Spool>,
+    cursor: Arc<Mutex<SpoolCursor>>,
     pipeline: Mailbox<Normalizer>,
     outcomes: Outcomes,
     gates: Gates,
     settings: ReaderSettings,
 ) {
-    let mut cursor = spool.reader();
+    let slots = gates.lane_slots[lane].clone();
+    let entries_read = metrics::lane_entries(lane);
     let mut committed = spool.committed();
     loop {
-        let Ok(slot) = gates.slots.clone().acquire_owned().await else {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
             return;
         };
-        match cursor.next_entry() {
+        // A panic while reading (a bug) leaves at worst a cursor that reports a read error.
+        let next = cursor
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .next_entry();
+        match next {
             Ok(Some((id, payload))) => {
+                entries_read.inc();
                 let bytes = window_cost(payload.len(), gates.window_size);
                 let Ok(window) = gates.window.clone().acquire_many_owned(bytes).await else {
                     return;
@@ -186,7 +238,7 @@ async fn feed(
                     outcomes: outcomes.clone(),
                     settings: settings.clone(),
                     id,
-                    slots: gates.slots.clone(),
+                    slots: slots.clone(),
                     slot: Some(slot),
                     _window: window,
                 };
@@ -218,6 +270,7 @@ struct Delivery {
     outcomes: Outcomes,
     settings: ReaderSettings,
     id: EntryId,
+    /// The lane's slots.
     slots: Arc<Semaphore>,
     /// The slot taken by the reader, for the first attempt; each retry takes a new one.
     slot: Option<OwnedSemaphorePermit>,

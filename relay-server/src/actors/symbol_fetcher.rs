@@ -10,7 +10,8 @@
 //! then the envelope goes on. It always goes on: a slow, failing or missing source only means
 //! fewer symbols (frames say `missing_symbol`).
 //!
-//! - Runs on the pipeline arbiter, async; the downloads never touch the Symbolicator's threads.
+//! - One for all pipeline lanes (so a file is downloaded once), on the first lane's arbiter,
+//!   async; the downloads never touch the Symbolicator's threads.
 //!   Blocking file work (parsing the module list, unpacking, identifying files, eviction) goes
 //!   to tokio's blocking pool.
 //! - Timeouts: each source's `timeout_secs` bounds the wait for the connection, the response
@@ -235,6 +236,11 @@ impl Handler<FetchSymbols> for SymbolFetcher {
             }
         }));
     }
+}
+
+/// Whether the envelope has an event and a minidump, the only envelopes this stage works on.
+pub fn has_minidump(envelope: &ManagedEnvelope) -> bool {
+    minidump_payload(envelope).is_some()
 }
 
 /// The minidump attachment's payload, if the envelope has an event and a minidump.

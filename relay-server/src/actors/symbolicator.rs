@@ -257,6 +257,16 @@ impl SymbolicatorGate {
         }
     }
 
+    /// This gate (same threads, same permits) with envelopes that need no symbolication going
+    /// straight to `next`: each lane's own Aggregator. Symbolicated envelopes go on to the
+    /// Aggregator the gate was started with.
+    pub fn bypassing_to(&self, next: Mailbox<Aggregator>) -> Self {
+        SymbolicatorGate {
+            next,
+            ..self.clone()
+        }
+    }
+
     /// Admits the envelope if a permit is free; otherwise rejects it as overload. An envelope
     /// with nothing to symbolicate skips the threads and goes straight to the Aggregator.
     pub fn forward(&self, envelope: ManagedEnvelope) {

@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 
 use super::configure;
 use crate::actors::spool_reader::ReaderUse;
+use crate::metrics;
 use crate::service::ServiceState;
 
 const KEY: &str = "abc123def456abc123def456abc123de";
@@ -731,10 +732,83 @@ async fn envelopes_awaiting_delivery_hold_window_bytes_not_slots() {
 
     // A 1-byte window: each entry is larger and takes all of it, so one waits for delivery
     // while the reader holds the next entry's slot, waiting for the window.
+    // (One lane: the reader of a second lane would hold a slot waiting for the window too.)
     let mut config = test_config();
     config.pipeline.max_in_flight = 2;
     config.pipeline.delivery_window_bytes = 1;
+    config.pipeline.lanes = 1;
     hold_then_deliver(config, 5, |used| used.slots == 1 && used.window_bytes == 1).await;
+}
+
+#[actix_web::test]
+async fn lanes_share_the_spool_reader_and_the_issue_windows() {
+    // Three lanes with one reader slot each, and a 1-byte delivery window: each lane's reader
+    // holds an entry while it waits for the window, which the waiters get in turn, so every
+    // lane reads some. (When entries arrive one by one, one lane may well read them all.)
+    // Each entry must be published once, and the events of the one issue counted in one set
+    // of windows: one aggregate per window, not one per lane.
+    let mut config = test_config();
+    config.pipeline.lanes = 3;
+    config.pipeline.max_in_flight = 3;
+    config.pipeline.delivery_window_bytes = 1;
+    config.processing.aggregator = json!({"window_secs": 1});
+    let cluster = start_cluster(&config);
+    let state = start_relay(config, &cluster);
+    let app = app!(state);
+    let lane_reads = || (0..3).map(|lane| metrics::lane_entries(lane).get());
+    let reads_before: Vec<u64> = lane_reads().collect();
+
+    let ids: Vec<String> = (0..120)
+        .map(|i| format!("{:032x}", 0x1a0e_0000 + i))
+        .collect();
+    let posts = ids.iter().map(|id| {
+        let request = post("/api/42/envelope/", envelope(id, "same issue")).to_request();
+        test::call_service(&app, request)
+    });
+    for response in futures::future::join_all(posts).await {
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+
+    let published = consume_blocking_for(&cluster, "relay.events", Duration::from_secs(1)).await;
+    let mut keys: Vec<String> = published.iter().map(|(key, _)| key.clone()).collect();
+    keys.sort();
+    assert_eq!(keys, ids, "each entry published once");
+    let reads: Vec<u64> = lane_reads()
+        .zip(&reads_before)
+        .map(|(after, before)| after - before)
+        .collect();
+    assert!(
+        reads.iter().all(|&n| n > 0),
+        "entries read per lane: {reads:?}"
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let issues = loop {
+        let issues =
+            consume_blocking_for(&cluster, "relay.issues", Duration::from_millis(500)).await;
+        let counted: u64 = issues
+            .iter()
+            .map(|(_, m)| m["count"].as_u64().unwrap())
+            .sum();
+        if counted == 120 || Instant::now() > deadline {
+            break issues;
+        }
+    };
+    let windows: Vec<(String, String)> = issues
+        .iter()
+        .map(|(_, m)| (m["group_id"].to_string(), m["window_start"].to_string()))
+        .collect();
+    let distinct: std::collections::BTreeSet<_> = windows.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        windows.len(),
+        "one aggregate per window: {windows:?}"
+    );
+    let counted: u64 = issues
+        .iter()
+        .map(|(_, m)| m["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(counted, 120);
 }
 
 #[actix_web::test]
