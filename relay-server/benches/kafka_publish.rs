@@ -10,14 +10,17 @@
 //! Both sides publish `count` copies of a real SDK capture's event, each with its own event
 //! id, to the events topic (`relay.events`, which must exist):
 //!
-//! - **relay**: the `KafkaProducer` actor as `relay run` starts it (`start_bounded_in`, the
-//!   default mailbox capacity, `kafka::create_producer`), fed `ProduceEnvelope` messages from
-//!   its own arbiter, as the spool reader feeds the pipeline from the pipeline arbiter: at most
-//!   `pipeline.max_in_flight` (default) envelopes not yet queued in librdkafka (the reader's
-//!   slot travels with the envelope), at most `pipeline.delivery_window_bytes` (default) of
-//!   envelope bytes not yet answered, `try_send`, waiting while the mailbox is full. Timed: building each message (`build_messages`: the event's JSON
-//!   serialization), producing it, awaiting its delivery report, and the verdict reaching the
-//!   sender. The envelopes were parsed, normalized, scrubbed and grouped beforehand, outside
+//! - **relay**: the `KafkaProducer` actors as `relay run` starts them: one per pipeline lane
+//!   (`--lanes`, default one per core as in `relay run`), each on its lane's arbiter
+//!   (`start_bounded_in`, the default mailbox capacity), all sharing one rdkafka producer
+//!   (`kafka::create_producer`). Each is fed `ProduceEnvelope` messages from its own arbiter,
+//!   as a lane's spool reader feeds it: at most its share of `pipeline.max_in_flight`
+//!   (default) envelopes not yet queued in librdkafka (the reader's slot travels with the
+//!   envelope), at most `pipeline.delivery_window_bytes` (default, shared by the lanes) of
+//!   envelope bytes not yet answered, `try_send`, waiting while the mailbox is full; the lanes
+//!   split the messages evenly and start together. Timed: building each message
+//!   (`build_messages`: the event's JSON serialization), producing it, awaiting its delivery
+//!   report, and the verdict reaching the sender. The envelopes were parsed, normalized, scrubbed and grouped beforehand, outside
 //!   the timing (that is the pipeline, measured by the drain and intake benchmarks).
 //! - **bare**: an rdkafka `BaseProducer` (the same librdkafka build) with the relay's settings
 //!   (`kafka::producer_config`), producing the finished messages (built beforehand by
@@ -45,11 +48,12 @@ use relay_processing::grouping::fingerprint;
 use relay_processing::normalize::{normalize_event_full, NormalizeContext, NormalizeOptions};
 use relay_processing::pii::PiiScrubber;
 use relay_server::actors::kafka_producer::{KafkaProducer, ProduceEnvelope};
-use relay_server::actors::spool_reader::{window_cost, window_permits};
+use relay_server::actors::spool_reader::{share, window_cost, window_permits};
 use relay_server::actors::{start_bounded_in, Mailbox};
 use relay_server::kafka::messages::build_messages;
 use relay_server::kafka::{create_producer, producer_config};
 use relay_server::managed::{ManagedEnvelope, RequestMeta, Verdict};
+use relay_server::service::lane_count;
 use serde_json::Value;
 use tokio::sync::{oneshot, Semaphore};
 
@@ -61,6 +65,8 @@ struct Args {
     json_out: Option<PathBuf>,
     /// Overrides `pipeline.max_in_flight` and `pipeline.mailbox_capacity` (experiments).
     in_flight: Option<usize>,
+    /// Pipeline lanes; 0 means one per core, as `relay run`'s default.
+    lanes: usize,
 }
 
 fn parse_args() -> Args {
@@ -71,6 +77,7 @@ fn parse_args() -> Args {
         reps: 3,
         json_out: None,
         in_flight: None,
+        lanes: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -84,6 +91,7 @@ fn parse_args() -> Args {
             "--in-flight" => {
                 args.in_flight = Some(value().parse().expect("--in-flight is a number"))
             }
+            "--lanes" => args.lanes = value().parse().expect("--lanes is a number"),
             // `cargo bench` passes `--bench` to harness-less benches.
             "--bench" => {}
             other => panic!("unknown argument {other}"),
@@ -178,106 +186,163 @@ fn kafka_config() -> KafkaConfig {
     config
 }
 
-/// The relay side: the KafkaProducer actor fed like the spool reader feeds the pipeline, from
-/// the same arbiter (thread) as in `relay run`, so verdicts come back without a thread hop.
+/// The relay side: a KafkaProducer actor per lane, each fed like a lane's spool reader feeds
+/// its pipeline, from the same arbiter (thread) as in `relay run`, so verdicts come back
+/// without a thread hop. Messages per second from the common start to the last verdict.
 fn relay_side(
     brokers: &str,
     template: &Arc<Template>,
     count: usize,
     pipeline: PipelineConfig,
+    lanes: usize,
 ) -> f64 {
     let kafka = kafka_config();
     let producer = create_producer(brokers, &kafka).expect("producer");
     let template = template.clone();
     actix_rt::System::new().block_on(async move {
-        let arbiter = Arbiter::new();
-        let config = kafka.clone();
-        let mailbox = start_bounded_in(
-            &arbiter.handle(),
-            KafkaProducer::MAILBOX,
-            pipeline.mailbox_capacity,
-            move || KafkaProducer::new(producer, &config),
-        );
-        let (done, rate) = oneshot::channel();
-        arbiter.spawn(async move {
-            // Built on the producer's thread, outside the timing: in `relay run` the events are
-            // parsed and freed on the same (pipeline) thread, and freeing memory another thread
-            // allocated is slower.
-            let warmup = envelopes(&template, 1);
-            let batch = envelopes(&template, count);
-            let _ = done.send(feed(mailbox, warmup, batch, &pipeline).await);
-        });
-        rate.await.expect("the feed reports its rate")
+        let window = Window::new(pipeline.delivery_window_bytes);
+        let mut arbiters = Vec::new();
+        let (mut ready, mut go, mut done) = (Vec::new(), Vec::new(), Vec::new());
+        for lane in 0..lanes {
+            let arbiter = Arbiter::new();
+            let (config, producer) = (kafka.clone(), producer.clone());
+            let mailbox = start_bounded_in(
+                &arbiter.handle(),
+                KafkaProducer::MAILBOX,
+                pipeline.mailbox_capacity,
+                move || KafkaProducer::new(producer, &config),
+            );
+            let feeder = LaneFeeder {
+                mailbox,
+                slots: Arc::new(Semaphore::new(share(pipeline.max_in_flight, lanes, lane))),
+                window: window.clone(),
+            };
+            let (ready_tx, ready_rx) = oneshot::channel();
+            let (go_tx, go_rx) = oneshot::channel::<()>();
+            let (done_tx, done_rx) = oneshot::channel();
+            let (template, messages) = (template.clone(), share(count, lanes, lane));
+            arbiter.spawn(async move {
+                // Built on the lane's thread, outside the timing: in `relay run` the events
+                // are parsed and freed on the same (lane) thread, and freeing memory another
+                // thread allocated is slower.
+                let warmup = envelopes(&template, 1);
+                let batch = envelopes(&template, messages);
+                feeder.warm_up(warmup).await;
+                let _ = ready_tx.send(());
+                go_rx.await.expect("the start signal");
+                let _ = done_tx.send(feeder.feed(batch).await);
+            });
+            arbiters.push(arbiter);
+            ready.push(ready_rx);
+            go.push(go_tx);
+            done.push(done_rx);
+        }
+        for lane in ready {
+            lane.await.expect("the lane warmed up");
+        }
+        let start = Instant::now();
+        for lane in go {
+            lane.send(()).expect("the lane waits for the start");
+        }
+        let mut end = start;
+        for lane in done {
+            end = end.max(lane.await.expect("the lane reports its end"));
+        }
+        count as f64 / (end - start).as_secs_f64()
     })
 }
 
-/// Sends `batch` within the spool reader's bounds (`max_in_flight` slots, released by the
-/// producer once the messages are queued; the delivery window, released with the verdict);
-/// messages per second from the first send to the last verdict.
-async fn feed(
+/// The delivery window shared by the lanes.
+#[derive(Clone)]
+struct Window {
+    permits: Arc<Semaphore>,
+    size: usize,
+}
+
+impl Window {
+    fn new(delivery_window_bytes: usize) -> Self {
+        let size = window_permits(delivery_window_bytes);
+        Window {
+            permits: Arc::new(Semaphore::new(size)),
+            size,
+        }
+    }
+}
+
+/// Feeds one lane's producer within the spool reader's bounds: the lane's share of the
+/// `max_in_flight` slots (released by the producer once the messages are queued) and the
+/// shared delivery window (released with the verdict).
+struct LaneFeeder {
     mailbox: Mailbox<KafkaProducer>,
-    warmup: Vec<(ManagedEnvelope, oneshot::Receiver<Verdict>)>,
-    batch: Vec<(ManagedEnvelope, oneshot::Receiver<Verdict>)>,
-    pipeline: &PipelineConfig,
-) -> f64 {
-    let send = |managed: ManagedEnvelope| {
-        let mailbox = mailbox.clone();
-        async move {
-            let mut message = ProduceEnvelope(managed);
-            loop {
-                match mailbox.try_send(message) {
-                    Ok(()) => return,
-                    Err(SendError::Full(back)) => {
-                        message = back;
-                        actix_rt::time::sleep(Duration::from_micros(200)).await;
-                    }
-                    Err(SendError::Closed(_)) => panic!("producer stopped"),
+    slots: Arc<Semaphore>,
+    window: Window,
+}
+
+impl LaneFeeder {
+    async fn send(&self, managed: ManagedEnvelope) {
+        let mut message = ProduceEnvelope(managed);
+        loop {
+            match self.mailbox.try_send(message) {
+                Ok(()) => return,
+                Err(SendError::Full(back)) => {
+                    message = back;
+                    actix_rt::time::sleep(Duration::from_micros(200)).await;
                 }
+                Err(SendError::Closed(_)) => panic!("producer stopped"),
             }
         }
-    };
-    // Warm-up: connection, metadata and the producer id, outside the timing.
-    for (managed, verdict) in warmup {
-        send(managed).await;
-        assert!(matches!(verdict.await, Ok(Verdict::Accepted)), "warm-up");
     }
-    let count = batch.len();
-    let slots = Arc::new(Semaphore::new(pipeline.max_in_flight));
-    let window_size = window_permits(pipeline.delivery_window_bytes);
-    let window = Arc::new(Semaphore::new(window_size));
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let start = Instant::now();
-    let mut waiting = Vec::with_capacity(count);
-    for (mut managed, verdict) in batch {
-        let slot = slots.clone().acquire_owned().await.expect("semaphore open");
-        // The envelope's bytes stand for the spooled entry's.
-        let bytes = managed.envelope.items.iter().map(|item| item.payload.len());
-        let bytes = window_cost(bytes.sum(), window_size);
-        let credit = window
-            .clone()
-            .acquire_many_owned(bytes)
-            .await
-            .expect("semaphore open");
-        managed.hold_slot(slot);
-        send(managed).await;
-        let accepted = accepted.clone();
-        waiting.push(actix_rt::spawn(async move {
-            if matches!(verdict.await, Ok(Verdict::Accepted)) {
-                accepted.fetch_add(1, Ordering::Relaxed);
-            }
-            drop(credit);
-        }));
+
+    /// Connection, metadata and the producer id, outside the timing.
+    async fn warm_up(&self, warmup: Vec<(ManagedEnvelope, oneshot::Receiver<Verdict>)>) {
+        for (managed, verdict) in warmup {
+            self.send(managed).await;
+            assert!(matches!(verdict.await, Ok(Verdict::Accepted)), "warm-up");
+        }
     }
-    for task in waiting {
-        task.await.expect("verdict task");
+
+    /// Sends `batch`; returns when the last verdict arrived.
+    async fn feed(&self, batch: Vec<(ManagedEnvelope, oneshot::Receiver<Verdict>)>) -> Instant {
+        let count = batch.len();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let mut waiting = Vec::with_capacity(count);
+        for (mut managed, verdict) in batch {
+            let slot = self
+                .slots
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("semaphore open");
+            // The envelope's bytes stand for the spooled entry's.
+            let bytes = managed.envelope.items.iter().map(|item| item.payload.len());
+            let bytes = window_cost(bytes.sum(), self.window.size);
+            let credit = self
+                .window
+                .permits
+                .clone()
+                .acquire_many_owned(bytes)
+                .await
+                .expect("semaphore open");
+            managed.hold_slot(slot);
+            self.send(managed).await;
+            let accepted = accepted.clone();
+            waiting.push(actix_rt::spawn(async move {
+                if matches!(verdict.await, Ok(Verdict::Accepted)) {
+                    accepted.fetch_add(1, Ordering::Relaxed);
+                }
+                drop(credit);
+            }));
+        }
+        for task in waiting {
+            task.await.expect("verdict task");
+        }
+        assert_eq!(
+            accepted.load(Ordering::Relaxed),
+            count,
+            "every envelope delivered"
+        );
+        Instant::now()
     }
-    let elapsed = start.elapsed().as_secs_f64();
-    assert_eq!(
-        accepted.load(Ordering::Relaxed),
-        count,
-        "every envelope delivered"
-    );
-    count as f64 / elapsed
 }
 
 /// Counts delivery reports of the bare producer.
@@ -381,10 +446,20 @@ fn main() {
         pipeline.max_in_flight = n;
         pipeline.mailbox_capacity = n;
     }
+    pipeline.lanes = args.lanes;
+    let lanes = lane_count(&pipeline);
     let mut relay = Vec::new();
     let mut bare = Vec::new();
     for rep in 0..args.reps {
-        let run_relay = || relay_side(&args.brokers, &template, args.count, pipeline.clone());
+        let run_relay = || {
+            relay_side(
+                &args.brokers,
+                &template,
+                args.count,
+                pipeline.clone(),
+                lanes,
+            )
+        };
         if rep % 2 == 0 {
             bare.push(bare_side(&args.brokers, &template, args.count));
             relay.push(run_relay());
@@ -403,6 +478,7 @@ fn main() {
         "count": args.count,
         "payload_bytes": payload_bytes,
         "max_in_flight": pipeline.max_in_flight,
+        "lanes": lanes,
         "delivery_window_bytes": pipeline.delivery_window_bytes,
         "mailbox_capacity": pipeline.mailbox_capacity,
         "relay_msgs_per_s": relay,

@@ -219,7 +219,7 @@ impl LaneTail {
 
 /// How many lanes to run: `pipeline.lanes`, or one per CPU core; at most one per reader slot,
 /// as each lane needs one.
-fn lane_count(config: &PipelineConfig) -> usize {
+pub fn lane_count(config: &PipelineConfig) -> usize {
     per_core(config.lanes).min(config.max_in_flight)
 }
 

@@ -123,6 +123,12 @@ pub fn window_permits(delivery_window_bytes: usize) -> usize {
     delivery_window_bytes.min(u32::MAX as usize)
 }
 
+/// Lane `lane`'s share of `total` (slots, or work) split evenly between `lanes`: the first
+/// `total % lanes` lanes take one more.
+pub fn share(total: usize, lanes: usize, lane: usize) -> usize {
+    total / lanes + usize::from(lane < total % lanes)
+}
+
 /// The window permits an entry of `bytes` takes from a window of `window_size` permits: one
 /// per byte; an entry larger than the window takes all of it, and goes alone.
 pub fn window_cost(bytes: usize, window_size: usize) -> u32 {
@@ -161,12 +167,9 @@ impl Gates {
     fn new(settings: &ReaderSettings) -> Self {
         let window_size = window_permits(settings.delivery_window_bytes);
         let lanes = settings.lanes.clamp(1, settings.max_in_flight);
-        let share = |lane: usize| {
-            settings.max_in_flight / lanes + usize::from(lane < settings.max_in_flight % lanes)
-        };
         Gates {
             lane_slots: (0..lanes)
-                .map(|lane| Arc::new(Semaphore::new(share(lane))))
+                .map(|lane| Arc::new(Semaphore::new(share(settings.max_in_flight, lanes, lane))))
                 .collect(),
             max_in_flight: settings.max_in_flight,
             window: Arc::new(Semaphore::new(window_size)),
