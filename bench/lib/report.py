@@ -71,7 +71,7 @@ serialization are most of what is left).
 KAFKA_PROFILE = """**Why the Kafka target is missed.** The spool drain is the pipeline's rate, not the
 producer's: the bare producer sends finished messages (it measures librdkafka and tansu
 alone), while the relay parses, normalizes, scrubs, groups and serializes each event first,
-on one pipeline thread (about 30 µs of CPU per event, see the Intake section; 200 µs at
+on its pipeline lanes (about 30 µs of CPU per event, see the Intake section; 200 µs at
 commit 14bd4b1, when the drain ran at 6,119 messages/s). The publish stage alone, measured in
 the second table, is the fairer comparison and still misses.
 
@@ -100,7 +100,18 @@ The stage, step by step (each the stage benchmark, same harness):
   (35,058 messages/s at acc9ab4; 36,932 above; its pipeline is CPU-bound), and its peak RSS
   rose from 54 MB in the run before to 78 MB (the window holds more entries). Where it matters is a distant broker: with
   `linger.ms: 50` the drain went from 4,380–4,480 to 18,400–24,300 events/s
-  (`KAFKA_PRODUCER='"linger.ms": "50"' bench/kafka/drain-cpu.sh`, alternating builds).
+  (`KAFKA_PRODUCER='"linger.ms": "50"' bench/kafka/drain-cpu.sh`, alternating builds);
+- since commit 7b2d0a1 the pipeline runs in lanes, one per core (two here), each a thread
+  with its own reader, stages and `KafkaProducer` (`docs/architecture.md`). Until then one
+  thread did all the pipeline's work: draining alone (`bench/kafka/drain-cpu.sh`, 100,000
+  entries), it was on the CPU 2.7–2.9 s of a 3.8–4.0 s drain while tansu used 0.1–0.2 s of
+  the other core. The stage above went from 85,936 (one producer, in the run before) to
+  150,847 messages/s (0.25 → 0.38); the spool drain from 36,932 to 42,575 (0.13 → 0.15). In
+  this harness the consumer that checks the topic and the delivery watcher share the cores
+  with the drain; without them (`drain-cpu.sh`, three runs alternating with commit 7a08f4e)
+  the drain went from 25,100–26,200 to 35,000–44,700 events/s, at 31–35 µs of CPU per event
+  against 30–32. Peak RSS while draining rose from 74 to 86 MB (two lanes' worth of events
+  in processing).
 
 The bare producer's messages were serialized beforehand: its `BaseProducer` does a few µs of
 work per message, all of it inside librdkafka. At 0.8× its rate (about 300,000 messages/s
@@ -326,13 +337,15 @@ def stage_table(path):
 **The publish stage alone** (`relay-server/benches/kafka_publish.rs`, run by the same command;
 one process, one broker): {s["count"]:,} copies of the capture's event, each with its own event
 id, already parsed, normalized, scrubbed and grouped (outside the timing), published by
-- **relay**: the `KafkaProducer` actor as `relay run` starts it, fed from its own arbiter the way
-  the spool reader feeds the pipeline (at most `max_in_flight` = {s["max_in_flight"]} envelopes
-  not yet queued in librdkafka, at most `delivery_window_bytes` =
-  {s.get("delivery_window_bytes", 0):,} bytes of envelopes not yet answered, `try_send` into a
-  {s["mailbox_capacity"]}-message mailbox; the envelopes are built on that thread too,
-  untimed); timed: message build (the event's JSON serialization,
-  {s["payload_bytes"]:,} bytes), produce, delivery reports, verdicts;
+- **relay**: the `KafkaProducer` actors as `relay run` starts them, one per pipeline lane
+  ({s.get("lanes", 1)} here, one per core) on one rdkafka producer, each fed from its lane's
+  arbiter the way the lane's spool reader feeds it (at most its share of `max_in_flight` =
+  {s["max_in_flight"]} envelopes not yet queued in librdkafka, at most `delivery_window_bytes` =
+  {s.get("delivery_window_bytes", 0):,} bytes of envelopes not yet answered, one window for all
+  lanes, `try_send` into a {s["mailbox_capacity"]}-message mailbox; the envelopes are built on
+  the lane's thread too, untimed; the lanes split the messages and start together); timed:
+  message build (the event's JSON serialization, {s["payload_bytes"]:,} bytes), produce,
+  delivery reports, verdicts;
 - **bare**: an rdkafka `BaseProducer` (same librdkafka build, same settings:
   `kafka::producer_config`) producing the same finished messages (built beforehand by
   `build_messages`), counting delivery reports.
@@ -340,7 +353,7 @@ id, already parsed, normalized, scrubbed and grouped (outside the timing), publi
 Messages per second from the first send to the last delivery report, after one warm-up message
 each; {len(relay)} repetitions, the sides alternating.
 
-| | bare rdkafka producer | relay `KafkaProducer` | relay / bare | target |
+| | bare rdkafka producer | relay `KafkaProducer`s | relay / bare | target |
 |---|---|---|---|---|
 | messages/s (delivery reports) | {spread(bare)} | {spread(relay)} | {ratio:.2f} (per rep: {per_rep}) | ≥ 0.8: {verdict(ratio >= 0.8)} |
 """
