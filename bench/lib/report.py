@@ -30,13 +30,23 @@ Each section names its command; rerun it to update that section (others are left
 INTAKE_PROFILE = """**Where the time goes** (`perf record --call-graph dwarf`, cpu-clock, release build, same
 oha load; percentages of the relay's CPU samples). The noop handler costs a few µs per
 request; the relay does the intake *and*, concurrently on the same 2 cores, the whole pipeline
-behind it. The pipeline now publishes most of what the intake accepts at full load
-("events delivered" above: 25.2k of 26.1k events/s at commit c206aa1, the first run with
-the release profile's fat LTO; 22.6k of 24.2k at e57e65e; 21.4k of 24.6k at e47e3d7; 17.6k
-of 23.8k for the build before e47e3d7, run just before it with `RELAY_BIN`;
-before commit 4349c65, a third: 6.5k of 19.5k events/s), the rest waiting in the spool, so a
-sustained full load would eventually fill the spool and be
-answered 503 (see Overload):
+behind it. Since the pipeline runs in lanes (commit 7b2d0a1, two here) it publishes all that
+the intake accepts at full load ("events delivered" above: 23.9k of 23.9k events/s at
+c3d11b2). Before, it published most of it: 25.2k of 26.1k events/s at commit c206aa1, the
+first run with the release profile's fat LTO; 22.6k of 24.2k at e57e65e; 21.4k of 24.6k at
+e47e3d7; 17.6k of 23.8k for the build before e47e3d7, run just before it with `RELAY_BIN`;
+before commit 4349c65, a third: 6.5k of 19.5k events/s. The rest waited in the spool, so a
+sustained full load would eventually fill the spool and be answered 503 (see Overload). The
+second lane takes its CPU from the HTTP workers, on a machine whose 2 cores the load generator
+and the broker share: requests/s went from 26,132 (c206aa1) to 23,921 here, the noop ceiling
+from 124,576 to 115,846 in the same runs (0.21 in both). Alternating the builds under the same
+load (`bench/intake/compare.sh`, 10 s each, three rounds): one lane (commit 7a08f4e) answered
+25.0k–27.3k requests/s and published 78–90 % of them while the load lasted, p99 7.9–8.0 ms;
+two lanes 20.4k–22.4k, all of them published, p99 11.4–12.1 ms; the lanes build with
+`pipeline.lanes: 1` 22.8k–25.8k and 80–98 %. Events published per second were about the same
+(19.1k–24.6k with one lane, 20.4k–22.4k with two): the machine is saturated, and one lane
+only lets the intake run ahead of the pipeline into the spool. On a relay whose cores are its
+own, one lane would cap publishing at one core while the intake used them all.
 
 - intake ~30 %: HTTP handling, decompression ~9 %, envelope parsing (no rate limiter hop: the
   benchmark's project has no quotas);
