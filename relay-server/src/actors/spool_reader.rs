@@ -423,3 +423,23 @@ fn managed_envelope(
     };
     Ok(ManagedEnvelope::new(envelope, request, event))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::share;
+
+    #[test]
+    fn lane_shares_add_up_and_differ_by_at_most_one() {
+        for total in [1, 2, 3, 7, 256, 257] {
+            for lanes in 1..=total.min(9) {
+                let shares: Vec<usize> = (0..lanes).map(|lane| share(total, lanes, lane)).collect();
+                assert_eq!(shares.iter().sum::<usize>(), total, "{total} over {lanes}");
+                let (min, max) = (shares.iter().min().unwrap(), shares.iter().max().unwrap());
+                assert!(
+                    max - min <= 1 && *min >= 1,
+                    "{total} over {lanes}: {shares:?}"
+                );
+            }
+        }
+    }
+}
