@@ -251,7 +251,9 @@ async fn feed(
             }
             Ok(None) => {
                 drop(slot);
-                // Caught up with the writer: wait for the next commit.
+                // Caught up with the writer: record the releases so far (a restart would
+                // publish them again otherwise), then wait for the next commit.
+                spool.write_releases();
                 if committed.changed().await.is_err() {
                     return;
                 }
