@@ -5,6 +5,7 @@
 //! cargo bench -p relay-server --bench kafka_publish -- \
 //!     --brokers 127.0.0.1:9092 --capture ../shared/fixtures/sdk/python/0002_event \
 //!     [--count 50000] [--reps 3] [--json-out FILE]          # or: bench/run.sh kafka
+//!     [--lanes N] [--in-flight N] [--window-bytes N]        # experiments: pipeline settings
 //! ```
 //!
 //! Both sides publish `count` copies of a real SDK capture's event, each with its own event
@@ -67,6 +68,8 @@ struct Args {
     in_flight: Option<usize>,
     /// Pipeline lanes; 0 means one per core, as `relay run`'s default.
     lanes: usize,
+    /// Overrides `pipeline.delivery_window_bytes` (experiments).
+    window_bytes: Option<usize>,
 }
 
 fn parse_args() -> Args {
@@ -78,6 +81,7 @@ fn parse_args() -> Args {
         json_out: None,
         in_flight: None,
         lanes: 0,
+        window_bytes: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -92,6 +96,9 @@ fn parse_args() -> Args {
                 args.in_flight = Some(value().parse().expect("--in-flight is a number"))
             }
             "--lanes" => args.lanes = value().parse().expect("--lanes is a number"),
+            "--window-bytes" => {
+                args.window_bytes = Some(value().parse().expect("--window-bytes is a number"))
+            }
             // `cargo bench` passes `--bench` to harness-less benches.
             "--bench" => {}
             other => panic!("unknown argument {other}"),
@@ -447,6 +454,9 @@ fn main() {
         pipeline.mailbox_capacity = n;
     }
     pipeline.lanes = args.lanes;
+    if let Some(bytes) = args.window_bytes {
+        pipeline.delivery_window_bytes = bytes;
+    }
     let lanes = lane_count(&pipeline);
     let mut relay = Vec::new();
     let mut bare = Vec::new();
