@@ -115,10 +115,10 @@ The stage, step by step (each the stage benchmark, same harness):
   with its own reader, stages and `KafkaProducer` (`docs/architecture.md`). Until then one
   thread did all the pipeline's work: draining alone (`bench/kafka/drain-cpu.sh`, 100,000
   entries), it was on the CPU 2.7–2.9 s of a 3.8–4.0 s drain while tansu used 0.1–0.2 s of
-  the other core. The stage above went from 85,936 (one producer, in the run before) to
-  150,847 messages/s (0.25 → 0.38); the spool drain from 36,932 to 42,575 (0.13 → 0.15). In
-  this harness the consumer that checks the topic and the delivery watcher share the cores
-  with the drain; without them (`drain-cpu.sh`, three runs alternating with commit 7a08f4e)
+  the other core. The stage went from 85,936 (one producer, run at ac9cd5b) to 150,847
+  messages/s (0.25 → 0.38, run at c3d11b2); the spool drain from 36,932 to 42,575 (0.13 →
+  0.15). In this harness the consumer that checks the topic and the delivery watcher share
+  the cores with the drain; without them (`drain-cpu.sh`, three runs alternating with commit 7a08f4e)
   the drain went from 25,100–26,200 to 35,000–44,700 events/s, at 31–35 µs of CPU per event
   against 30–32. Peak RSS while draining rose from 74 to 86 MB (two lanes' worth of events
   in processing);
