@@ -31,15 +31,17 @@ INTAKE_PROFILE = """**Where the time goes** (`perf record --call-graph dwarf`, c
 oha load; percentages of the relay's CPU samples). The noop handler costs a few µs per
 request; the relay does the intake *and*, concurrently on the same 2 cores, the whole pipeline
 behind it. Since the pipeline runs in lanes (commit 7b2d0a1, two here) it publishes all that
-the intake accepts at full load ("events delivered" above: 23.9k of 23.9k events/s at
-c3d11b2). Before, it published most of it: 25.2k of 26.1k events/s at commit c206aa1, the
+the intake accepts at full load ("events delivered" above; 23.9k of 23.9k events/s at
+c3d11b2, the first run with lanes). Before, it published most of it: 25.2k of 26.1k events/s at commit c206aa1, the
 first run with the release profile's fat LTO; 22.6k of 24.2k at e57e65e; 21.4k of 24.6k at
 e47e3d7; 17.6k of 23.8k for the build before e47e3d7, run just before it with `RELAY_BIN`;
 before commit 4349c65, a third: 6.5k of 19.5k events/s. The rest waited in the spool, so a
 sustained full load would eventually fill the spool and be answered 503 (see Overload). The
 second lane takes its CPU from the HTTP workers, on a machine whose 2 cores the load generator
-and the broker share: requests/s went from 26,132 (c206aa1) to 23,921 here, the noop ceiling
-from 124,576 to 115,846 in the same runs (0.21 in both). Alternating the builds under the same
+and the broker share: requests/s went from 26,132 (c206aa1) to 23,921 (c3d11b2), the noop
+ceiling from 124,576 to 115,846 in the same runs (0.21 in both). The reader's two later
+savings (release batching, the UTF-8 check; see the Kafka section) did not move the intake:
+the table above, run after them, is within the runs' noise. Alternating the builds under the same
 load (`bench/intake/compare.sh`, 10 s each, three rounds): one lane (commit 7a08f4e) answered
 25.0k–27.3k requests/s and published 78–90 % of them while the load lasted, p99 7.9–8.0 ms;
 two lanes 20.4k–22.4k, all of them published, p99 11.4–12.1 ms; the lanes build with
