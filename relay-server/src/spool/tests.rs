@@ -128,14 +128,28 @@ async fn quota_refuses_appends_until_space_is_freed() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
-#[actix_web::test]
-async fn restart_replays_unreleased_entries_only() {
+/// A spool in a new directory with `count` entries appended: entry `i` is ten bytes `i`.
+async fn spool_with_entries(count: u8) -> (PathBuf, Arc<Spool>, Vec<EntryId>) {
     let dir = temp_dir();
     let spool = Spool::open(&dir, config(1 << 20, 1 << 20)).unwrap();
     let mut ids = Vec::new();
-    for i in 0..6u8 {
+    for i in 0..count {
         ids.push(spool.append(vec![i; 10]).await.unwrap());
     }
+    (dir, spool, ids)
+}
+
+/// The first byte of every entry `spool` reads, in order.
+fn first_bytes(spool: &Arc<Spool>) -> Vec<u8> {
+    drain(&mut spool.reader())
+        .into_iter()
+        .map(|(_, p)| p[0])
+        .collect()
+}
+
+#[actix_web::test]
+async fn restart_replays_unreleased_entries_only() {
+    let (dir, spool, ids) = spool_with_entries(6).await;
     spool.release(ids[0]);
     spool.release(ids[3]);
     // Still open after `close`: the release records are written by `close`, not by a drop.
@@ -143,17 +157,11 @@ async fn restart_replays_unreleased_entries_only() {
 
     let reopened = Spool::open(&dir, config(1 << 20, 1 << 20)).unwrap();
     assert_eq!(reopened.pending_entries(), 4);
-    let replayed: Vec<u8> = drain(&mut reopened.reader())
-        .into_iter()
-        .map(|(_, p)| p[0])
-        .collect();
-    assert_eq!(replayed, vec![1, 2, 4, 5]);
+    assert_eq!(first_bytes(&reopened), vec![1, 2, 4, 5]);
 
     // New appends after a restart come after the replayed ones.
     reopened.append(vec![9; 10]).await.unwrap();
-    let mut cursor = reopened.reader();
-    let all: Vec<u8> = drain(&mut cursor).into_iter().map(|(_, p)| p[0]).collect();
-    assert_eq!(all, vec![1, 2, 4, 5, 9]);
+    assert_eq!(first_bytes(&reopened), vec![1, 2, 4, 5, 9]);
     reopened.close();
     drop(spool);
     std::fs::remove_dir_all(dir).unwrap();
@@ -161,12 +169,7 @@ async fn restart_replays_unreleased_entries_only() {
 
 #[actix_web::test]
 async fn written_releases_survive_a_crash() {
-    let dir = temp_dir();
-    let spool = Spool::open(&dir, config(1 << 20, 1 << 20)).unwrap();
-    let mut ids = Vec::new();
-    for i in 0..4u8 {
-        ids.push(spool.append(vec![i; 10]).await.unwrap());
-    }
+    let (dir, spool, ids) = spool_with_entries(4).await;
     spool.release(ids[1]);
     spool.release(ids[2]);
     // What a spool reader does when it has caught up; then the process dies without `close`
@@ -174,11 +177,7 @@ async fn written_releases_survive_a_crash() {
     spool.write_releases();
 
     let recovered = Spool::open(&dir, config(1 << 20, 1 << 20)).unwrap();
-    let replayed: Vec<u8> = drain(&mut recovered.reader())
-        .into_iter()
-        .map(|(_, p)| p[0])
-        .collect();
-    assert_eq!(replayed, vec![0, 3]);
+    assert_eq!(first_bytes(&recovered), vec![0, 3]);
     recovered.close();
     spool.close();
     std::fs::remove_dir_all(dir).unwrap();
