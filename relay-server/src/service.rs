@@ -107,33 +107,14 @@ impl ServiceState {
         let normalizers: Vec<Mailbox<Normalizer>> = lanes
             .iter()
             .map(|lane| {
-                let settings = processing.clone();
-                let fetcher = fetcher.clone();
                 let gate = symbolicator.bypassing_to(lane.aggregator.clone());
+                let (settings, fetcher) = (processing.clone(), fetcher.clone());
                 start_bounded_in(&lane.arbiter, Normalizer::MAILBOX, capacity, move || {
                     Normalizer::new(settings, fetcher, gate)
                 })
             })
             .collect();
-        let settings = ReaderSettings {
-            max_in_flight: config.pipeline.max_in_flight,
-            delivery_window_bytes: config.pipeline.delivery_window_bytes,
-            lanes: lanes.len(),
-            retry_backoff: Duration::from_millis(config.pipeline.retry_backoff_ms),
-            max_entry_age: Duration::from_secs(config.spool.max_entry_age_secs),
-        };
-        let reader = SpoolReader::new(
-            spool.clone(),
-            normalizers[0].clone(),
-            outcomes.clone(),
-            settings,
-        );
-        let reader_gates = reader.gates();
-        // The readers take no messages; each runs its feed loop next to the stages it feeds.
-        for (index, (lane, normalizer)) in lanes.iter().zip(normalizers).enumerate() {
-            let lane_reader = reader.for_lane(index, normalizer);
-            SpoolReader::start_in_arbiter(&lane.arbiter, move |_| lane_reader);
-        }
+        let reader_gates = start_readers(&config, &spool, &outcomes, &lanes, normalizers);
         // The lanes' mailboxes of one stage share its gauges: the depth is their sum, and so
         // is the capacity.
         for stage in [
@@ -215,6 +196,36 @@ impl LaneTail {
             aggregator,
         }
     }
+}
+
+/// Starts one spool reader per lane, each feeding its lane's Normalizer (`normalizers`, in
+/// lane order); returns their shared bounds.
+fn start_readers(
+    config: &Config,
+    spool: &Arc<Spool>,
+    outcomes: &Outcomes,
+    lanes: &[LaneTail],
+    normalizers: Vec<Mailbox<Normalizer>>,
+) -> Gates {
+    let settings = ReaderSettings {
+        max_in_flight: config.pipeline.max_in_flight,
+        delivery_window_bytes: config.pipeline.delivery_window_bytes,
+        lanes: lanes.len(),
+        retry_backoff: Duration::from_millis(config.pipeline.retry_backoff_ms),
+        max_entry_age: Duration::from_secs(config.spool.max_entry_age_secs),
+    };
+    let first = SpoolReader::new(
+        spool.clone(),
+        normalizers[0].clone(),
+        outcomes.clone(),
+        settings,
+    );
+    // The readers take no messages; each runs its feed loop next to the stages it feeds.
+    for (index, (lane, normalizer)) in lanes.iter().zip(normalizers).enumerate() {
+        let reader = first.for_lane(index, normalizer);
+        SpoolReader::start_in_arbiter(&lane.arbiter, move |_| reader);
+    }
+    first.gates()
 }
 
 /// How many lanes to run: `pipeline.lanes`, or one per CPU core; at most one per reader slot,
