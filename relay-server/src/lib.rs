@@ -15,6 +15,8 @@ pub mod processing;
 pub mod projects;
 pub mod service;
 pub mod spool;
+#[cfg(test)]
+mod test_support;
 
 /// mimalloc rather than glibc's malloc, for the binary and everything else linking this crate
 /// (its tests and benchmarks measure what the binary runs): see the note on the dependency in

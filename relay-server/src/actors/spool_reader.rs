@@ -440,11 +440,7 @@ mod tests {
 
     #[test]
     fn events_parse_as_from_bytes_and_bad_ones_are_refused() {
-        let fixtures = std::env::var_os("FIXTURES_DIR").map_or_else(
-            || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures"),
-            std::path::PathBuf::from,
-        );
-        let captures = fixtures.join("sdk");
+        let captures = crate::test_support::fixtures().join("sdk");
         let mut events = 0;
         for sdk in ["python", "node"] {
             for capture in std::fs::read_dir(captures.join(sdk)).unwrap() {

@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
@@ -20,6 +19,7 @@ use super::configure;
 use crate::actors::spool_reader::ReaderUse;
 use crate::metrics;
 use crate::service::ServiceState;
+use crate::test_support::fixtures;
 
 const KEY: &str = "abc123def456abc123def456abc123de";
 const DISABLED_KEY: &str = "00000000000000000000000000000001";
@@ -114,12 +114,6 @@ fn consume_blocking(bootstrap: &str, topic: &str, count: usize) -> Vec<(String, 
         }
     }
     messages
-}
-
-fn fixtures() -> PathBuf {
-    std::env::var_os("FIXTURES_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures"))
 }
 
 fn gzip(data: &[u8]) -> Vec<u8> {

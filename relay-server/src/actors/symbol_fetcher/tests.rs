@@ -27,10 +27,7 @@ const XP_TOP: [&str; 3] = [
 ];
 
 fn native_dir() -> PathBuf {
-    std::env::var_os("FIXTURES_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures"))
-        .join("native")
+    crate::test_support::fixtures().join("native")
 }
 
 /// What a test server does with each request.
