@@ -43,7 +43,7 @@ use bytes::Bytes;
 use futures::future::{FutureExt, Shared};
 use futures::stream::StreamExt;
 use relay_core::config::{HttpSymbolSource, SymbolServerLayout};
-use relay_core::{Config, ItemType};
+use relay_core::Config;
 use relay_processing::minidump::unwrap_minidump;
 use relay_processing::symbolicate::cache::Fnv64;
 use relay_processing::symbolicate::{
@@ -53,7 +53,7 @@ use relay_processing::symbolicate::{
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Semaphore;
 
-use super::symbolicator::{SymbolicatorGate, Symbols};
+use super::symbolicator::{minidump_item, SymbolicatorGate, Symbols};
 use super::{envelope_message, MailboxDepth};
 use crate::managed::{ManagedEnvelope, Rejection};
 use crate::metrics;
@@ -240,21 +240,13 @@ impl Handler<FetchSymbols> for SymbolFetcher {
 
 /// Whether the envelope has an event and a minidump, the only envelopes this stage works on.
 pub fn has_minidump(envelope: &ManagedEnvelope) -> bool {
-    minidump_payload(envelope).is_some()
+    envelope.event.is_some() && minidump_item(&envelope.envelope).is_some()
 }
 
 /// The minidump attachment's payload, if the envelope has an event and a minidump.
 fn minidump_payload(envelope: &ManagedEnvelope) -> Option<Bytes> {
     envelope.event.as_ref()?;
-    envelope
-        .envelope
-        .items
-        .iter()
-        .find(|item| {
-            item.ty() == &ItemType::Attachment
-                && item.headers.attachment_type.as_deref() == Some("event.minidump")
-        })
-        .map(|item| item.payload.clone())
+    minidump_item(&envelope.envelope).map(|item| item.payload.clone())
 }
 
 /// One configured HTTP source.

@@ -217,7 +217,7 @@ fn needs_symbolication(envelope: &ManagedEnvelope) -> bool {
 }
 
 /// The envelope's minidump attachment, if any.
-fn minidump_item(envelope: &relay_core::Envelope) -> Option<&relay_core::Item> {
+pub(crate) fn minidump_item(envelope: &relay_core::Envelope) -> Option<&relay_core::Item> {
     envelope.items.iter().find(|item| {
         item.ty() == &ItemType::Attachment
             && item.headers.attachment_type.as_deref() == Some("event.minidump")
