@@ -99,24 +99,6 @@ setup() {
   } > "$OUT/env.json"
 }
 
-oha_headers() { # the capture's headers as oha -H arguments (minus Host and Content-Length)
-  python3 - "$CAPTURE/headers.json" <<'PY'
-import json, sys
-for k, v in json.load(open(sys.argv[1]))["headers"]:
-    if k.lower() not in ("host", "content-length"):
-        print(f"{k}: {v}")
-PY
-}
-
-# run_oha URL OUTFILE [extra oha args...]
-run_oha() {
-  local url="$1" out="$2"; shift 2
-  local args=() line
-  while IFS= read -r line; do args+=(-H "$line"); done < <(oha_headers)
-  "$OHA" --no-tui --output-format json -z "${DURATION}s" -c 64 -m POST -D "$CAPTURE/body.bin" \
-    "${args[@]}" "$@" "$url" > "$out"
-}
-
 # ==========================================================================================
 bench_intake() {
   local dir="$OUT/intake"; mkdir -p "$dir"

@@ -18,7 +18,7 @@ set -euo pipefail
 [[ $# -ge 1 ]] || { sed -n '2,9p' "$0" >&2; exit 2; }
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-SECS=${SECS:-10}
+DURATION=${SECS:-10}
 ROUNDS=${ROUNDS:-2}
 TANSU=${TANSU_BIN:-$HOME/.cache/relay-ci/tansu/bin/tansu}
 OHA=$HOME/.cache/relay-ci/oha/bin/oha
@@ -29,16 +29,6 @@ OUT=$(mktemp -d /tmp/relay-intake-compare.XXXXXX)
 # shellcheck source=bench/lib/processes.sh
 source "$root/bench/lib/processes.sh"
 
-headers=()
-while IFS= read -r line; do headers+=(-H "$line"); done < <(python3 - "$CAPTURE/headers.json" <<'PY'
-import json, sys
-for key, value in json.load(open(sys.argv[1]))["headers"]:
-    if key.lower() not in ("host", "content-length"):
-        print(f"{key}: {value}")
-PY
-)
-cpu_of() { awk '{print ($14 + $15) / 100}' "/proc/$1/stat"; }
-
 for round in $(seq "$ROUNDS"); do
   for spec in "$@"; do
     RELAY=${spec%%::*}
@@ -47,15 +37,14 @@ for round in $(seq "$ROUNDS"); do
     start_tansu
     start_relay "$OUT/run" "127.0.0.1:$TANSU_PORT" "$extra"
     before=$(metric "$DELIVERED")
-    cpu_before=$(cpu_of "$RELAY_PID")
-    "$OHA" --no-tui --output-format json -z "${SECS}s" -c 64 -m POST -D "$CAPTURE/body.bin" \
-      "${headers[@]}" "http://127.0.0.1:$RELAY_PORT/api/$PROJECT_ID/envelope/" > "$OUT/oha.json"
+    cpu_before=$(cpu_of "/proc/$RELAY_PID/stat")
+    run_oha "http://127.0.0.1:$RELAY_PORT/api/$PROJECT_ID/envelope/" "$OUT/oha.json"
     delivered=$(( $(metric "$DELIVERED" | cut -d. -f1) - ${before%.*} ))
-    cpu=$(python3 -c "print(f'{$(cpu_of "$RELAY_PID") - $cpu_before:.1f}')")
+    cpu=$(python3 -c "print(f'{$(cpu_of "/proc/$RELAY_PID/stat") - $cpu_before:.1f}')")
     stop_relay
     stop_tansu
     rm -rf "$OUT/run"
-    python3 - "$OUT/oha.json" "$SECS" "$delivered" "$cpu" "$round" "$spec" <<'PY'
+    python3 - "$OUT/oha.json" "$DURATION" "$delivered" "$cpu" "$round" "$spec" <<'PY'
 import json, sys
 report, secs, delivered, cpu, rnd, spec = sys.argv[1:]
 d = json.load(open(report))

@@ -57,7 +57,6 @@ until [[ "$(metric "$DELIVERED" | cut -d. -f1)" -ge "$N" ]] 2>/dev/null; do
 done
 end=$(date +%s.%N)
 [[ -n "${PERF:-}" ]] && { kill -INT "$perf_pid"; wait "$perf_pid" || true; }
-cpu_of() { awk '{print ($14 + $15) / 100}' "$1"; } # user + system seconds of a /proc stat file
 cpu=$(cpu_of "/proc/$relay/stat")
 # Where the CPU went: the broker, and the relay's busiest threads (a saturated pipeline thread
 # shows here as one thread near the drain's duration).

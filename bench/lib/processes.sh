@@ -3,7 +3,8 @@
 # started here is stopped on exit.
 #
 # The sourcing script sets: OUT (logs), TANSU (tansu binary), RELAY (relay binary),
-# PROJECT_ID and PUBLIC_KEY (the config's one project).
+# PROJECT_ID and PUBLIC_KEY (the config's one project); for run_oha also OHA (oha binary),
+# CAPTURE (the SDK capture posted) and DURATION (seconds of load).
 
 log() { printf '\n==> %s\n' "$*" >&2; }
 
@@ -101,6 +102,29 @@ sample_rss() {
   PIDS+=("$SAMPLER_PID")
 }
 stop_sampler() { [[ -n "$SAMPLER_PID" ]] && { kill "$SAMPLER_PID" 2>/dev/null || true; wait "$SAMPLER_PID" 2>/dev/null || true; }; SAMPLER_PID=""; }
+
+# --- load ------------------------------------------------------------------------------
+oha_headers() { # the capture's headers as oha -H arguments (minus Host and Content-Length)
+  python3 - "$CAPTURE/headers.json" <<'PY'
+import json, sys
+for k, v in json.load(open(sys.argv[1]))["headers"]:
+    if k.lower() not in ("host", "content-length"):
+        print(f"{k}: {v}")
+PY
+}
+
+# run_oha URL OUTFILE [extra oha args...]
+run_oha() {
+  local url="$1" out="$2"; shift 2
+  local args=() line
+  while IFS= read -r line; do args+=(-H "$line"); done < <(oha_headers)
+  "$OHA" --no-tui --output-format json -z "${DURATION}s" -c 64 -m POST -D "$CAPTURE/body.bin" \
+    "${args[@]}" "$@" "$url" > "$out"
+}
+
+# cpu_of STAT_FILE: user + system CPU seconds of a process or thread (/proc/PID/stat or
+# /proc/PID/task/TID/stat; clock ticks of 1/100 s)
+cpu_of() { awk '{print ($14 + $15) / 100}' "$1"; }
 
 # metric NAME_WITH_LABELS: the relay's /metrics value (0 when absent)
 metric() {
