@@ -201,8 +201,8 @@ fn relay_side(
     template: &Arc<Template>,
     count: usize,
     pipeline: PipelineConfig,
-    lanes: usize,
 ) -> f64 {
+    let lanes = lane_count(&pipeline);
     let kafka = kafka_config();
     let producer = create_producer(brokers, &kafka).expect("producer");
     let template = template.clone();
@@ -457,19 +457,10 @@ fn main() {
     if let Some(bytes) = args.window_bytes {
         pipeline.delivery_window_bytes = bytes;
     }
-    let lanes = lane_count(&pipeline);
     let mut relay = Vec::new();
     let mut bare = Vec::new();
     for rep in 0..args.reps {
-        let run_relay = || {
-            relay_side(
-                &args.brokers,
-                &template,
-                args.count,
-                pipeline.clone(),
-                lanes,
-            )
-        };
+        let run_relay = || relay_side(&args.brokers, &template, args.count, pipeline.clone());
         if rep % 2 == 0 {
             bare.push(bare_side(&args.brokers, &template, args.count));
             relay.push(run_relay());
@@ -488,7 +479,7 @@ fn main() {
         "count": args.count,
         "payload_bytes": payload_bytes,
         "max_in_flight": pipeline.max_in_flight,
-        "lanes": lanes,
+        "lanes": lane_count(&pipeline),
         "delivery_window_bytes": pipeline.delivery_window_bytes,
         "mailbox_capacity": pipeline.mailbox_capacity,
         "relay_msgs_per_s": relay,
