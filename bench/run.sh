@@ -19,7 +19,7 @@
 #           source map building and lookups (relay-processing/benches/symbolication.rs).
 #
 # Environment: BENCH_DURATION (s per load point, default 15), BENCH_REPS (default 3),
-# OVERLOAD_SECS (default 60), BENCH_OUT (results dir), FIXTURES (default ../shared/fixtures/sdk),
+# OVERLOAD_SECS (default 60), BENCH_OUT (results dir), FIXTURES (default tests/fixtures/sdk),
 # BENCH_TARGET (cargo target dir of the release builds, default ~/.cache/relay-bench-target),
 # RELAY_BIN (another relay binary to measure, e.g. a copy of an experimental build),
 # BENCH_DOC (the markdown file to update, default docs/benchmarks.md; point it elsewhere for
@@ -42,7 +42,7 @@ TANSU="${TANSU_BIN:-$CI_CACHE/tansu/bin/tansu}"
 OHA="$CI_CACHE/oha/bin/oha"
 VENV="$CI_CACHE/venv"
 PY="$VENV/bin/python"
-FIXTURES="${FIXTURES:-$REPO/../shared/fixtures/sdk}"
+FIXTURES="${FIXTURES:-$REPO/tests/fixtures/sdk}"
 CAPTURE="$FIXTURES/python/0002_event"
 DURATION="${BENCH_DURATION:-15}"
 REPS="${BENCH_REPS:-3}"

@@ -171,10 +171,9 @@ wait_tansu_install
 # ---------------------------------------------------------------------------------------------
 # 6. End-to-end suite against the real binary, a real broker and the real SDKs.
 # ---------------------------------------------------------------------------------------------
-export FIXTURES_DIR="${FIXTURES_DIR:-$(cd "$REPO_ROOT/.." && pwd)/shared/fixtures}"
 export RELAY_E2E_VENV_PYTHON="$VENV/bin/python"
 export PYTHONDONTWRITEBYTECODE=1
-log "pytest tests/e2e (relay: $RELAY_BIN, tansu: $TANSU_BIN, fixtures: $FIXTURES_DIR)"
+log "pytest tests/e2e (relay: $RELAY_BIN, tansu: $TANSU_BIN)"
 set +e
 # Per-test timeouts come from tests/e2e/pytest.ini (pytest-timeout); this bounds the whole run.
 timeout --kill-after=30 1500 "$VENV/bin/python" -m pytest -v tests/e2e \

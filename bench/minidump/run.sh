@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Minidump benchmark: `relay symbolicate` vs `minidump-stackwalk` 0.27 (crates.io), on the same
-# dumps and the same Breakpad symbols (../shared/fixtures/native/*/symbols), wall time per
+# dumps and the same Breakpad symbols (tests/fixtures/native/*/symbols), wall time per
 # process, with a cold and a warm relay cache.
 #
 #   bench/minidump/run.sh [runs]          (default 15)
@@ -26,7 +26,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-native=${FIXTURES_DIR:-$root/../shared/fixtures}/native
+native=${FIXTURES_DIR:-$root/tests/fixtures}/native
 runs=${1:-15}
 out=$here/out
 log() { printf '\n==> %s\n' "$*" >&2; }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Source map benchmark: relay's source map index vs Mozilla source-map 0.8 (npm), on
-# the jQuery and React Native maps of ../shared/fixtures/js, same maps and same positions.
+# the jQuery and React Native maps of tests/fixtures/js, same maps and same positions.
 #
 #   bench/sourcemap/run.sh [runs] [parse reps] [lookup reps]      (defaults 7 10 20)
 #
@@ -19,7 +19,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-fixtures=${FIXTURES_DIR:-$root/../shared/fixtures}/js
+fixtures=${FIXTURES_DIR:-$root/tests/fixtures}/js
 out=$here/out
 runs=${1:-7}
 parse_reps=${2:-10}

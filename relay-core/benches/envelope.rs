@@ -5,8 +5,8 @@
 //! ```
 //!
 //! Reads `body.decompressed.bin` (or the plain `body.bin`) of a few captures from
-//! `$FIXTURES` (default `../shared/fixtures/sdk` beside the repository) and measures
-//! [`Envelope::parse`] on each; without the fixtures it measures nothing and says so.
+//! `$FIXTURES` (default the repository's `tests/fixtures/sdk`) and measures
+//! [`Envelope::parse`] on each; a missing capture is an error.
 
 use std::path::PathBuf;
 
@@ -28,7 +28,7 @@ const CAPTURES: &[&str] = &[
 
 fn fixtures() -> PathBuf {
     std::env::var_os("FIXTURES").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/sdk"),
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/sdk"),
         PathBuf::from,
     )
 }
@@ -46,11 +46,7 @@ fn parse(c: &mut Criterion) {
     let mut group = c.benchmark_group("envelope_parse");
     for capture in CAPTURES {
         let Some(body) = envelope_bytes(capture) else {
-            eprintln!(
-                "skipping {capture}: not found under {}",
-                fixtures().display()
-            );
-            continue;
+            panic!("capture {capture} not found under {}", fixtures().display());
         };
         Envelope::parse(body.clone()).expect("the capture parses");
         group.throughput(Throughput::Bytes(body.len() as u64));

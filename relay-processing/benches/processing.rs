@@ -10,8 +10,8 @@
 //! cargo bench -p relay-processing --bench processing      # or: bench/run.sh micro
 //! ```
 //!
-//! Reads the captures from `$FIXTURES` (default `../shared/fixtures/sdk` beside the
-//! repository); without them it measures nothing and says so.
+//! Reads the captures from `$FIXTURES` (default the repository's `tests/fixtures/sdk`); a missing
+//! capture is an error.
 
 use std::path::PathBuf;
 
@@ -47,7 +47,7 @@ const EVENTS: &[&str] = &[
 
 fn fixtures() -> PathBuf {
     std::env::var_os("FIXTURES").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/sdk"),
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/sdk"),
         PathBuf::from,
     )
 }
@@ -66,11 +66,8 @@ fn content_encoding(capture: &str) -> Option<String> {
     })
 }
 
-fn skip(capture: &str) {
-    eprintln!(
-        "skipping {capture}: not found under {}",
-        fixtures().display()
-    );
+fn missing(capture: &str) -> ! {
+    panic!("capture {capture} not found under {}", fixtures().display());
 }
 
 fn decode(c: &mut Criterion) {
@@ -78,8 +75,7 @@ fn decode(c: &mut Criterion) {
     for capture in COMPRESSED {
         let (Some(body), Some(encoding)) = (read(capture, "body.bin"), content_encoding(capture))
         else {
-            skip(capture);
-            continue;
+            missing(capture);
         };
         let encoding = ContentEncoding::from_header(Some(&encoding)).expect("known encoding");
         let plain = decode_bounded(encoding, &body, ENVELOPE_LIMIT).expect("the capture decodes");
@@ -122,8 +118,7 @@ fn normalize(c: &mut Criterion) {
     let mut group = c.benchmark_group("normalize_event");
     for capture in EVENTS {
         let Some((value, ctx, _)) = normalized_event(capture) else {
-            skip(capture);
-            continue;
+            missing(capture);
         };
         group.throughput(Throughput::Elements(1));
         group.bench_function(*capture, |b| {
@@ -144,8 +139,7 @@ fn group(c: &mut Criterion) {
     let mut group = c.benchmark_group("fingerprint");
     for capture in EVENTS {
         let Some((_, _, normalized)) = normalized_event(capture) else {
-            skip(capture);
-            continue;
+            missing(capture);
         };
         group.throughput(Throughput::Elements(1));
         group.bench_function(*capture, |b| b.iter(|| fingerprint(black_box(&normalized))));

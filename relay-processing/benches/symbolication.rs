@@ -19,8 +19,8 @@
 //! cargo bench -p relay-processing --bench symbolication      # or: bench/run.sh micro
 //! ```
 //!
-//! Reads the fixtures from `$FIXTURES_DIR` (default `../shared/fixtures` beside the
-//! repository); without them it measures nothing and says so.
+//! Reads the fixtures from `$FIXTURES_DIR` (default the repository's `tests/fixtures`); missing
+//! fixtures are an error.
 
 use std::path::{Path, PathBuf};
 
@@ -75,16 +75,16 @@ const MAPS: &[(&str, &str)] = &[
     ("react-native", "symbolic-py/android-release.bundle.map"),
 ];
 
-fn fixtures() -> Option<PathBuf> {
+fn fixtures() -> PathBuf {
     let dir = std::env::var_os("FIXTURES_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures"));
-    if dir.join("native").is_dir() {
-        Some(dir)
-    } else {
-        eprintln!("no fixtures at {}: nothing to measure", dir.display());
-        None
-    }
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures"));
+    assert!(
+        dir.join("native").is_dir(),
+        "no fixtures at {}",
+        dir.display()
+    );
+    dir
 }
 
 fn store(symbols: &Path, cache_dir: Option<&Path>) -> SymbolStore {
@@ -102,7 +102,7 @@ fn resolved_frames(dump: &[u8], symbols: &SymbolStore) -> usize {
 }
 
 fn minidumps(c: &mut Criterion) {
-    let Some(fixtures) = fixtures() else { return };
+    let fixtures = fixtures();
     let native = fixtures.join("native");
     let cache = tempfile::tempdir().expect("a temporary cache directory");
     for (case, dump, symbols) in DUMPS {
@@ -180,7 +180,7 @@ fn first_vlq(segment: &str) -> i64 {
 }
 
 fn sourcemaps(c: &mut Criterion) {
-    let Some(fixtures) = fixtures() else { return };
+    let fixtures = fixtures();
     for (name, path) in MAPS {
         let map = std::fs::read_to_string(fixtures.join("js").join(path))
             .expect("the fixture map is readable");

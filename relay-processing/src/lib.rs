@@ -22,3 +22,5 @@ pub mod sourcemap;
 pub mod symbolicate;
 #[cfg(test)]
 mod test_rng;
+#[cfg(test)]
+mod test_support;

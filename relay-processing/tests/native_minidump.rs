@@ -1,4 +1,4 @@
-//! Native symbolication on the fixture minidumps (../shared/fixtures/native, see its README):
+//! Native symbolication on the fixture minidumps (tests/fixtures/native, see its README):
 //! stack walking and symbolication per debug file format, missing symbols, corrupt dumps.
 
 mod common;

@@ -1,5 +1,5 @@
 //! Issue 7 on real traffic: the events of the sentry-python and @sentry/node captures
-//! (../shared/fixtures/sdk) through filters, normalization, PII scrubbing, grouping and
+//! (tests/fixtures/sdk) through filters, normalization, PII scrubbing, grouping and
 //! aggregation, with before/after assertions.
 
 mod common;

@@ -1,4 +1,4 @@
-//! Every wire capture of a real SDK (../shared/fixtures/sdk) decodes and parses into the items
+//! Every wire capture of a real SDK (tests/fixtures/sdk) decodes and parses into the items
 //! the capture's `decoded.txt` lists, with the same payload sizes and event id.
 
 mod common;

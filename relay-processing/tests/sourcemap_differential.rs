@@ -1,5 +1,5 @@
 //! relay's source map index against symbolic's `SourceMapCache` (which relay used before),
-//! position by position, on every map of ../shared/fixtures/js: the original file, line,
+//! position by position, on every map of tests/fixtures/js: the original file, line,
 //! column, name and scope name must agree at every generated position the `sourcemap` crate
 //! lists (each token's start), and one column after it.
 

@@ -1,4 +1,4 @@
-//! Source map resolution on the fixtures of ../shared/fixtures/js, with the expectations of
+//! Source map resolution on the fixtures of tests/fixtures/js, with the expectations of
 //! its README ("js/" section): symbolicator's integration cases, symbolic's sourcemapcache
 //! cases, jQuery and the React Native (Hermes/Metro) maps.
 //!

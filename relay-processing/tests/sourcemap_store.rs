@@ -1,6 +1,6 @@
 //! Finding source maps in an artifact directory (URL and `~/` layouts, `sourceMappingURL`,
 //! `<file>.map`, inline maps, debug ids, artifact bundles) and rewriting whole events, on
-//! copies of ../shared/fixtures/js laid out in temporary directories.
+//! copies of tests/fixtures/js laid out in temporary directories.
 
 use std::fs;
 use std::io::Write;

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo bench -p relay-server --bench kafka_publish -- \
-//!     --brokers 127.0.0.1:9092 --capture ../shared/fixtures/sdk/python/0002_event \
+//!     --brokers 127.0.0.1:9092 --capture tests/fixtures/sdk/python/0002_event \
 //!     [--count 50000] [--reps 3] [--json-out FILE]          # or: bench/run.sh kafka
 //!     [--lanes N] [--in-flight N] [--window-bytes N]        # experiments: pipeline settings
 //! ```

@@ -2,9 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-/// The shared fixtures' root: `FIXTURES_DIR`, or `../shared/fixtures` next to the repository.
+/// The repository's fixtures (`tests/fixtures`, see its README for their origins).
 pub(crate) fn fixtures() -> PathBuf {
-    std::env::var_os("FIXTURES_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures"))
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
 }

@@ -3,7 +3,7 @@
 Paths come from the environment (scripts/test.sh sets them):
   RELAY_BIN     the relay binary (default $CARGO_TARGET_DIR/debug/relay)
   TANSU_BIN     the tansu broker (default ~/.cache/relay-ci/tansu/bin/tansu)
-  FIXTURES_DIR  shared fixtures (default <repo>/../shared/fixtures)
+The data files (dumps, symbols, source maps, SDK captures) are the repository's tests/fixtures.
 """
 
 from __future__ import annotations

@@ -50,7 +50,7 @@ RELAY_BIN = Path(os.environ.get("RELAY_BIN", _default_target_dir() / "debug" / "
 TANSU_BIN = Path(
     os.environ.get("TANSU_BIN", Path.home() / ".cache" / "relay-ci" / "tansu" / "bin" / "tansu")
 )
-FIXTURES_DIR = Path(os.environ.get("FIXTURES_DIR", REPO_ROOT.parent / "shared" / "fixtures"))
+FIXTURES_DIR = REPO_ROOT / "tests" / "fixtures"
 VENV_PYTHON = os.environ.get("RELAY_E2E_VENV_PYTHON", sys.executable)
 
 

@@ -37,7 +37,7 @@ EXTRA_DATA = deterministic_bytes(CHUNK_SIZE + 100, seed=3)  # two chunks
 def dump_path(tmp_path_factory):
     src = FIXTURES_DIR / "native" / "linux-x86_64" / "linux.dmp"
     if not src.is_file():
-        pytest.fail(f"fixture missing: {src} (set FIXTURES_DIR)")
+        pytest.fail(f"fixture missing: {src} ")
     d = tmp_path_factory.mktemp("minidump")
     dst = d / "linux.dmp"
     shutil.copyfile(src, dst)

@@ -75,7 +75,7 @@ def relay_module(tansu, tmp_path_factory, artifacts_dir):
     """Overrides conftest's relay_module: the same relay, with symbol sources configured."""
     for d in NATIVE_SYMBOL_DIRS:
         if not d.is_dir():
-            pytest.fail(f"fixture missing: {d} (set FIXTURES_DIR)")
+            pytest.fail(f"fixture missing: {d} ")
     extra = (
         f"    native_symbols: {json.dumps([str(d) for d in NATIVE_SYMBOL_DIRS])}\n"
         f"    js_artifacts: {json.dumps(str(artifacts_dir))}\n"
@@ -111,7 +111,7 @@ def curl_minidump(relay: Relay, dump: Path, *form: str, timeout: float = 60) -> 
 
 def copy_dump(src: Path, tmp_path: Path) -> Path:
     if not src.is_file():
-        pytest.fail(f"fixture missing: {src} (set FIXTURES_DIR)")
+        pytest.fail(f"fixture missing: {src} ")
     dst = tmp_path / src.name
     shutil.copyfile(src, dst)
     dst.chmod(0o644)

@@ -1140,9 +1140,7 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn native_dir() -> PathBuf {
-        std::env::var_os("FIXTURES_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures"))
+        crate::test_support::fixtures()
             .join("native")
     }
 

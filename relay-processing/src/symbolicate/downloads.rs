@@ -155,9 +155,7 @@ mod tests {
     use super::*;
 
     fn xp_sym() -> PathBuf {
-        std::env::var_os("FIXTURES_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures"))
+        crate::test_support::fixtures()
             .join("native")
             .join(
                 "rust-minidump/symbols/test_app.pdb/5A9832E5287241C1838ED98914E9B7FF1/test_app.sym",

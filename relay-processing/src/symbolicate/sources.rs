@@ -538,9 +538,7 @@ mod tests {
 
     #[test]
     fn breakpad_features_match_symbolic() {
-        let native = std::env::var_os("FIXTURES_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures"))
+        let native = crate::test_support::fixtures()
             .join("native");
         let mut files = LocalDirectory::scan(&native).unwrap().files().to_vec();
         files.retain(|f| f.format == FileFormat::Breakpad);

@@ -2,11 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-/// `sub` (`native`, `js`, `sdk`) below `$FIXTURES_DIR`, by default `../shared/fixtures` beside
-/// the repository.
+/// `sub` (`native`, `js`, `sdk`) below the repository's `tests/fixtures` (see its README).
 pub fn fixture_dir(sub: &str) -> PathBuf {
-    std::env::var_os("FIXTURES_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures"))
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures")
         .join(sub)
 }
