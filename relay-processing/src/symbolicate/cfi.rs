@@ -1140,8 +1140,7 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn native_dir() -> PathBuf {
-        crate::test_support::fixtures()
-            .join("native")
+        crate::test_support::fixtures().join("native")
     }
 
     /// Every debug file of the fixtures with unwind information (Breakpad `.sym` files, and

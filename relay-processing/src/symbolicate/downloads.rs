@@ -155,11 +155,9 @@ mod tests {
     use super::*;
 
     fn xp_sym() -> PathBuf {
-        crate::test_support::fixtures()
-            .join("native")
-            .join(
-                "rust-minidump/symbols/test_app.pdb/5A9832E5287241C1838ED98914E9B7FF1/test_app.sym",
-            )
+        crate::test_support::fixtures().join("native").join(
+            "rust-minidump/symbols/test_app.pdb/5A9832E5287241C1838ED98914E9B7FF1/test_app.sym",
+        )
     }
 
     fn xp_module() -> ModuleRef {

@@ -538,8 +538,7 @@ mod tests {
 
     #[test]
     fn breakpad_features_match_symbolic() {
-        let native = crate::test_support::fixtures()
-            .join("native");
+        let native = crate::test_support::fixtures().join("native");
         let mut files = LocalDirectory::scan(&native).unwrap().files().to_vec();
         files.retain(|f| f.format == FileFormat::Breakpad);
         assert!(files.len() >= 5, "{files:?}");
