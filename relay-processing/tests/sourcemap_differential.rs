@@ -147,10 +147,14 @@ fn same_results_as_symbolic_sourcemapcache() {
         let cache = SourceMapCache::parse(&bytes).unwrap();
 
         let positions = positions(&map);
+        // A map whose positions all fail to resolve on both sides would "agree" everywhere.
+        assert!(!positions.is_empty(), "{map_path}: no positions to compare");
         let mut differences = Vec::new();
+        let mut resolved = 0;
         for &(line, col) in &positions {
             for col in [col, col + 1] {
                 let (a, b) = (ours(&view, line, col), symbolic(&cache, line, col));
+                resolved += usize::from(a.is_some() && b.is_some());
                 if a != b {
                     differences.push(format!("{line}:{col}: relay {a:?}, symbolic {b:?}"));
                 }
@@ -162,6 +166,11 @@ fn same_results_as_symbolic_sourcemapcache() {
             differences.len(),
             positions.len() * 2,
             differences[..differences.len().min(20)].join("\n")
+        );
+        assert!(
+            resolved * 2 >= positions.len(),
+            "{map_path}: only {resolved} of {} positions resolved on both sides",
+            positions.len() * 2
         );
     }
 }

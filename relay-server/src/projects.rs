@@ -204,8 +204,8 @@ mod tests {
 
     #[test]
     fn default_project_is_stable() {
-        let dir = std::env::temp_dir().join(format!("relay-default-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let guard = tempfile::tempdir().unwrap();
+        let dir = guard.path().to_path_buf();
         let mut first = Config {
             data_dir: dir.clone(),
             ..Config::default()
@@ -219,6 +219,5 @@ mod tests {
         assert_eq!(first.projects, second.projects);
         assert_eq!(first.projects[0].keys[0].key().len(), 32);
         first.validate().unwrap();
-        std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -157,15 +157,16 @@ pub fn read_acks(path: &Path) -> io::Result<Vec<u64>> {
 mod tests {
     use super::*;
 
-    fn temp_dir() -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("relay-segment-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
+    /// A directory removed when the guard drops, even when the test fails.
+    fn temp_dir() -> (tempfile::TempDir, PathBuf) {
+        let guard = tempfile::tempdir().unwrap();
+        let dir = guard.path().to_path_buf();
+        (guard, dir)
     }
 
     #[test]
     fn records_round_trip_and_torn_tails_are_detected() {
-        let dir = temp_dir();
+        let (_guard, dir) = temp_dir();
         let path = segment_path(&dir, 7);
         let mut bytes = Vec::new();
         encode_record(b"first", &mut bytes);
@@ -201,12 +202,11 @@ mod tests {
         reader.next(good_len).unwrap();
         assert_eq!(reader.next(good_len).unwrap(), ReadStep::End);
         assert_eq!(list_segments(&dir).unwrap(), vec![7]);
-        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
     fn flipped_bits_fail_the_checksum() {
-        let dir = temp_dir();
+        let (_guard, dir) = temp_dir();
         let path = segment_path(&dir, 1);
         let mut bytes = Vec::new();
         encode_record(b"payload", &mut bytes);
@@ -217,12 +217,11 @@ mod tests {
             .next(bytes.len() as u64)
             .unwrap();
         assert!(matches!(step, ReadStep::Torn { reason, .. } if reason == "checksum mismatch"));
-        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
     fn acks_round_trip() {
-        let dir = temp_dir();
+        let (_guard, dir) = temp_dir();
         let path = acks_path(&dir, 3);
         assert!(read_acks(&path).unwrap().is_empty());
         let mut bytes = Vec::new();
@@ -232,6 +231,5 @@ mod tests {
         bytes.extend_from_slice(&[1, 2, 3]); // a torn last entry is ignored
         std::fs::write(&path, bytes).unwrap();
         assert_eq!(read_acks(&path).unwrap(), vec![0, 4096]);
-        std::fs::remove_dir_all(dir).unwrap();
     }
 }

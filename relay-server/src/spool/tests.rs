@@ -6,10 +6,11 @@ use relay_core::config::{FsyncPolicy, SpoolConfig};
 use super::segment::{list_segments, segment_path};
 use super::*;
 
-fn temp_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("relay-spool-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A directory removed when the guard drops, even when the test fails.
+fn temp_dir() -> (tempfile::TempDir, PathBuf) {
+    let guard = tempfile::tempdir().unwrap();
+    let dir = guard.path().to_path_buf();
+    (guard, dir)
 }
 
 fn config(max_disk_bytes: u64, segment_bytes: u64) -> SpoolConfig {
@@ -31,7 +32,7 @@ fn drain(cursor: &mut SpoolCursor) -> Vec<(EntryId, Vec<u8>)> {
 
 #[actix_web::test]
 async fn appended_entries_are_read_in_order_and_released_segments_deleted() {
-    let dir = temp_dir();
+    let (_guard, dir) = temp_dir();
     let spool = Spool::open(&dir, config(1 << 20, 100)).unwrap();
     let mut ids = Vec::new();
     for i in 0..10u8 {
@@ -54,12 +55,11 @@ async fn appended_entries_are_read_in_order_and_released_segments_deleted() {
     // Only the active segment is left.
     assert_eq!(list_segments(&dir).unwrap().len(), 1);
     spool.close();
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[actix_web::test]
 async fn segments_released_around_their_sealing_are_deleted() {
-    let dir = temp_dir();
+    let (_guard, dir) = temp_dir();
     let spool = Spool::open(&dir, config(1 << 20, 100)).unwrap();
     // A 100-byte record fills its segment: the writer seals it right after answering.
     // Sealed, then released: the release deletes it.
@@ -80,7 +80,6 @@ async fn segments_released_around_their_sealing_are_deleted() {
     assert_eq!(left.len(), 1, "only the active segment is left: {left:?}");
     assert_eq!(spool.pending_entries(), 0);
     spool.close();
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 /// The spool's segments once `done` holds for them, or after 5 s.
@@ -97,7 +96,7 @@ async fn wait_for_segments(dir: &std::path::Path, done: impl Fn(&[u64]) -> bool)
 
 #[actix_web::test]
 async fn quota_refuses_appends_until_space_is_freed() {
-    let dir = temp_dir();
+    let (_guard, dir) = temp_dir();
     let spool = Spool::open(&dir, config(500, 100)).unwrap();
     let mut accepted = Vec::new();
     let mut refused = 0;
@@ -125,18 +124,17 @@ async fn quota_refuses_appends_until_space_is_freed() {
         .await
         .expect("room again after releases");
     spool.close();
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 /// A spool in a new directory with `count` entries appended: entry `i` is ten bytes `i`.
-async fn spool_with_entries(count: u8) -> (PathBuf, Arc<Spool>, Vec<EntryId>) {
-    let dir = temp_dir();
+async fn spool_with_entries(count: u8) -> (tempfile::TempDir, PathBuf, Arc<Spool>, Vec<EntryId>) {
+    let (guard, dir) = temp_dir();
     let spool = Spool::open(&dir, config(1 << 20, 1 << 20)).unwrap();
     let mut ids = Vec::new();
     for i in 0..count {
         ids.push(spool.append(vec![i; 10]).await.unwrap());
     }
-    (dir, spool, ids)
+    (guard, dir, spool, ids)
 }
 
 /// The first byte of every entry `spool` reads, in order.
@@ -149,7 +147,7 @@ fn first_bytes(spool: &Arc<Spool>) -> Vec<u8> {
 
 #[actix_web::test]
 async fn restart_replays_unreleased_entries_only() {
-    let (dir, spool, ids) = spool_with_entries(6).await;
+    let (_guard, dir, spool, ids) = spool_with_entries(6).await;
     spool.release(ids[0]);
     spool.release(ids[3]);
     // Still open after `close`: the release records are written by `close`, not by a drop.
@@ -164,12 +162,11 @@ async fn restart_replays_unreleased_entries_only() {
     assert_eq!(first_bytes(&reopened), vec![1, 2, 4, 5, 9]);
     reopened.close();
     drop(spool);
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[actix_web::test]
 async fn written_releases_survive_a_crash() {
-    let (dir, spool, ids) = spool_with_entries(4).await;
+    let (_guard, dir, spool, ids) = spool_with_entries(4).await;
     spool.release(ids[1]);
     spool.release(ids[2]);
     // What a spool reader does when it has caught up; then the process dies without `close`
@@ -180,12 +177,11 @@ async fn written_releases_survive_a_crash() {
     assert_eq!(first_bytes(&recovered), vec![0, 3]);
     recovered.close();
     spool.close();
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[actix_web::test]
 async fn torn_last_record_is_cut_off_on_restart() {
-    let dir = temp_dir();
+    let (_guard, dir) = temp_dir();
     let spool = Spool::open(&dir, config(1 << 20, 1 << 20)).unwrap();
     let first = spool.append(b"kept".to_vec()).await.unwrap();
     spool.append(b"also kept".to_vec()).await.unwrap();
@@ -207,12 +203,11 @@ async fn torn_last_record_is_cut_off_on_restart() {
         .collect();
     assert_eq!(replayed, vec![b"kept".to_vec(), b"also kept".to_vec()]);
     reopened.close();
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[actix_web::test]
 async fn reader_follows_the_writer() {
-    let dir = temp_dir();
+    let (_guard, dir) = temp_dir();
     let spool = Spool::open(&dir, config(1 << 20, 64)).unwrap();
     let mut cursor = spool.reader();
     let mut committed = spool.committed();
@@ -225,5 +220,4 @@ async fn reader_follows_the_writer() {
         assert!(cursor.next_entry().unwrap().is_none());
     }
     spool.close();
-    std::fs::remove_dir_all(dir).unwrap();
 }
