@@ -15,6 +15,7 @@ pub mod processing;
 pub mod projects;
 pub mod service;
 pub mod spool;
+pub mod symbols;
 #[cfg(test)]
 mod test_support;
 

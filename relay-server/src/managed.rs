@@ -6,6 +6,9 @@
 //! failure instead of silence. It may also hold the spool reader's in-flight slot
 //! ([`ManagedEnvelope::hold_slot`]), given back once its messages are queued in librdkafka or
 //! its journey ends.
+//!
+//! [`Scoping`] says who a request counts against (project, key, organization), for quotas and
+//! outcomes.
 
 use std::net::IpAddr;
 
@@ -13,6 +16,19 @@ use chrono::{DateTime, Utc};
 use relay_core::{Envelope, EventId};
 use serde_json::Value;
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
+
+/// Who a request counts against.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Scoping {
+    /// The project.
+    pub project_id: u64,
+    /// The public key used.
+    pub public_key: String,
+    /// The project's organization, if configured.
+    pub organization: Option<u64>,
+    /// The sender's address, when known (for IP filters and `{{auto}}` user IPs downstream).
+    pub client_ip: Option<IpAddr>,
+}
 
 /// Who sent a request and when.
 #[derive(Clone, Debug)]

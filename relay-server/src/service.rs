@@ -17,12 +17,13 @@ use crate::actors::outcomes::{OutcomeAggregator, Outcomes};
 use crate::actors::rate_limiter::{ActiveLimits, RateLimiter};
 use crate::actors::spool_reader::{Gates, ReaderSettings, ReaderUse, SpoolReader};
 use crate::actors::symbol_fetcher::SymbolFetcher;
-use crate::actors::symbolicator::{SymbolicatorGate, Symbols};
+use crate::actors::symbolicator::SymbolicatorGate;
 use crate::actors::{start_bounded, start_bounded_in, Mailbox};
 use crate::kafka::embedded::EmbeddedBroker;
 use crate::processing::ProcessingSettings;
 use crate::projects::{ensure_default_project, Projects};
 use crate::spool::Spool;
+use crate::symbols::ProjectSymbolStores;
 use crate::{endpoints, kafka, metrics};
 
 /// What the HTTP handlers share: configuration, projects, quotas, outcomes and the spool.
@@ -61,7 +62,7 @@ impl ServiceState {
         config: Config,
         producer: FutureProducer,
         spool: Arc<Spool>,
-        symbols: Symbols,
+        symbols: ProjectSymbolStores,
     ) -> Self {
         let capacity = config.pipeline.mailbox_capacity;
         // Checked when the configuration was loaded (`config::load`).
@@ -256,14 +257,18 @@ pub fn run(mut config: Config) -> anyhow::Result<()> {
     let spool_dir = config.data_dir.join("spool");
     let spool = Spool::open(&spool_dir, config.spool.clone())
         .map_err(|e| anyhow::anyhow!("cannot open the spool in {}: {e}", spool_dir.display()))?;
-    let symbols = Symbols::load(&config)?;
+    let symbols = ProjectSymbolStores::load(&config)?;
     let result = actix_web::rt::System::new().block_on(serve(config, spool.clone(), symbols));
     // Everything answered 200 is written; make it durable before exiting.
     spool.close();
     result
 }
 
-async fn serve(config: Config, spool: Arc<Spool>, symbols: Symbols) -> anyhow::Result<()> {
+async fn serve(
+    config: Config,
+    spool: Arc<Spool>,
+    symbols: ProjectSymbolStores,
+) -> anyhow::Result<()> {
     // The embedded broker lives as long as this function, i.e. until the server stops.
     let embedded = match &config.kafka.brokers {
         Some(_) => None,

@@ -20,19 +20,7 @@ use relay_core::DataCategory;
 use tokio::sync::oneshot;
 
 use super::MailboxDepth;
-
-/// Who a request counts against.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Scoping {
-    /// The project.
-    pub project_id: u64,
-    /// The public key used.
-    pub public_key: String,
-    /// The project's organization, if configured.
-    pub organization: Option<u64>,
-    /// The sender's address, when known (for IP filters and `{{auto}}` user IPs downstream).
-    pub client_ip: Option<std::net::IpAddr>,
-}
+use crate::managed::Scoping;
 
 /// Asks which of an envelope's items are over quota.
 pub struct CheckLimits {

@@ -53,10 +53,11 @@ use relay_processing::symbolicate::{
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Semaphore;
 
-use super::symbolicator::{minidump_item, SymbolicatorGate, Symbols};
+use super::symbolicator::SymbolicatorGate;
 use super::{envelope_message, MailboxDepth};
 use crate::managed::{ManagedEnvelope, Rejection};
 use crate::metrics;
+use crate::symbols::{minidump_item, ProjectSymbolStores};
 
 envelope_message!(
     /// Fetches the debug files the envelope's minidump needs, then forwards the envelope.
@@ -88,7 +89,7 @@ type Next = Box<dyn Fn(ManagedEnvelope) + Send>;
 pub struct SymbolFetcher {
     depth: MailboxDepth,
     next: Next,
-    symbols: Arc<Symbols>,
+    symbols: Arc<ProjectSymbolStores>,
     sources: ProjectSources,
     downloader: Rc<Downloader>,
     deadline: Duration,
@@ -103,14 +104,14 @@ impl SymbolFetcher {
     pub const MAILBOX: &'static str = "symbol_fetcher";
 
     /// A fetcher forwarding to the Symbolicator's gate.
-    pub fn new(config: &Config, symbols: Arc<Symbols>, next: SymbolicatorGate) -> Self {
+    pub fn new(config: &Config, symbols: Arc<ProjectSymbolStores>, next: SymbolicatorGate) -> Self {
         Self::forwarding_to(config, symbols, move |envelope| next.forward(envelope))
     }
 
     /// A fetcher handing each envelope to `next` when done with it.
     pub fn forwarding_to(
         config: &Config,
-        symbols: Arc<Symbols>,
+        symbols: Arc<ProjectSymbolStores>,
         next: impl Fn(ManagedEnvelope) + Send + 'static,
     ) -> Self {
         let symbolication = &config.symbolication;

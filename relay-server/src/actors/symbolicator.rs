@@ -12,18 +12,13 @@
 //! the bound sits in front of it: [`SymbolicatorGate`] admits at most `capacity` jobs (queued
 //! plus running) and rejects the rest as overload.
 
-use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use actix::prelude::*;
-use relay_core::{Config, ItemType};
 use relay_processing::minidump::unwrap_minidump;
-use relay_processing::sourcemap::{is_javascript_event, symbolicate_js_event, SourceMapStore};
-use relay_processing::symbolicate::{
-    apply_to_event, symbolicate_minidump, LocalDirectory, SymbolSource, SymbolStore,
-};
+use relay_processing::sourcemap::{is_javascript_event, symbolicate_js_event};
+use relay_processing::symbolicate::{apply_to_event, symbolicate_minidump};
 use serde_json::{json, Value};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -31,6 +26,7 @@ use super::aggregator::{AggregateEnvelope, Aggregator};
 use super::Mailbox;
 use crate::managed::{ManagedEnvelope, Rejection};
 use crate::metrics;
+use crate::symbols::{minidump_item, ProjectSymbolStores};
 
 /// One symbolication job, holding its admission permit until the job is done.
 pub struct SymbolicateEnvelope {
@@ -42,92 +38,9 @@ impl Message for SymbolicateEnvelope {
     type Result = ();
 }
 
-/// Size bound of the built source map caches on disk.
-const SOURCEMAP_CACHE_BYTES: u64 = 1 << 30;
-
-/// Debug files and source maps per project, shared by all symbolicator threads.
-pub struct Symbols {
-    per_project: HashMap<u64, Arc<SymbolStore>>,
-    shared: Arc<SymbolStore>,
-    js_per_project: HashMap<u64, Arc<SourceMapStore>>,
-    js_shared: Option<Arc<SourceMapStore>>,
-    timeout: Duration,
-    max_minidump_size: usize,
-}
-
-impl Symbols {
-    /// Indexes the configured symbol directories (scanned once, at start).
-    pub fn load(config: &Config) -> anyhow::Result<Self> {
-        let cache_dir = config
-            .symbolication
-            .cache_dir
-            .clone()
-            .unwrap_or_else(|| config.data_dir.join("symbol-cache"));
-        let global = &config.symbolication.native_symbols;
-        let store = |dirs: &[&PathBuf]| -> anyhow::Result<Arc<SymbolStore>> {
-            let mut sources: Vec<Box<dyn SymbolSource>> = Vec::new();
-            for dir in dirs {
-                let source = LocalDirectory::scan(dir).map_err(|e| {
-                    anyhow::anyhow!("cannot read symbol directory {}: {e}", dir.display())
-                })?;
-                sources.push(Box::new(source));
-            }
-            Ok(Arc::new(SymbolStore::new(sources, Some(cache_dir.clone()))))
-        };
-        let sourcemaps = |dir: &PathBuf| -> anyhow::Result<Arc<SourceMapStore>> {
-            let store =
-                SourceMapStore::open(dir, cache_dir.join("sourcemaps"), SOURCEMAP_CACHE_BYTES)
-                    .map_err(|e| {
-                        anyhow::anyhow!("cannot open JavaScript artifacts {}: {e}", dir.display())
-                    })?;
-            Ok(Arc::new(store))
-        };
-        let mut js_per_project = HashMap::new();
-        for project in &config.projects {
-            if let Some(dir) = &project.js_artifacts {
-                js_per_project.insert(project.id, sourcemaps(dir)?);
-            }
-        }
-        let js_shared = config
-            .symbolication
-            .js_artifacts
-            .as_ref()
-            .map(sourcemaps)
-            .transpose()?;
-        let mut per_project = HashMap::new();
-        for project in config
-            .projects
-            .iter()
-            .filter(|p| !p.native_symbols.is_empty() || !p.http_sources.is_empty())
-        {
-            let dirs: Vec<&PathBuf> = project.native_symbols.iter().chain(global).collect();
-            per_project.insert(project.id, store(&dirs)?);
-        }
-        Ok(Symbols {
-            per_project,
-            shared: store(&global.iter().collect::<Vec<_>>())?,
-            js_per_project,
-            js_shared,
-            timeout: Duration::from_secs(config.symbolication.timeout_secs),
-            max_minidump_size: config.limits.max_attachment_size,
-        })
-    }
-
-    fn for_project(&self, project_id: u64) -> &SymbolStore {
-        self.per_project.get(&project_id).unwrap_or(&self.shared)
-    }
-
-    fn sourcemaps_for_project(&self, project_id: u64) -> Option<&SourceMapStore> {
-        self.js_per_project
-            .get(&project_id)
-            .or(self.js_shared.as_ref())
-            .map(Arc::as_ref)
-    }
-}
-
 /// Symbolicates events' native crashes.
 pub struct Symbolicator {
-    symbols: Arc<Symbols>,
+    symbols: Arc<ProjectSymbolStores>,
     next: Mailbox<Aggregator>,
 }
 
@@ -156,7 +69,7 @@ impl Handler<SymbolicateEnvelope> for Symbolicator {
 }
 
 /// Walks and symbolicates the envelope's minidump into its event, if it has both.
-fn symbolicate_native(envelope: &mut ManagedEnvelope, symbols: &Symbols) {
+fn symbolicate_native(envelope: &mut ManagedEnvelope, symbols: &ProjectSymbolStores) {
     let ManagedEnvelope {
         envelope: inner,
         event: Some(event),
@@ -170,13 +83,13 @@ fn symbolicate_native(envelope: &mut ManagedEnvelope, symbols: &Symbols) {
         return;
     };
     let started = Instant::now();
-    let unwrapped = match unwrap_minidump(&minidump.payload, symbols.max_minidump_size) {
+    let unwrapped = match unwrap_minidump(&minidump.payload, symbols.max_minidump_size()) {
         Ok(unwrapped) => unwrapped,
         Err(error) => return note_error(event, "native_bad_dump", &error.to_string()),
     };
     let dump = unwrapped.as_deref().unwrap_or(&minidump.payload);
-    let store = symbols.for_project(meta.project_id);
-    match symbolicate_minidump(dump, store, Some(started + symbols.timeout)) {
+    let store = symbols.native_store(meta.project_id);
+    match symbolicate_minidump(dump, store, Some(started + symbols.timeout())) {
         Ok(crash) => apply_to_event(&crash, event),
         Err(error) => note_error(event, "native_bad_dump", &error.to_string()),
     }
@@ -184,7 +97,7 @@ fn symbolicate_native(envelope: &mut ManagedEnvelope, symbols: &Symbols) {
 }
 
 /// Resolves a JavaScript event's minified frames through the project's source maps.
-fn symbolicate_javascript(envelope: &mut ManagedEnvelope, symbols: &Symbols) {
+fn symbolicate_javascript(envelope: &mut ManagedEnvelope, symbols: &ProjectSymbolStores) {
     let project_id = envelope.meta.project_id;
     let Some(event) = envelope.event.as_mut() else {
         return;
@@ -216,14 +129,6 @@ fn needs_symbolication(envelope: &ManagedEnvelope) -> bool {
     minidump_item(&envelope.envelope).is_some() || is_javascript_event(event)
 }
 
-/// The envelope's minidump attachment, if any.
-pub(crate) fn minidump_item(envelope: &relay_core::Envelope) -> Option<&relay_core::Item> {
-    envelope.items.iter().find(|item| {
-        item.ty() == &ItemType::Attachment
-            && item.headers.attachment_type.as_deref() == Some("event.minidump")
-    })
-}
-
 /// Admission in front of the Symbolicator's unbounded `SyncArbiter` queue.
 #[derive(Clone)]
 pub struct SymbolicatorGate {
@@ -238,7 +143,7 @@ impl SymbolicatorGate {
     pub fn start(
         threads: usize,
         capacity: usize,
-        symbols: Arc<Symbols>,
+        symbols: Arc<ProjectSymbolStores>,
         next: Mailbox<Aggregator>,
     ) -> Self {
         let bypass = next.clone();
@@ -299,21 +204,5 @@ impl SymbolicatorGate {
     pub fn publish_depth(&self) {
         let in_use = self.capacity - self.permits.available_permits();
         metrics::mailbox_depth(Symbolicator::MAILBOX).set(in_use as i64);
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Accessors for the SymbolFetcher (actors/symbol_fetcher.rs), which adds downloaded debug files
-// to these stores before the event reaches the Symbolicator.
-
-impl Symbols {
-    /// The native symbol store used for `project_id`'s crashes.
-    pub fn native_store(&self, project_id: u64) -> &Arc<SymbolStore> {
-        self.per_project.get(&project_id).unwrap_or(&self.shared)
-    }
-
-    /// Every native symbol store (per project and shared), e.g. to drop evicted downloads.
-    pub fn native_stores(&self) -> impl Iterator<Item = &Arc<SymbolStore>> {
-        self.per_project.values().chain([&self.shared])
     }
 }

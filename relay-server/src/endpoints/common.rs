@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 use super::error::RATE_LIMITS_HEADER;
 use super::{quotas, ApiError};
-use crate::actors::rate_limiter::Scoping;
+use crate::managed::Scoping;
 use crate::projects::AccessError;
 use crate::service::ServiceState;
 use crate::spool::entry::{self, EntryMeta};

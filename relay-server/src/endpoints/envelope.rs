@@ -10,7 +10,7 @@ use super::common::{
 };
 use super::quotas::track_invalid;
 use super::ApiError;
-use crate::actors::rate_limiter::Scoping;
+use crate::managed::Scoping;
 use crate::service::ServiceState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

@@ -16,7 +16,7 @@ use serde_json::{json, Map, Value};
 use super::common::{accept, admit_sender, client_ip, decode_body, read_body, request_auth};
 use super::quotas::track_invalid;
 use super::ApiError;
-use crate::actors::rate_limiter::Scoping;
+use crate::managed::Scoping;
 use crate::service::ServiceState;
 
 /// The multipart field that holds the minidump.

@@ -10,7 +10,8 @@ use tokio::sync::oneshot;
 
 use super::ApiError;
 use crate::actors::outcomes::TrackOutcome;
-use crate::actors::rate_limiter::{rate_limits_header, ActiveLimit, CheckLimits, Scoping};
+use crate::actors::rate_limiter::{rate_limits_header, ActiveLimit, CheckLimits};
+use crate::managed::Scoping;
 use crate::service::ServiceState;
 
 /// Who a request counts against, from its project and key.

@@ -66,7 +66,7 @@ fn start_relay(config: Config, cluster: &Cluster) -> web::Data<ServiceState> {
         crate::kafka::create_producer(&cluster.bootstrap_servers(), &config.kafka).unwrap();
     let spool =
         crate::spool::Spool::open(&config.data_dir.join("spool"), config.spool.clone()).unwrap();
-    let symbols = crate::actors::symbolicator::Symbols::load(&config).unwrap();
+    let symbols = crate::symbols::ProjectSymbolStores::load(&config).unwrap();
     let state = web::Data::new(ServiceState::start(config, producer, spool, symbols));
     state.set_accepting(true);
     state

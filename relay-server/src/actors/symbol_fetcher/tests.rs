@@ -138,13 +138,13 @@ fn config(cache: &Path, sources: Vec<HttpSymbolSource>) -> Config {
 /// A fetcher under test: its mailbox, the stores it fills and where it forwards to.
 struct Harness {
     mailbox: Mailbox<SymbolFetcher>,
-    symbols: Arc<Symbols>,
+    symbols: Arc<ProjectSymbolStores>,
     forwarded: mpsc::UnboundedReceiver<ManagedEnvelope>,
 }
 
 impl Harness {
     fn start(config: &Config) -> Self {
-        let symbols = Arc::new(Symbols::load(config).unwrap());
+        let symbols = Arc::new(ProjectSymbolStores::load(config).unwrap());
         let (tx, forwarded) = mpsc::unbounded_channel();
         let (config, stores) = (config.clone(), symbols.clone());
         let mailbox = start_bounded(SymbolFetcher::MAILBOX, 16, move || {

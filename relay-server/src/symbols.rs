@@ -1,0 +1,123 @@
+//! The debug files and source maps the pipeline symbolicates with, per project, and where an
+//! envelope's minidump is.
+//!
+//! [`ProjectSymbolStores`] is loaded once at start and shared: the SymbolFetcher adds
+//! downloaded debug files to its native stores, the Symbolicator's threads read them.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use relay_core::{Config, Envelope, Item, ItemType};
+use relay_processing::sourcemap::SourceMapStore;
+use relay_processing::symbolicate::{LocalDirectory, SymbolSource, SymbolStore};
+
+/// Size bound of the built source map caches on disk.
+const SOURCEMAP_CACHE_BYTES: u64 = 1 << 30;
+
+/// Debug files and source maps per project, shared by the SymbolFetcher and all symbolicator
+/// threads.
+pub struct ProjectSymbolStores {
+    per_project: HashMap<u64, Arc<SymbolStore>>,
+    shared: Arc<SymbolStore>,
+    js_per_project: HashMap<u64, Arc<SourceMapStore>>,
+    js_shared: Option<Arc<SourceMapStore>>,
+    timeout: Duration,
+    max_minidump_size: usize,
+}
+
+impl ProjectSymbolStores {
+    /// Indexes the configured symbol directories (scanned once, at start).
+    pub fn load(config: &Config) -> anyhow::Result<Self> {
+        let cache_dir = config
+            .symbolication
+            .cache_dir
+            .clone()
+            .unwrap_or_else(|| config.data_dir.join("symbol-cache"));
+        let global = &config.symbolication.native_symbols;
+        let store = |dirs: &[&PathBuf]| -> anyhow::Result<Arc<SymbolStore>> {
+            let mut sources: Vec<Box<dyn SymbolSource>> = Vec::new();
+            for dir in dirs {
+                let source = LocalDirectory::scan(dir).map_err(|e| {
+                    anyhow::anyhow!("cannot read symbol directory {}: {e}", dir.display())
+                })?;
+                sources.push(Box::new(source));
+            }
+            Ok(Arc::new(SymbolStore::new(sources, Some(cache_dir.clone()))))
+        };
+        let sourcemaps = |dir: &PathBuf| -> anyhow::Result<Arc<SourceMapStore>> {
+            let store =
+                SourceMapStore::open(dir, cache_dir.join("sourcemaps"), SOURCEMAP_CACHE_BYTES)
+                    .map_err(|e| {
+                        anyhow::anyhow!("cannot open JavaScript artifacts {}: {e}", dir.display())
+                    })?;
+            Ok(Arc::new(store))
+        };
+        let mut js_per_project = HashMap::new();
+        for project in &config.projects {
+            if let Some(dir) = &project.js_artifacts {
+                js_per_project.insert(project.id, sourcemaps(dir)?);
+            }
+        }
+        let js_shared = config
+            .symbolication
+            .js_artifacts
+            .as_ref()
+            .map(sourcemaps)
+            .transpose()?;
+        let mut per_project = HashMap::new();
+        for project in config
+            .projects
+            .iter()
+            .filter(|p| !p.native_symbols.is_empty() || !p.http_sources.is_empty())
+        {
+            let dirs: Vec<&PathBuf> = project.native_symbols.iter().chain(global).collect();
+            per_project.insert(project.id, store(&dirs)?);
+        }
+        Ok(ProjectSymbolStores {
+            per_project,
+            shared: store(&global.iter().collect::<Vec<_>>())?,
+            js_per_project,
+            js_shared,
+            timeout: Duration::from_secs(config.symbolication.timeout_secs),
+            max_minidump_size: config.limits.max_attachment_size,
+        })
+    }
+
+    /// The native symbol store used for `project_id`'s crashes.
+    pub fn native_store(&self, project_id: u64) -> &Arc<SymbolStore> {
+        self.per_project.get(&project_id).unwrap_or(&self.shared)
+    }
+
+    /// Every native symbol store (per project and shared), e.g. to drop evicted downloads.
+    pub fn native_stores(&self) -> impl Iterator<Item = &Arc<SymbolStore>> {
+        self.per_project.values().chain([&self.shared])
+    }
+
+    /// The source maps used for `project_id`'s JavaScript events, if any are configured.
+    pub fn sourcemaps_for_project(&self, project_id: u64) -> Option<&SourceMapStore> {
+        self.js_per_project
+            .get(&project_id)
+            .or(self.js_shared.as_ref())
+            .map(Arc::as_ref)
+    }
+
+    /// How long one event's native symbolication may take (`symbolication.timeout_secs`).
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The largest minidump unpacked (`limits.max_attachment_size`).
+    pub fn max_minidump_size(&self) -> usize {
+        self.max_minidump_size
+    }
+}
+
+/// The envelope's minidump attachment, if any.
+pub fn minidump_item(envelope: &Envelope) -> Option<&Item> {
+    envelope.items.iter().find(|item| {
+        item.ty() == &ItemType::Attachment
+            && item.headers.attachment_type.as_deref() == Some("event.minidump")
+    })
+}
