@@ -170,7 +170,7 @@ fn envelopes(
             let mut event = template.event.clone();
             event["event_id"] = Value::String(id.to_string());
             let (mut managed, verdict) =
-                ManagedEnvelope::new(envelope, template.meta.clone(), Some(event));
+                ManagedEnvelope::new(envelope, template.meta.clone(), Some(event), 0);
             managed.event_id = Some(id);
             managed.group_id = Some(template.group_id.clone());
             (managed, verdict)

@@ -7,6 +7,10 @@
 //! ([`ManagedEnvelope::hold_slot`]), given back once its messages are queued in librdkafka or
 //! its journey ends.
 //!
+//! Its [`Route`] is decided once, when it enters the pipeline: the lane it belongs to and
+//! whether it goes through native symbolication. The stages read the route; none decides it
+//! again.
+//!
 //! [`Scoping`] says who a request counts against (project, key, organization), for quotas and
 //! outcomes.
 
@@ -16,6 +20,8 @@ use chrono::{DateTime, Utc};
 use relay_core::{Envelope, EventId};
 use serde_json::Value;
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
+
+use crate::symbols::minidump_item;
 
 /// Who a request counts against.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -77,6 +83,27 @@ pub enum Rejection {
     Internal(&'static str),
 }
 
+/// An envelope's way through the pipeline, decided when it enters (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Route {
+    /// The lane whose spool reader took the envelope. It finishes on that lane's Aggregator
+    /// and KafkaProducer, whichever shared stages (SymbolFetcher, Symbolicator) it visits.
+    pub lane: usize,
+    /// Whether it has an event and a minidump: it goes through the SymbolFetcher and the
+    /// Symbolicator walks its crash.
+    pub native: bool,
+}
+
+impl Route {
+    /// The route of `envelope`, with `event` parsed from it, read by lane `lane`.
+    fn decide(envelope: &Envelope, event: Option<&Value>, lane: usize) -> Self {
+        Route {
+            lane,
+            native: event.is_some() && minidump_item(envelope).is_some(),
+        }
+    }
+}
+
 /// An envelope admitted into the pipeline. See the module docs.
 #[derive(Debug)]
 pub struct ManagedEnvelope {
@@ -90,21 +117,26 @@ pub struct ManagedEnvelope {
     pub event_id: Option<EventId>,
     /// The event's issue (fingerprint hash), known after grouping.
     pub group_id: Option<String>,
+    /// Its way through the pipeline, decided when it entered.
+    pub route: Route,
     reply: Option<oneshot::Sender<Verdict>>,
     slot: Option<OwnedSemaphorePermit>,
 }
 
 impl ManagedEnvelope {
-    /// Wraps an envelope; the receiver gets the verdict.
+    /// Wraps an envelope read by lane `lane` and decides its [`Route`]; the receiver gets the
+    /// verdict.
     pub fn new(
         envelope: Envelope,
         meta: RequestMeta,
         event: Option<Value>,
+        lane: usize,
     ) -> (Self, oneshot::Receiver<Verdict>) {
         let (tx, rx) = oneshot::channel();
         let managed = ManagedEnvelope {
             event_id: envelope.headers.event_id,
             group_id: None,
+            route: Route::decide(&envelope, event.as_ref(), lane),
             envelope,
             meta,
             event,

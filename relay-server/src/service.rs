@@ -17,7 +17,7 @@ use crate::actors::outcomes::{OutcomeAggregator, Outcomes};
 use crate::actors::rate_limiter::{ActiveLimits, RateLimiter};
 use crate::actors::spool_reader::{Gates, ReaderSettings, ReaderUse, SpoolReader};
 use crate::actors::symbol_fetcher::SymbolFetcher;
-use crate::actors::symbolicator::SymbolicatorGate;
+use crate::actors::symbolicator::{LaneExits, SymbolicatorGate};
 use crate::actors::{start_bounded, start_bounded_in, Mailbox};
 use crate::kafka::embedded::EmbeddedBroker;
 use crate::processing::ProcessingSettings;
@@ -76,11 +76,13 @@ impl ServiceState {
         let first = &lanes[0];
 
         let symbols = Arc::new(symbols);
+        // The Symbolicator's threads serve every lane and send each envelope back to the
+        // Aggregator of the lane that read it.
         let symbolicator = SymbolicatorGate::start(
             per_core(config.pipeline.symbolicator_threads),
             config.pipeline.symbolicator_queue,
             symbols.clone(),
-            first.aggregator.clone(),
+            LaneExits::aggregators(lanes.iter().map(|lane| lane.aggregator.clone())),
         );
         let gate = symbolicator.clone();
         let fetcher_config = config.clone();
@@ -108,7 +110,7 @@ impl ServiceState {
         let normalizers: Vec<Mailbox<Normalizer>> = lanes
             .iter()
             .map(|lane| {
-                let gate = symbolicator.bypassing_to(lane.aggregator.clone());
+                let gate = symbolicator.clone();
                 let (settings, fetcher) = (processing.clone(), fetcher.clone());
                 start_bounded_in(&lane.arbiter, Normalizer::MAILBOX, capacity, move || {
                     Normalizer::new(settings, fetcher, gate)

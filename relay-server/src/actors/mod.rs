@@ -3,18 +3,20 @@
 //! ```text
 //! Intake (HTTP handlers, endpoints/) --append--> Spool (disk) ; 200 once written
 //! Intake --CheckRateLimits--> RateLimiter                               own arbiter
-//! SpoolReader (its lane's share of max_in_flight slots)                  lane arbiter
+//! SpoolReader (its lane's share of max_in_flight slots; decides the route) lane arbiter
 //!   --NormalizeEnvelope--> Normalizer                                    lane arbiter
 //!   --FetchSymbols--> SymbolFetcher: HTTP symbol downloads for minidumps first lane's arbiter
 //!   --SymbolicateEnvelope (through SymbolicatorGate)--> Symbolicator     SyncArbiter, N threads
-//!   --AggregateEnvelope--> Aggregator                                    lane arbiter
+//!   --AggregateEnvelope--> Aggregator of the envelope's own lane         lane arbiter
 //!   --ProduceEnvelope--> KafkaProducer --delivery reports--> verdict     lane arbiter
 //!   verdict --> SpoolReader: release the entry, or retry it with backoff
 //! ```
 //!
 //! The pipeline runs in lanes (`pipeline.lanes`, one per core by default): each lane is one
 //! thread (arbiter) with its own SpoolReader, Normalizer, Aggregator and KafkaProducer, and an
-//! envelope stays on the lane that read it (see `service.rs` for why). The lanes share the
+//! envelope finishes on the lane that read it (see `service.rs` for why): the reader records
+//! its [`Route`](crate::managed::Route) (lane, minidump or not) and the later stages read it,
+//! the Symbolicator to send it back to its lane's Aggregator. The lanes share the
 //! spool cursor, the delivery window and the issue windows; the SymbolFetcher, the
 //! OutcomeAggregator and the Symbolicator's threads serve all of them. Each stage is still its
 //! own actor with its own bounded mailbox.
@@ -231,7 +233,7 @@ mod tests {
                 client_ip: None,
                 sent_at: None,
             };
-            let (managed, verdict) = ManagedEnvelope::new(Envelope::default(), meta, None);
+            let (managed, verdict) = ManagedEnvelope::new(Envelope::default(), meta, None, 0);
             mailbox.forward(SlowJob(managed));
             verdicts.push(verdict);
             assert!(

@@ -12,7 +12,7 @@ use relay_core::ItemType;
 use relay_processing::filter::{should_filter, FilterContext};
 use relay_processing::normalize::{normalize_event_full, NormalizeContext, NormalizeOptions};
 
-use super::symbol_fetcher::{has_minidump, FetchSymbols, SymbolFetcher};
+use super::symbol_fetcher::{FetchSymbols, SymbolFetcher};
 use super::symbolicator::SymbolicatorGate;
 use super::Mailbox;
 use super::{envelope_message, MailboxDepth};
@@ -27,9 +27,10 @@ envelope_message!(
 
 /// Runs the inbound filters and normalization on each envelope's event.
 ///
-/// Envelopes with a minidump go on to the one SymbolFetcher (shared by the lanes, so that a
-/// debug file is downloaded once); every other envelope stays on its lane and goes straight to
-/// the Symbolicator's gate.
+/// Envelopes routed through native symbolication (those with a minidump) go on to the one
+/// SymbolFetcher (shared by the lanes, so that a debug file is downloaded once); every other
+/// envelope goes straight to the Symbolicator's gate. Either way it comes back to its own
+/// lane's Aggregator.
 pub struct Normalizer {
     depth: MailboxDepth,
     settings: Arc<ProcessingSettings>,
@@ -78,7 +79,7 @@ impl Handler<NormalizeEnvelope> for Normalizer {
             envelope.reject(rejection);
             return;
         }
-        if has_minidump(&envelope) {
+        if envelope.route.native {
             self.fetcher.forward(FetchSymbols(envelope));
         } else {
             self.gate.forward(envelope);

@@ -236,6 +236,7 @@ async fn feed(
                     return;
                 };
                 let job = Delivery {
+                    lane,
                     spool: spool.clone(),
                     pipeline: pipeline.clone(),
                     outcomes: outcomes.clone(),
@@ -270,6 +271,8 @@ async fn feed(
 /// One entry on its way through the pipeline, holding its bytes of the delivery window until
 /// it is released, and a reader slot while it is processed.
 struct Delivery {
+    /// The lane that read the entry: the envelope's every attempt runs on it.
+    lane: usize,
     spool: Arc<Spool>,
     pipeline: Mailbox<Normalizer>,
     outcomes: Outcomes,
@@ -305,7 +308,8 @@ impl Delivery {
                     Err(_) => return,
                 },
             };
-            let (mut managed, verdict) = match managed_envelope(&meta, envelope.clone()) {
+            let (mut managed, verdict) = match managed_envelope(&meta, envelope.clone(), self.lane)
+            {
                 Ok(managed) => managed,
                 Err(error) => return self.drop_entry("invalid", &error),
             };
@@ -407,10 +411,11 @@ fn parse_event(payload: &[u8]) -> Result<Value, String> {
     serde_json::from_str(text).map_err(|e| e.to_string())
 }
 
-/// Rebuilds the pipeline's view of a spooled envelope.
+/// Rebuilds the pipeline's view of a spooled envelope read by lane `lane`.
 fn managed_envelope(
     meta: &EntryMeta,
     bytes: Bytes,
+    lane: usize,
 ) -> Result<(ManagedEnvelope, tokio::sync::oneshot::Receiver<Verdict>), String> {
     let mut envelope = Envelope::parse(bytes).map_err(|e| e.to_string())?;
     if envelope.headers.event_id.is_none() {
@@ -431,12 +436,54 @@ fn managed_envelope(
             .as_deref()
             .and_then(relay_processing::normalize::timestamps::parse_sent_at),
     };
-    Ok(ManagedEnvelope::new(envelope, request, event))
+    Ok(ManagedEnvelope::new(envelope, request, event, lane))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_event, share};
+    use bytes::Bytes;
+    use chrono::Utc;
+    use relay_core::envelope::{Item, ItemHeaders};
+    use relay_core::{Envelope, ItemType};
+
+    use super::{managed_envelope, parse_event, share};
+    use crate::managed::Route;
+    use crate::spool::entry::EntryMeta;
+
+    #[test]
+    fn the_route_is_decided_when_the_entry_is_read() {
+        let meta = EntryMeta {
+            project_id: 1,
+            public_key: "k".into(),
+            received: Utc::now(),
+            event_id: None,
+            client_ip: None,
+        };
+        let event = Item::new(ItemHeaders::new(ItemType::Event), &b"{}"[..]);
+        let mut dump = ItemHeaders::new(ItemType::Attachment);
+        dump.attachment_type = Some("event.minidump".into());
+        let dump = Item::new(dump, &b"MDMP"[..]);
+        let route = |items: Vec<Item>, lane| {
+            let envelope = Envelope {
+                items,
+                ..Envelope::default()
+            };
+            let bytes = Bytes::from(envelope.to_vec());
+            let (managed, _verdict) = managed_envelope(&meta, bytes, lane).unwrap();
+            let route = managed.route;
+            managed.accept();
+            route
+        };
+        let native = |lane| Route { lane, native: true };
+        assert_eq!(route(vec![event.clone(), dump.clone()], 1), native(1));
+        assert_eq!(route(vec![event.clone(), dump.clone()], 0), native(0));
+        let plain = Route {
+            lane: 1,
+            native: false,
+        };
+        assert_eq!(route(vec![event], 1), plain, "no minidump");
+        assert_eq!(route(vec![dump], 1), plain, "a minidump without an event");
+    }
 
     #[test]
     fn events_parse_as_from_bytes_and_bad_ones_are_refused() {

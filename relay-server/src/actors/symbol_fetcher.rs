@@ -239,14 +239,12 @@ impl Handler<FetchSymbols> for SymbolFetcher {
     }
 }
 
-/// Whether the envelope has an event and a minidump, the only envelopes this stage works on.
-pub fn has_minidump(envelope: &ManagedEnvelope) -> bool {
-    envelope.event.is_some() && minidump_item(&envelope.envelope).is_some()
-}
-
-/// The minidump attachment's payload, if the envelope has an event and a minidump.
+/// The minidump attachment's payload, if the envelope is routed through native symbolication
+/// (it has an event and a minidump), the only envelopes this stage works on.
 fn minidump_payload(envelope: &ManagedEnvelope) -> Option<Bytes> {
-    envelope.event.as_ref()?;
+    if !envelope.route.native {
+        return None;
+    }
     minidump_item(&envelope.envelope).map(|item| item.payload.clone())
 }
 

@@ -11,6 +11,10 @@
 //! A `SyncArbiter`'s queue is unbounded (actix drains its channel into an unbounded queue), so
 //! the bound sits in front of it: [`SymbolicatorGate`] admits at most `capacity` jobs (queued
 //! plus running) and rejects the rest as overload.
+//!
+//! The threads serve every pipeline lane; each envelope goes back to the Aggregator of the lane
+//! that read it ([`LaneExits`], by the lane recorded in its route), so that it is grouped and
+//! published on its own lane.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -38,10 +42,43 @@ impl Message for SymbolicateEnvelope {
     type Result = ();
 }
 
+/// Where an envelope goes on from the gate: the next stage of one lane.
+pub type Exit = Box<dyn Fn(ManagedEnvelope) + Send + Sync>;
+
+/// The next stage of every lane, by lane: each envelope leaves the Symbolicator for the lane
+/// that read it.
+#[derive(Clone)]
+pub struct LaneExits(Arc<[Exit]>);
+
+impl LaneExits {
+    /// `exits[lane]` takes lane `lane`'s envelopes.
+    pub fn new(exits: Vec<Exit>) -> Self {
+        LaneExits(exits.into())
+    }
+
+    /// The lanes' Aggregators, in lane order.
+    pub fn aggregators(aggregators: impl IntoIterator<Item = Mailbox<Aggregator>>) -> Self {
+        let exits = aggregators.into_iter().map(|aggregator| {
+            Box::new(move |envelope: ManagedEnvelope| {
+                aggregator.forward(AggregateEnvelope(envelope))
+            }) as Exit
+        });
+        LaneExits::new(exits.collect())
+    }
+
+    /// Sends the envelope on to the next stage of its own lane.
+    fn send(&self, envelope: ManagedEnvelope) {
+        match self.0.get(envelope.route.lane) {
+            Some(exit) => exit(envelope),
+            None => envelope.reject(Rejection::Internal("the envelope's lane does not exist")),
+        }
+    }
+}
+
 /// Symbolicates events' native crashes.
 pub struct Symbolicator {
     symbols: Arc<ProjectSymbolStores>,
-    next: Mailbox<Aggregator>,
+    exits: LaneExits,
 }
 
 impl Symbolicator {
@@ -64,12 +101,16 @@ impl Handler<SymbolicateEnvelope> for Symbolicator {
         symbolicate_native(&mut envelope, &self.symbols);
         symbolicate_javascript(&mut envelope, &self.symbols);
         // The permit is released when `_permit` goes out of scope, after forwarding.
-        self.next.forward(AggregateEnvelope(envelope));
+        self.exits.send(envelope);
     }
 }
 
-/// Walks and symbolicates the envelope's minidump into its event, if it has both.
+/// Walks and symbolicates the envelope's minidump into its event, if its route says it has
+/// both.
 fn symbolicate_native(envelope: &mut ManagedEnvelope, symbols: &ProjectSymbolStores) {
+    if !envelope.route.native {
+        return;
+    }
     let ManagedEnvelope {
         envelope: inner,
         event: Some(event),
@@ -121,12 +162,9 @@ fn note_error(event: &mut Value, ty: &str, details: &str) {
     }
 }
 
-/// Whether the envelope has a minidump or JavaScript frames to work on.
+/// Whether the envelope has a minidump (as its route says) or JavaScript frames to work on.
 fn needs_symbolication(envelope: &ManagedEnvelope) -> bool {
-    let Some(event) = &envelope.event else {
-        return false;
-    };
-    minidump_item(&envelope.envelope).is_some() || is_javascript_event(event)
+    envelope.route.native || envelope.event.as_ref().is_some_and(is_javascript_event)
 }
 
 /// Admission in front of the Symbolicator's unbounded `SyncArbiter` queue.
@@ -135,48 +173,39 @@ pub struct SymbolicatorGate {
     addr: Addr<Symbolicator>,
     permits: Arc<Semaphore>,
     capacity: usize,
-    next: Mailbox<Aggregator>,
+    exits: LaneExits,
 }
 
 impl SymbolicatorGate {
-    /// Starts `threads` symbolicator threads behind a gate of `capacity` jobs.
+    /// Starts `threads` symbolicator threads behind a gate of `capacity` jobs; every envelope
+    /// leaves through `exits`, to its own lane.
     pub fn start(
         threads: usize,
         capacity: usize,
         symbols: Arc<ProjectSymbolStores>,
-        next: Mailbox<Aggregator>,
+        exits: LaneExits,
     ) -> Self {
-        let bypass = next.clone();
+        let bypass = exits.clone();
         // Its dispatcher (channel -> thread queue) runs on the System arbiter, the main thread,
         // which only awaits the HTTP server; nothing may block that thread.
         let addr = SyncArbiter::start(threads, move || Symbolicator {
             symbols: symbols.clone(),
-            next: next.clone(),
+            exits: exits.clone(),
         });
         metrics::set_mailbox_capacity(Symbolicator::MAILBOX, capacity);
         SymbolicatorGate {
             addr,
             permits: Arc::new(Semaphore::new(capacity)),
             capacity,
-            next: bypass,
-        }
-    }
-
-    /// This gate (same threads, same permits) with envelopes that need no symbolication going
-    /// straight to `next`: each lane's own Aggregator. Symbolicated envelopes go on to the
-    /// Aggregator the gate was started with.
-    pub fn bypassing_to(&self, next: Mailbox<Aggregator>) -> Self {
-        SymbolicatorGate {
-            next,
-            ..self.clone()
+            exits: bypass,
         }
     }
 
     /// Admits the envelope if a permit is free; otherwise rejects it as overload. An envelope
-    /// with nothing to symbolicate skips the threads and goes straight to the Aggregator.
+    /// with nothing to symbolicate skips the threads and goes straight to its lane's Aggregator.
     pub fn forward(&self, envelope: ManagedEnvelope) {
         if !needs_symbolication(&envelope) {
-            self.next.forward(AggregateEnvelope(envelope));
+            self.exits.send(envelope);
             return;
         }
         let Ok(permit) = self.permits.clone().try_acquire_owned() else {
@@ -204,5 +233,81 @@ impl SymbolicatorGate {
     pub fn publish_depth(&self) {
         let in_use = self.capacity - self.permits.available_permits();
         metrics::mailbox_depth(Symbolicator::MAILBOX).set(in_use as i64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use relay_core::envelope::{Item, ItemHeaders};
+    use relay_core::{Config, Envelope, ItemType};
+    use serde_json::json;
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::managed::RequestMeta;
+
+    /// Exits that report which lane each envelope left on, in place of the lanes' Aggregators.
+    fn observed_exits(
+        lanes: usize,
+    ) -> (LaneExits, mpsc::UnboundedReceiver<(usize, ManagedEnvelope)>) {
+        let (tx, arrivals) = mpsc::unbounded_channel();
+        let exits = (0..lanes)
+            .map(|lane| {
+                let tx = tx.clone();
+                Box::new(move |envelope: ManagedEnvelope| {
+                    let _ = tx.send((lane, envelope));
+                }) as Exit
+            })
+            .collect();
+        (LaneExits::new(exits), arrivals)
+    }
+
+    /// An event read by lane `lane`, with a minidump attachment (not a valid dump) if `minidump`.
+    fn event_on_lane(lane: usize, minidump: bool) -> ManagedEnvelope {
+        let mut headers = ItemHeaders::new(ItemType::Attachment);
+        headers.attachment_type = Some("event.minidump".into());
+        let items = match minidump {
+            true => vec![Item::new(headers, b"not a minidump".to_vec())],
+            false => Vec::new(),
+        };
+        let envelope = Envelope {
+            items,
+            ..Envelope::default()
+        };
+        let meta = RequestMeta {
+            project_id: 1,
+            public_key: String::new(),
+            received: Utc::now(),
+            client_ip: None,
+            sent_at: None,
+        };
+        ManagedEnvelope::new(envelope, meta, Some(json!({})), lane).0
+    }
+
+    #[actix_web::test]
+    async fn envelopes_leave_on_the_lane_that_read_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            data_dir: dir.path().to_owned(),
+            ..Config::default()
+        };
+        let symbols = Arc::new(ProjectSymbolStores::load(&config).unwrap());
+        let (exits, mut arrivals) = observed_exits(2);
+        let gate = SymbolicatorGate::start(1, 4, symbols, exits);
+
+        for (lane, minidump) in [(1, true), (0, true), (1, false)] {
+            gate.forward(event_on_lane(lane, minidump));
+            let (left_on, envelope) = arrivals.recv().await.unwrap();
+            assert_eq!(
+                left_on, lane,
+                "read on lane {lane} (minidump: {minidump}), left on lane {left_on}"
+            );
+            // Only the minidump events went through the symbolicator's threads, which note the
+            // dump they could not read on the event.
+            let noted = &envelope.event.as_ref().unwrap()["errors"][0]["type"];
+            assert_eq!(noted == "native_bad_dump", minidump, "{noted}");
+            envelope.accept();
+        }
     }
 }

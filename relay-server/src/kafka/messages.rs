@@ -251,7 +251,7 @@ mod tests {
             client_ip: None,
             sent_at: None,
         };
-        let (mut managed, _rx) = ManagedEnvelope::new(envelope, meta, event);
+        let (mut managed, _rx) = ManagedEnvelope::new(envelope, meta, event, 0);
         managed.event_id = managed.envelope.headers.event_id;
         managed
     }

@@ -176,7 +176,7 @@ impl Harness {
             client_ip: None,
             sent_at: None,
         };
-        let (managed, _verdict) = ManagedEnvelope::new(envelope, meta, Some(json!({})));
+        let (managed, _verdict) = ManagedEnvelope::new(envelope, meta, Some(json!({})), 0);
         self.mailbox.forward(FetchSymbols(managed));
         let forwarded = tokio::time::timeout(Duration::from_secs(60), self.forwarded.recv())
             .await
