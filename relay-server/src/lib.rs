@@ -13,6 +13,7 @@ pub mod managed;
 pub mod metrics;
 pub mod processing;
 pub mod projects;
+pub mod ratelimit;
 pub mod service;
 pub mod spool;
 pub mod symbols;

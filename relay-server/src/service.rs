@@ -14,14 +14,14 @@ use crate::actors::aggregator::{Aggregator, SharedWindows};
 use crate::actors::kafka_producer::KafkaProducer;
 use crate::actors::normalizer::Normalizer;
 use crate::actors::outcomes::{OutcomeAggregator, Outcomes};
-use crate::actors::rate_limiter::{ActiveLimits, RateLimiter};
 use crate::actors::spool_reader::{Gates, ReaderSettings, ReaderUse, SpoolReader};
 use crate::actors::symbol_fetcher::SymbolFetcher;
 use crate::actors::symbolicator::{LaneExits, SymbolicatorGate};
-use crate::actors::{start_bounded, start_bounded_in, Mailbox};
+use crate::actors::{start_bounded_in, Mailbox};
 use crate::kafka::embedded::EmbeddedBroker;
 use crate::processing::ProcessingSettings;
 use crate::projects::{ensure_default_project, Projects};
+use crate::ratelimit::RateLimiter;
 use crate::spool::Spool;
 use crate::symbols::ProjectSymbolStores;
 use crate::{endpoints, kafka, metrics};
@@ -32,10 +32,8 @@ pub struct ServiceState {
     pub config: Arc<Config>,
     /// Keys and projects allowed to send.
     pub projects: Projects,
-    /// Enforces quotas before anything is spooled.
-    pub rate_limiter: Mailbox<RateLimiter>,
-    /// Limits in force, for refusing repeat offenders before reading their body.
-    pub active_limits: Arc<ActiveLimits>,
+    /// Enforces quotas before anything is spooled; called by the handlers directly.
+    pub rate_limiter: RateLimiter,
     /// Where outcomes are counted.
     pub outcomes: Outcomes,
     /// Per-client-IP request limiter and the bound on concurrent requests.
@@ -51,8 +49,8 @@ pub struct ServiceState {
 impl ServiceState {
     /// Starts the pipeline: one or more lanes, each a thread (arbiter) with its own spool
     /// reader, Normalizer, Aggregator and KafkaProducer; the SymbolFetcher and the
-    /// OutcomeAggregator on the first lane; the Symbolicator on a `SyncArbiter`; the
-    /// RateLimiter on its own arbiter. Must run inside an actix `System`.
+    /// OutcomeAggregator on the first lane; the Symbolicator on a `SyncArbiter`. Must run
+    /// inside an actix `System`.
     ///
     /// The stages of a lane share its thread because each does microseconds of work per
     /// envelope: on threads of their own, every hand-over woke a sleeping thread, and those
@@ -100,12 +98,6 @@ impl ServiceState {
             capacity * 16,
             move || OutcomeAggregator::new(outcomes_config, outcome_producer),
         ));
-        let active_limits = Arc::new(ActiveLimits::default());
-        let projects = config.projects.clone();
-        let limits = active_limits.clone();
-        let rate_limiter = start_bounded(RateLimiter::MAILBOX, capacity, move || {
-            RateLimiter::new(&projects, limits)
-        });
 
         let normalizers: Vec<Mailbox<Normalizer>> = lanes
             .iter()
@@ -130,8 +122,7 @@ impl ServiceState {
         metrics::set_spool_capacity(config.spool.max_disk_bytes);
         ServiceState {
             projects: Projects::new(&config.projects),
-            rate_limiter,
-            active_limits,
+            rate_limiter: RateLimiter::new(&config.projects),
             outcomes,
             abuse: crate::endpoints::AbuseGuard::new(&config.limits),
             config: Arc::new(config),

@@ -2,7 +2,6 @@
 //!
 //! ```text
 //! Intake (HTTP handlers, endpoints/) --append--> Spool (disk) ; 200 once written
-//! Intake --CheckRateLimits--> RateLimiter                               own arbiter
 //! SpoolReader (its lane's share of max_in_flight slots; decides the route) lane arbiter
 //!   --NormalizeEnvelope--> Normalizer                                    lane arbiter
 //!   --FetchSymbols--> SymbolFetcher: HTTP symbol downloads for minidumps first lane's arbiter
@@ -30,7 +29,6 @@ pub mod aggregator;
 pub mod kafka_producer;
 pub mod normalizer;
 pub mod outcomes;
-pub mod rate_limiter;
 pub mod spool_reader;
 pub mod symbol_fetcher;
 pub mod symbolicator;

@@ -247,7 +247,7 @@ pub async fn accept(
 ) -> Result<Accepted, ApiError> {
     let event_id = check_items(&envelope, &state.config.limits)?;
     quotas::track_client_reports(state, scoping, &envelope);
-    let rate_limits = quotas::enforce_quotas(state, scoping, &mut envelope).await?;
+    let rate_limits = quotas::enforce_quotas(state, scoping, &mut envelope)?;
     let bytes = match original {
         Some(original) if rate_limits.is_none() => original,
         _ => envelope.to_vec().into(),

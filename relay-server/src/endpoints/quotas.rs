@@ -1,17 +1,18 @@
-//! Intake-side accounting: quotas (via the RateLimiter actor), client reports and the
-//! `invalid` outcomes of refused requests.
+//! Intake-side accounting: quotas (checked with the shared [`RateLimiter`] service), client
+//! reports and the `invalid` outcomes of refused requests.
+//!
+//! [`RateLimiter`]: crate::ratelimit::RateLimiter
 
 use std::time::Instant;
 
 use chrono::Utc;
 use relay_core::{DataCategory, Envelope, ItemType, Outcome};
 use serde::Deserialize;
-use tokio::sync::oneshot;
 
 use super::ApiError;
 use crate::actors::outcomes::TrackOutcome;
-use crate::actors::rate_limiter::{rate_limits_header, ActiveLimit, CheckLimits};
 use crate::managed::Scoping;
+use crate::ratelimit::{rate_limits_header, ActiveLimit};
 use crate::service::ServiceState;
 
 /// Who a request counts against, from its project and key.
@@ -31,8 +32,8 @@ pub fn scoping(
 
 /// Refuses a sender under a limit covering every category, before its body is read.
 pub fn refuse_if_fully_limited(state: &ServiceState, scoping: &Scoping) -> Result<(), ApiError> {
-    let now = Instant::now();
-    let Some(limit) = state.active_limits.all_categories(scoping, now) else {
+    let now = state.rate_limiter.now();
+    let Some(limit) = state.rate_limiter.limit_on_everything(scoping) else {
         return Ok(());
     };
     // The body is not read, so its items are unknown: counted as one `default` unit.
@@ -50,7 +51,7 @@ pub fn refuse_if_fully_limited(state: &ServiceState, scoping: &Scoping) -> Resul
 ///
 /// Returns the `X-Sentry-Rate-Limits` value when something was limited; fails with 429 when
 /// nothing is left.
-pub async fn enforce_quotas(
+pub fn enforce_quotas(
     state: &ServiceState,
     scoping: &Scoping,
     envelope: &mut Envelope,
@@ -63,25 +64,11 @@ pub async fn enforce_quotas(
         .iter()
         .map(|item| DataCategory::for_item(item.ty(), item.payload.len()))
         .collect();
-    let (reply, decision) = oneshot::channel();
-    let check = CheckLimits {
-        scoping: scoping.clone(),
-        items: items.clone(),
-        reply,
-    };
-    if state.rate_limiter.try_send(check).is_err() {
-        return Err(ApiError::Overloaded {
-            detail: "the rate_limiter stage is at capacity; retry later".to_owned(),
-            retry_after_secs: state.config.pipeline.retry_after_secs,
-        });
-    }
-    let decision = decision
-        .await
-        .map_err(|_| ApiError::Internal("the rate limiter did not answer".to_owned()))?;
+    let decision = state.rate_limiter.check(scoping, &items);
     if decision.limits.is_empty() {
         return Ok(None);
     }
-    let now = Instant::now();
+    let now = state.rate_limiter.now();
     let event_limited = envelope
         .items
         .iter()
