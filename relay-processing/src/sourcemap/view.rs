@@ -5,6 +5,7 @@ use std::sync::OnceLock;
 use symbolic::common::ByteView;
 
 use super::index::format::{self, Layout, Strings};
+use super::index::tokens::{self, TOKEN_LEN};
 use super::index::{self, NONE, SCOPE_ANONYMOUS, SCOPE_UNKNOWN};
 use super::SourceMapError;
 
@@ -217,24 +218,21 @@ impl SourceMapView {
         let low = (format::u32_at(buckets, 0)? as usize).max(start).min(end);
         let high = (format::u32_at(buckets, 1)? as usize).max(low).min(end);
 
-        let tokens = data
-            .get(layout.tokens..)?
-            .as_chunks::<{ format::TOKEN_LEN }>()
-            .0;
+        let tokens = data.get(layout.tokens..)?.as_chunks::<{ TOKEN_LEN }>().0;
         let candidates = tokens.get(low..high)?;
         // Sorted: the tokens at or before `col` are a prefix. A bucket holds a few tokens;
         // counting them without branches beats bisecting.
         let before = if candidates.len() <= 8 {
             candidates
                 .iter()
-                .map(|t| usize::from(format::token_col(t) <= col))
+                .map(|t| usize::from(tokens::token_col(t) <= col))
                 .sum()
         } else {
-            candidates.partition_point(|t| format::token_col(t) <= col)
+            candidates.partition_point(|t| tokens::token_col(t) <= col)
         };
         let index = (low + before).checked_sub(1).filter(|&i| i >= start)?;
 
-        let [source, line, col, name] = format::token_record(tokens.get(index)?);
+        let [source, line, col, name] = tokens::token_record(tokens.get(index)?);
         if source == NONE {
             return None;
         }

@@ -1,4 +1,4 @@
-//! Source Map v3 JSON to flat token arrays ([`Decoded`]).
+//! Source Map v3 JSON to flat token arrays ([`Decoded`](super::tokens::Decoded)).
 //!
 //! The JSON is parsed with borrowed strings where it has no escapes; `sourcesContent` is not
 //! parsed at all here, only delimited (its entries stay raw JSON strings until a frame needs
@@ -7,93 +7,12 @@
 use std::borrow::Cow;
 
 use super::json::{self, RawFunctionMap, RawMap};
-use super::{format, vlq, DecodeError, NONE};
+use super::tokens::{self, Decoded, FunctionMap, Tokens};
+use super::{vlq, DecodeError, NONE};
 
 /// More generated lines than this is refused: each costs 4 bytes of index, and an index map
 /// section offset could otherwise ask for billions.
 const MAX_LINES: u32 = 1 << 24;
-
-/// The mappings of a map, sorted by generated position, one token per position, already in
-/// the index's token layout ([`format::TOKEN_LEN`] bytes each, after room for the header).
-#[derive(Debug)]
-pub(crate) struct Tokens {
-    /// Per generated line, the index of its first token; one more entry at the end.
-    pub line_starts: Vec<u32>,
-    /// [`format::HEADER_LEN`] bytes for the header, then the tokens.
-    pub buffer: Vec<u8>,
-}
-
-impl Default for Tokens {
-    fn default() -> Self {
-        Self {
-            line_starts: vec![0],
-            buffer: vec![0; format::HEADER_LEN],
-        }
-    }
-}
-
-impl Tokens {
-    /// All tokens.
-    pub fn all(&self) -> &[[u8; format::TOKEN_LEN]] {
-        self.buffer[format::HEADER_LEN..].as_chunks().0
-    }
-
-    /// The number of tokens.
-    pub fn len(&self) -> usize {
-        (self.buffer.len() - format::HEADER_LEN) / format::TOKEN_LEN
-    }
-
-    /// Generated column of token `index`.
-    pub fn col(&self, index: usize) -> u32 {
-        format::token_col(&self.all()[index])
-    }
-
-    /// Source, original line, original column and name of token `index`.
-    pub fn record(&self, index: usize) -> [u32; 4] {
-        format::token_record(&self.all()[index])
-    }
-
-    /// The last token at or before `(line, col)`, possibly on an earlier line.
-    pub fn floor(&self, line: u32, col: u32) -> Option<usize> {
-        let line = line as usize;
-        let Some(&end) = self.line_starts.get(line + 1) else {
-            return self.len().checked_sub(1);
-        };
-        let start = self.line_starts[line] as usize;
-        let within =
-            self.all()[start..end as usize].partition_point(|t| format::token_col(t) <= col);
-        (start + within).checked_sub(1)
-    }
-
-    /// The generated line of token `index`.
-    pub fn line_of(&self, index: usize) -> u32 {
-        (self
-            .line_starts
-            .partition_point(|&start| start as usize <= index)
-            - 1) as u32
-    }
-}
-
-/// A decoded map: tokens, the strings they point at, and what else the cache keeps.
-#[derive(Debug, Default)]
-pub(crate) struct Decoded<'a> {
-    pub tokens: Tokens,
-    /// `sources`, with `sourceRoot` applied; `null` entries are empty.
-    pub sources: Vec<Cow<'a, str>>,
-    pub names: Vec<Cow<'a, str>>,
-    /// Per source, its `sourcesContent` entry as raw JSON (a quoted string, still escaped).
-    pub contents: Vec<Option<&'a str>>,
-    /// Per source, Metro's function map (`x_facebook_sources`), for Hermes/Metro maps.
-    pub function_maps: Option<Vec<Option<FunctionMap<'a>>>>,
-}
-
-/// Metro's function map of one source: where each function starts in the original source.
-#[derive(Debug, Default)]
-pub(crate) struct FunctionMap<'a> {
-    pub names: Vec<Cow<'a, str>>,
-    /// `(1-based line, 0-based column, index into names)`, sorted.
-    pub starts: Vec<(u32, u32, u32)>,
-}
 
 /// Parses a source map (regular, index map with `sections`, or Hermes/Metro).
 pub(crate) fn decode(text: &str) -> Result<Decoded<'_>, DecodeError> {
@@ -328,7 +247,7 @@ impl Builder {
     }
 
     fn reserve(&mut self, tokens: usize) {
-        self.tokens.buffer.reserve(tokens * format::TOKEN_LEN);
+        self.tokens.buffer.reserve(tokens * tokens::TOKEN_LEN);
     }
 
     #[inline(always)]
@@ -346,7 +265,7 @@ impl Builder {
         }
         self.tokens
             .buffer
-            .extend_from_slice(&format::token_bytes(col, record));
+            .extend_from_slice(&tokens::token_bytes(col, record));
         self.count += 1;
         self.last_col = Some(col);
         Ok(())
@@ -377,24 +296,24 @@ impl Builder {
             return;
         }
         self.line_sorted = true;
-        let start = format::HEADER_LEN + self.line_start * format::TOKEN_LEN;
+        let start = tokens::HEADER_LEN + self.line_start * tokens::TOKEN_LEN;
         let line = self.tokens.buffer[start..]
-            .as_chunks_mut::<{ format::TOKEN_LEN }>()
+            .as_chunks_mut::<{ tokens::TOKEN_LEN }>()
             .0;
-        line.sort_by_key(format::token_col);
+        line.sort_by_key(tokens::token_col);
         let mut kept = 0;
         for i in 1..line.len() {
-            if format::token_col(&line[i]) != format::token_col(&line[kept]) {
+            if tokens::token_col(&line[i]) != tokens::token_col(&line[kept]) {
                 kept += 1;
                 line[kept] = line[i];
             }
         }
         let kept = kept + 1;
-        self.last_col = Some(format::token_col(&line[kept - 1]));
+        self.last_col = Some(tokens::token_col(&line[kept - 1]));
         self.count = self.line_start + kept;
         self.tokens
             .buffer
-            .truncate(format::HEADER_LEN + self.count * format::TOKEN_LEN);
+            .truncate(tokens::HEADER_LEN + self.count * tokens::TOKEN_LEN);
     }
 
     fn finish(mut self) -> Tokens {

@@ -28,41 +28,15 @@
 //! boundaries). Everything else (bucket entries, indices in tokens, content ranges) is
 //! checked where it is used, so a corrupt file yields wrong or missing results, never a panic.
 
-use super::decode::Decoded;
 use super::scopes::Scopes;
+use super::tokens::{token_col, Decoded, HEADER_LEN, TOKEN_LEN};
 use super::{DecodeError, NONE};
 
 pub(crate) const MAGIC: &[u8; 8] = b"RLYSMV02";
-pub(crate) const HEADER_LEN: usize = 64;
-pub(crate) const TOKEN_LEN: usize = 20;
 const LINE_LEN: usize = 12;
 const FLAG_SCOPES: u32 = 1;
 /// Tokens per bucket the shift aims at.
 const BUCKET_TOKENS: usize = 2;
-
-/// A token's bytes: generated column, then the record.
-#[inline(always)]
-pub(crate) fn token_bytes(col: u32, record: [u32; 4]) -> [u8; TOKEN_LEN] {
-    let mut bytes = [0; TOKEN_LEN];
-    bytes[..4].copy_from_slice(&col.to_le_bytes());
-    for (i, value) in record.into_iter().enumerate() {
-        bytes[4 + i * 4..8 + i * 4].copy_from_slice(&value.to_le_bytes());
-    }
-    bytes
-}
-
-/// A token's generated column.
-#[inline(always)]
-pub(crate) fn token_col(token: &[u8; TOKEN_LEN]) -> u32 {
-    u32::from_le_bytes([token[0], token[1], token[2], token[3]])
-}
-
-/// A token's source, original line, original column and name.
-#[inline(always)]
-pub(crate) fn token_record(token: &[u8; TOKEN_LEN]) -> [u32; 4] {
-    let field = |i: usize| u32::from_le_bytes([token[i], token[i + 1], token[i + 2], token[i + 3]]);
-    [field(4), field(8), field(12), field(16)]
-}
 
 /// Completes the index of `decoded` (whose token buffer becomes the index), with per-token
 /// `scopes` if any.

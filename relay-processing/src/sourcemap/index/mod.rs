@@ -1,5 +1,10 @@
 //! relay's own source map index, written from the Source Map v3 format.
 //!
+//! Dependencies run one way: `tokens` (the decoded map, in the index's token layout) is
+//! used by `decode`, which fills it, by `scopes`, and by `format`, which also takes the
+//! scopes.
+//!
+//! - `tokens`: the [`Decoded`](tokens::Decoded) map and the byte layout of one token.
 //! - `decode`: the map's JSON (`json`: borrowed, big strings only delimited) and its VLQ
 //!   `mappings` (`vlq`) into position-sorted tokens; index maps (`sections`) are flattened,
 //!   Hermes/Metro function maps (`x_facebook_sources`) kept.
@@ -17,6 +22,7 @@ pub(crate) mod decode;
 pub(crate) mod format;
 mod json;
 pub(crate) mod scopes;
+pub(crate) mod tokens;
 mod vlq;
 
 /// "No such field" in a token record (1-field segments, segments without a name).

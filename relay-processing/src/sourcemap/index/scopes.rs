@@ -15,8 +15,7 @@ use std::ops::Range;
 
 use js_source_scopes::{ScopeIndex, ScopeLookupResult, ScopeName, SourceContext};
 
-use super::decode::Decoded;
-use super::format;
+use super::tokens::{self, Decoded};
 use super::{NONE, SCOPE_ANONYMOUS, SCOPE_UNKNOWN};
 
 /// Per-token scopes and the names they refer to.
@@ -60,7 +59,7 @@ pub(crate) fn from_function_maps(decoded: &Decoded<'_>) -> Option<Scopes> {
     let mut scopes = Scopes::with_tokens(decoded.tokens.len());
     let mut interned = HashMap::new();
     for token in decoded.tokens.all() {
-        let [source, line, column, _] = format::token_record(token);
+        let [source, line, column, _] = tokens::token_record(token);
         let name = maps
             .get(source as usize)
             .and_then(Option::as_ref)
@@ -128,7 +127,7 @@ pub(crate) fn from_minified(minified: &str, decoded: &Decoded<'_>) -> Option<Sco
     let mut at = 0;
     for (line, bounds) in tokens.line_starts.windows(2).enumerate() {
         for token in &tokens.all()[bounds[0] as usize..bounds[1] as usize] {
-            let position = (line as u32, format::token_col(token));
+            let position = (line as u32, tokens::token_col(token));
             while at + 1 < starts.len() && starts[at + 1].0 <= position {
                 at += 1;
             }
