@@ -7,9 +7,10 @@ use std::io::Write;
 mod common;
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use base64::Engine as _;
-use relay_processing::sourcemap::{symbolicate_js_event, JsStats, SourceMapStore};
+use relay_processing::sourcemap::{symbolicate_js_event, JsStats, SourceMapStore, StoreOptions};
 use serde_json::{json, Value};
 
 fn js_dir() -> PathBuf {
@@ -453,10 +454,21 @@ fn artifact_bundles_by_url_header_and_debug_id() {
     let (minified_id, map_id) = with_debug_id(id, false);
     let artifacts = Artifacts::new();
     fs::create_dir_all(artifacts.dir().join("bundles")).unwrap();
-    // A store opened before the bundle is dropped in finds it once the index is refreshed.
+    // A store opened before the bundle is dropped in finds it once the index is refreshed:
+    // not before `index_refresh` (10 s by default), at once when it is zero.
     let store = artifacts.store();
+    let refreshing = SourceMapStore::with_options(
+        Some(artifacts.dir()),
+        None,
+        StoreOptions {
+            index_refresh: Duration::ZERO,
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap();
     let url = "https://example.com/static/test1.min.js";
     assert!(store.resolve(url, None).unwrap().is_none());
+    assert!(refreshing.resolve(url, None).unwrap().is_none());
     write_bundle(
         &artifacts.dir().join("bundles/release-1.0.zip"),
         &[
@@ -487,7 +499,8 @@ fn artifact_bundles_by_url_header_and_debug_id() {
         store.resolve(url, None).unwrap().is_none(),
         "index refreshes every 10 s"
     );
-    store.invalidate_index();
+    assert!(refreshing.resolve(url, None).unwrap().is_some());
+    let store = artifacts.store();
     assert!(store.resolve(url, None).unwrap().is_some());
     let mut event = event(json!([
         {"abs_path": "https://example.com/static/test1.min.js", "lineno": 1, "colno": 183},

@@ -28,19 +28,22 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use serde::Deserialize;
 use symbolic::common::ByteView;
 
-use super::bundle::{ArtifactBundle, ArtifactKind};
 use super::cache::DiskCache;
 use super::url::{self, UrlParts};
 use super::view::build_cache_bytes;
 use super::{SourceMapError, SourceMapView};
+
+mod artifacts;
+mod memory;
+
+use artifacts::{Artifact, ArtifactIndex, ArtifactLocation, IndexState};
+use memory::MemoryCache;
 
 /// Tuning of a [`SourceMapStore`]; `Default` gives the values documented per field.
 #[derive(Clone, Debug)]
@@ -165,11 +168,6 @@ impl SourceMapStore {
     /// The artifact directory.
     pub fn artifacts_dir(&self) -> Option<&Path> {
         self.artifacts_dir.as_deref()
-    }
-
-    /// Forces the next lookup to rescan the artifact directory (e.g. after an upload).
-    pub fn invalidate_index(&self) {
-        lock(&self.index).built = None;
     }
 
     /// Finds and builds the source map for a minified file served at `abs_path`, using
@@ -530,332 +528,6 @@ struct Discovery {
     debug_id: Option<String>,
 }
 
-/// A file in the artifact directory, a bundle entry, or the inline map of a minified file.
-#[derive(Clone, Debug)]
-struct Artifact {
-    location: ArtifactLocation,
-    /// Path + mtime + size (+ entry): changes whenever the content may have changed.
-    identity: String,
-    /// The relative name shown in `data.sourcemap_origin`.
-    name: String,
-    /// The bundle `url` of an entry.
-    url: Option<String>,
-    /// A bundle entry's `sourcemap` header.
-    sourcemap_header: Option<String>,
-    /// A bundle entry's `debug-id` header.
-    debug_id: Option<String>,
-}
-
-#[derive(Clone, Debug)]
-enum ArtifactLocation {
-    File(PathBuf),
-    Bundle { zip: PathBuf, entry: String },
-    Inline(Box<Artifact>),
-}
-
-impl Artifact {
-    fn file(dir: &Path, path: PathBuf, meta: &fs::Metadata) -> Self {
-        let name = path
-            .strip_prefix(dir)
-            .unwrap_or(&path)
-            .to_string_lossy()
-            .into_owned();
-        Self {
-            identity: format!("file:{}:{}", path.display(), stamp(meta)),
-            location: ArtifactLocation::File(path),
-            name,
-            url: None,
-            sourcemap_header: None,
-            debug_id: None,
-        }
-    }
-
-    fn inline(minified: &Artifact) -> Self {
-        Self {
-            identity: format!("inline:{}", minified.identity),
-            name: format!("{} (inline)", minified.name),
-            location: ArtifactLocation::Inline(Box::new(minified.clone())),
-            url: None,
-            sourcemap_header: None,
-            debug_id: None,
-        }
-    }
-
-    fn display_name(&self) -> String {
-        self.name.clone()
-    }
-
-    fn file_name(&self) -> Option<String> {
-        match &self.location {
-            ArtifactLocation::File(path) => Some(path.file_name()?.to_string_lossy().into_owned()),
-            ArtifactLocation::Bundle { .. } => {
-                let url = url::strip_query(self.url.as_deref()?);
-                Some(url.rsplit('/').next()?.to_owned())
-            }
-            ArtifactLocation::Inline(_) => None,
-        }
-    }
-
-    fn read(&self, limit: u64) -> Result<Vec<u8>, SourceMapError> {
-        match &self.location {
-            ArtifactLocation::File(path) => read_file(path, limit),
-            ArtifactLocation::Bundle { zip, entry } => {
-                ArtifactBundle::read_entry(zip, entry, limit)
-            }
-            ArtifactLocation::Inline(of) => of.read(limit),
-        }
-    }
-}
-
-fn read_file(path: &Path, limit: u64) -> Result<Vec<u8>, SourceMapError> {
-    let file = fs::File::open(path).map_err(|e| SourceMapError::io(path, e))?;
-    let size = file
-        .metadata()
-        .map_err(|e| SourceMapError::io(path, e))?
-        .len();
-    if size > limit {
-        return Err(SourceMapError::TooLarge {
-            path: path.to_owned(),
-            size,
-            limit,
-        });
-    }
-    let mut data = Vec::with_capacity(size as usize);
-    file.take(limit)
-        .read_to_end(&mut data)
-        .map_err(|e| SourceMapError::io(path, e))?;
-    Ok(data)
-}
-
-/// `mtime-nanos:size` of a file.
-fn stamp(meta: &fs::Metadata) -> String {
-    let mtime = meta
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_nanos());
-    format!("{mtime}:{}", meta.len())
-}
-
-/// Bundles by URL and artifacts by debug id, from a scan of the artifact directory.
-#[derive(Debug, Default)]
-struct ArtifactIndex {
-    by_url: HashMap<String, Artifact>,
-    minified_by_debug_id: HashMap<String, Artifact>,
-    map_by_debug_id: HashMap<String, Artifact>,
-}
-
-#[derive(Default)]
-struct IndexState {
-    index: Arc<ArtifactIndex>,
-    built: Option<Instant>,
-    /// Per file: its stamp and what the scan found, so unchanged files are not re-read.
-    scanned: HashMap<PathBuf, (String, Arc<Scanned>)>,
-}
-
-#[derive(Debug)]
-enum Scanned {
-    Minified { debug_id: Option<String> },
-    Map { debug_id: Option<String> },
-    Bundle(ArtifactBundle),
-    Other,
-}
-
-/// Walk limits, so a mistaken directory (a home folder) cannot stall symbolication.
-const MAX_SCAN_DEPTH: usize = 12;
-const MAX_SCAN_FILES: usize = 100_000;
-
-impl IndexState {
-    fn rebuild(&mut self, dir: &Path, limit: u64) {
-        let mut files = Vec::new();
-        walk(dir, 0, &mut files);
-        let mut index = ArtifactIndex::default();
-        let mut scanned = HashMap::with_capacity(files.len());
-        for (path, meta) in files {
-            let stamp = stamp(&meta);
-            let result = match self.scanned.remove(&path) {
-                Some((old_stamp, result)) if old_stamp == stamp => result,
-                _ => Arc::new(scan(&path, limit)),
-            };
-            let artifact = Artifact::file(dir, path.clone(), &meta);
-            match &*result {
-                Scanned::Minified { debug_id: Some(id) } => {
-                    index
-                        .minified_by_debug_id
-                        .entry(id.clone())
-                        .or_insert(artifact);
-                }
-                Scanned::Map { debug_id: Some(id) } => {
-                    index.map_by_debug_id.entry(id.clone()).or_insert(artifact);
-                }
-                Scanned::Bundle(bundle) => {
-                    index_bundle(&mut index, dir, bundle, &artifact.identity)
-                }
-                _ => {}
-            }
-            scanned.insert(path, (stamp, result));
-        }
-        self.scanned = scanned;
-        self.index = Arc::new(index);
-    }
-}
-
-fn walk(dir: &Path, depth: usize, out: &mut Vec<(PathBuf, fs::Metadata)>) {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return;
-    };
-    let mut entries: Vec<_> = entries.filter_map(Result::ok).collect();
-    // Sorted, so "first wins" between duplicates does not depend on the file system.
-    entries.sort_by_key(|e| e.file_name());
-    for entry in entries {
-        if out.len() >= MAX_SCAN_FILES {
-            return;
-        }
-        let path = entry.path();
-        let Ok(meta) = fs::metadata(&path) else {
-            continue;
-        };
-        if meta.is_dir() {
-            if depth < MAX_SCAN_DEPTH && !entry.file_name().to_string_lossy().starts_with('.') {
-                walk(&path, depth + 1, out);
-            }
-        } else if meta.is_file() {
-            out.push((path, meta));
-        }
-    }
-}
-
-#[derive(Deserialize)]
-struct MapDebugId {
-    #[serde(default)]
-    debug_id: Option<String>,
-    #[serde(default, rename = "debugId")]
-    debug_id_camel: Option<String>,
-}
-
-fn scan(path: &Path, limit: u64) -> Scanned {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_ascii_lowercase());
-    let Some(name) = name else {
-        return Scanned::Other;
-    };
-    if name.ends_with(".zip") {
-        return match ArtifactBundle::open(path) {
-            Ok(bundle) => Scanned::Bundle(bundle),
-            Err(_) => Scanned::Other,
-        };
-    }
-    if name.ends_with(".map") {
-        let debug_id = read_file(path, limit).ok().and_then(|data| {
-            // Most maps have no debug id: skip the JSON parse unless the key occurs at all.
-            let text = std::str::from_utf8(&data).ok()?;
-            if !text.contains("\"debug_id\"") && !text.contains("\"debugId\"") {
-                return None;
-            }
-            let ids: MapDebugId = serde_json::from_str(text).ok()?;
-            ids.debug_id
-                .or(ids.debug_id_camel)
-                .as_deref()
-                .and_then(url::normalize_debug_id)
-        });
-        return Scanned::Map { debug_id };
-    }
-    let minified = [".js", ".mjs", ".cjs", ".bundle", ".jsbundle"]
-        .iter()
-        .any(|ext| name.ends_with(ext));
-    if minified {
-        let debug_id = read_file(path, limit)
-            .ok()
-            .and_then(|data| url::find_debug_id(&String::from_utf8_lossy(&data)));
-        return Scanned::Minified { debug_id };
-    }
-    Scanned::Other
-}
-
-fn index_bundle(index: &mut ArtifactIndex, dir: &Path, bundle: &ArtifactBundle, identity: &str) {
-    let relative = bundle
-        .path
-        .strip_prefix(dir)
-        .unwrap_or(&bundle.path)
-        .to_string_lossy();
-    for entry in &bundle.entries {
-        let artifact = Artifact {
-            location: ArtifactLocation::Bundle {
-                zip: bundle.path.clone(),
-                entry: entry.name.clone(),
-            },
-            identity: format!("{identity}!{}", entry.name),
-            name: format!("{relative}!{}", entry.name),
-            url: entry.url.clone(),
-            sourcemap_header: entry.sourcemap.clone(),
-            debug_id: entry.debug_id.clone(),
-        };
-        if let Some(id) = &entry.debug_id {
-            let by_id = match entry.kind {
-                ArtifactKind::MinifiedSource => Some(&mut index.minified_by_debug_id),
-                ArtifactKind::SourceMap => Some(&mut index.map_by_debug_id),
-                _ => None,
-            };
-            if let Some(by_id) = by_id {
-                by_id.entry(id.clone()).or_insert_with(|| artifact.clone());
-            }
-        }
-        if let Some(key) = entry
-            .url
-            .as_deref()
-            .and_then(UrlParts::parse)
-            .map(|p| p.index_key())
-        {
-            index.by_url.entry(key).or_insert(artifact);
-        }
-    }
-}
-
-/// A small LRU of built caches and of parse failures.
-struct MemoryCache {
-    capacity: usize,
-    tick: u64,
-    entries: HashMap<String, (u64, Result<Arc<SourceMapView>, String>)>,
-}
-
-impl MemoryCache {
-    fn new(capacity: usize) -> Self {
-        Self {
-            capacity,
-            tick: 0,
-            entries: HashMap::new(),
-        }
-    }
-
-    fn get(&mut self, key: &str) -> Option<Result<Arc<SourceMapView>, String>> {
-        self.tick += 1;
-        let tick = self.tick;
-        self.entries.get_mut(key).map(|(used, value)| {
-            *used = tick;
-            value.clone()
-        })
-    }
-
-    fn insert(&mut self, key: String, value: Result<Arc<SourceMapView>, String>) {
-        if self.capacity == 0 {
-            return;
-        }
-        if self.entries.len() >= self.capacity && !self.entries.contains_key(&key) {
-            let oldest = self
-                .entries
-                .iter()
-                .min_by_key(|(_, (used, _))| *used)
-                .map(|(key, _)| key.clone());
-            if let Some(oldest) = oldest {
-                self.entries.remove(&oldest);
-            }
-        }
-        self.tick += 1;
-        self.entries.insert(key, (self.tick, value));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -865,17 +537,5 @@ mod tests {
         fn assert_send_sync<T: Send + Sync>() {}
         assert_send_sync::<SourceMapStore>();
         assert_send_sync::<ResolvedMap>();
-    }
-
-    #[test]
-    fn memory_cache_drops_least_recently_used() {
-        let mut cache = MemoryCache::new(2);
-        cache.insert("a".into(), Err("a".into()));
-        cache.insert("b".into(), Err("b".into()));
-        assert!(cache.get("a").is_some());
-        cache.insert("c".into(), Err("c".into()));
-        assert!(cache.get("b").is_none());
-        assert!(cache.get("a").is_some());
-        assert!(cache.get("c").is_some());
     }
 }
