@@ -61,7 +61,8 @@ impl DownloadedFiles {
 
     /// Identifies the file at `path` and indexes its objects; returns how many it has (0 for a
     /// file that is no debug file, which is not indexed).
-    pub fn add_path(&self, path: &Path) -> usize {
+    #[cfg(test)]
+    fn add_path(&self, path: &Path) -> usize {
         let files = super::sources::identify(path);
         let count = files.len();
         self.add_files(files);
@@ -69,7 +70,8 @@ impl DownloadedFiles {
     }
 
     /// Whether objects of the file at `path` are indexed.
-    pub fn contains(&self, path: &Path) -> bool {
+    #[cfg(test)]
+    fn contains(&self, path: &Path) -> bool {
         self.index
             .read()
             .unwrap()

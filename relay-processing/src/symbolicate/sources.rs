@@ -49,8 +49,10 @@ impl ModuleRef {
 
     /// Where symbol servers keep this module's files, relative to the server's root, in all
     /// layouts: Breakpad's native layout, Microsoft's symstore (plain and `_` compressed; PE by
-    /// code id, PDB by debug id) and debuginfod (by ELF build id).
-    pub fn server_paths(&self) -> Vec<String> {
+    /// code id, PDB by debug id) and debuginfod (by ELF build id). Tests compare it with
+    /// known server paths.
+    #[cfg(test)]
+    fn server_paths(&self) -> Vec<String> {
         [
             ServerLayout::Breakpad,
             ServerLayout::Symstore,
