@@ -1,0 +1,264 @@
+//! The configuration schema. Loading (files, environment, flags) is the server's job.
+//!
+//! Every field has a default, so an empty file (or none at all) is a working configuration.
+//! One module per top-level section, each with its types and defaults; this module holds
+//! [`Config`] and the checks that span sections:
+//!
+//! - `kafka`: [`KafkaConfig`], [`Topics`];
+//! - `projects`: [`ProjectConfig`], [`KeyConfig`], [`QuotaConfig`], [`QuotaScope`];
+//! - `limits`: [`Limits`]; `pipeline`: [`PipelineConfig`]; `spool`: [`SpoolConfig`];
+//! - `symbolication`: [`SymbolicationConfig`], [`HttpSymbolSource`];
+//! - `outcomes`: [`OutcomesConfig`];
+//! - `processing`: [`ProcessingConfig`].
+
+mod kafka;
+mod limits;
+mod outcomes;
+mod pipeline;
+mod processing;
+mod projects;
+mod spool;
+mod symbolication;
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+pub use kafka::{KafkaConfig, Topics};
+pub use limits::Limits;
+pub use outcomes::OutcomesConfig;
+pub use pipeline::PipelineConfig;
+pub use processing::ProcessingConfig;
+use projects::validate_projects;
+pub use projects::{KeyConfig, ProjectConfig, QuotaConfig, QuotaScope};
+pub use spool::{FsyncPolicy, SpoolConfig};
+use symbolication::validate_http_source;
+pub use symbolication::{HttpSymbolSource, SymbolServerLayout, SymbolicationConfig};
+
+/// A configuration value that is well-formed YAML but not acceptable.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{key}: {reason}")]
+pub struct ConfigError {
+    /// Dotted path of the offending key, e.g. `projects[0].keys[1]`.
+    pub key: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl ConfigError {
+    fn new(key: impl Into<String>, reason: impl Into<String>) -> Self {
+        ConfigError {
+            key: key.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The whole relay configuration.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP intake listens on. Defaults to `127.0.0.1:3000`.
+    pub listen: String,
+    /// Directory for state (the default project's key, later the spool). Defaults to
+    /// `./relay-data`; created on start.
+    pub data_dir: PathBuf,
+    /// Kafka output.
+    pub kafka: KafkaConfig,
+    /// Projects and their keys. When empty, a default project is created in `data_dir`.
+    pub projects: Vec<ProjectConfig>,
+    /// Size limits of requests, events and attachments.
+    pub limits: Limits,
+    /// Capacities and threads of the actor pipeline.
+    pub pipeline: PipelineConfig,
+    /// The durable spool between intake and pipeline.
+    pub spool: SpoolConfig,
+    /// Where debug files and source maps come from.
+    pub symbolication: SymbolicationConfig,
+    /// Outcome aggregation.
+    pub outcomes: OutcomesConfig,
+    /// Event processing settings for every project; see `docs/processing.md`.
+    pub processing: ProcessingConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:3000".to_owned(),
+            data_dir: PathBuf::from("./relay-data"),
+            kafka: KafkaConfig::default(),
+            projects: Vec::new(),
+            limits: Limits::default(),
+            pipeline: PipelineConfig::default(),
+            spool: SpoolConfig::default(),
+            symbolication: SymbolicationConfig::default(),
+            outcomes: OutcomesConfig::default(),
+            processing: ProcessingConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Checks values that parse but cannot work, naming the offending key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(ConfigError::new(
+                "listen",
+                format!("{:?} is not an address like 127.0.0.1:3000", self.listen),
+            ));
+        }
+        self.kafka.validate()?;
+        validate_projects(&self.projects)?;
+        let positive = [
+            ("limits.max_request_size", self.limits.max_request_size),
+            ("limits.max_envelope_size", self.limits.max_envelope_size),
+            ("limits.max_event_size", self.limits.max_event_size),
+            (
+                "limits.max_attachment_size",
+                self.limits.max_attachment_size,
+            ),
+            ("pipeline.max_in_flight", self.pipeline.max_in_flight),
+            (
+                "pipeline.delivery_window_bytes",
+                self.pipeline.delivery_window_bytes,
+            ),
+            ("pipeline.mailbox_capacity", self.pipeline.mailbox_capacity),
+            (
+                "pipeline.symbolicator_queue",
+                self.pipeline.symbolicator_queue,
+            ),
+            (
+                "pipeline.shutdown_timeout_secs",
+                self.pipeline.shutdown_timeout_secs as usize,
+            ),
+            (
+                "pipeline.retry_backoff_ms",
+                self.pipeline.retry_backoff_ms as usize,
+            ),
+            ("spool.max_disk_bytes", self.spool.max_disk_bytes as usize),
+            ("spool.segment_bytes", self.spool.segment_bytes as usize),
+            ("spool.write_queue", self.spool.write_queue),
+            (
+                "spool.max_entry_age_secs",
+                self.spool.max_entry_age_secs as usize,
+            ),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                return Err(ConfigError::new(key, "must be at least 1"));
+            }
+        }
+        self.validate_symbol_sources()?;
+        if self.spool.segment_bytes > self.spool.max_disk_bytes {
+            return Err(ConfigError::new(
+                "spool.segment_bytes",
+                "must not exceed spool.max_disk_bytes",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The HTTP symbol sources, global ones first, then the symbolication section's values.
+    fn validate_symbol_sources(&self) -> Result<(), ConfigError> {
+        let global = self
+            .symbolication
+            .http_sources
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (format!("symbolication.http_sources[{i}]"), s));
+        let per_project = self.projects.iter().enumerate().flat_map(|(p, project)| {
+            project
+                .http_sources
+                .iter()
+                .enumerate()
+                .map(move |(i, s)| (format!("projects[{p}].http_sources[{i}]"), s))
+        });
+        for (path, source) in global.chain(per_project) {
+            validate_http_source(&path, source)?;
+        }
+        self.symbolication.validate()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn project(id: u64, key: &str) -> ProjectConfig {
+        ProjectConfig::new(id, vec![KeyConfig::Plain(key.to_owned())])
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let mut config = Config {
+            projects: vec![
+                project(1, "abc123def456abc123def456abc123de"),
+                project(2, "short"),
+            ],
+            ..Config::default()
+        };
+        let err = config.validate().unwrap_err();
+        assert_eq!(err.key, "projects[1].keys[0]");
+
+        config.projects[1] = project(1, "00000000000000000000000000000000");
+        assert_eq!(config.validate().unwrap_err().key, "projects[1].id");
+
+        let config = Config {
+            listen: "nowhere".into(),
+            ..Config::default()
+        };
+        assert_eq!(config.validate().unwrap_err().key, "listen");
+    }
+
+    #[test]
+    fn http_symbol_sources() {
+        let config: Config = serde_json::from_value(serde_json::json!({
+            "symbolication": {"http_sources": [
+                {"url": "https://symbols.example.com/breakpad"},
+                {"url": "http://127.0.0.1:8000", "layout": "debuginfod", "timeout_secs": 3},
+            ]},
+            "projects": [{"id": 1, "keys": ["abc123def456abc123def456abc123de"],
+                "http_sources": [{"url": "https://msdl.example.com/download/symbols",
+                    "layout": "symstore"}]}],
+        }))
+        .unwrap();
+        config.validate().unwrap();
+        let sources = &config.symbolication.http_sources;
+        assert_eq!(sources[0].layout, SymbolServerLayout::Breakpad);
+        assert_eq!(sources[0].timeout_secs, 10);
+        assert_eq!(sources[1].layout, SymbolServerLayout::Debuginfod);
+        assert_eq!(
+            config.projects[0].http_sources[0].layout,
+            SymbolServerLayout::Symstore
+        );
+
+        let mut bad = config.clone();
+        bad.projects[0].http_sources[0].url = "ftp://x".into();
+        assert_eq!(
+            bad.validate().unwrap_err().key,
+            "projects[0].http_sources[0].url"
+        );
+        let mut bad = config;
+        bad.symbolication.http_sources[1].timeout_secs = 0;
+        assert_eq!(
+            bad.validate().unwrap_err().key,
+            "symbolication.http_sources[1].timeout_secs"
+        );
+    }
+
+    #[test]
+    fn key_forms() {
+        let keys: Vec<KeyConfig> = serde_json::from_str(
+            r#"["abc123def456abc123def456abc123de", {"key": "00000000000000000000000000000000", "disabled": true}]"#,
+        )
+        .unwrap();
+        assert!(!keys[0].disabled());
+        assert!(keys[1].disabled());
+        assert_eq!(keys[1].key(), "00000000000000000000000000000000");
+    }
+}

@@ -1,0 +1,197 @@
+//! The `projects` section: the projects that may send, their keys, quotas and per-project
+//! processing options.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::symbolication::HttpSymbolSource;
+use super::ConfigError;
+
+/// A project that may send to this relay.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectConfig {
+    /// The numeric project id from the DSN path.
+    pub id: u64,
+    /// Public keys (32 hex digits) accepted for this project.
+    #[serde(default)]
+    pub keys: Vec<KeyConfig>,
+    /// A disabled project's requests are answered 403. Defaults to false.
+    #[serde(default)]
+    pub disabled: bool,
+    /// Directories of native debug files for this project, searched before the global ones
+    /// in `symbolication.native_symbols`.
+    #[serde(default)]
+    pub native_symbols: Vec<PathBuf>,
+    /// HTTP symbol servers for this project, tried before the global ones in
+    /// `symbolication.http_sources`. Defaults to none.
+    #[serde(default)]
+    pub http_sources: Vec<HttpSymbolSource>,
+    /// Directory of JavaScript artifacts for this project, instead of the global one.
+    #[serde(default)]
+    pub js_artifacts: Option<PathBuf>,
+    /// The organization the project belongs to, for organization-scoped quotas.
+    #[serde(default)]
+    pub organization: Option<u64>,
+    /// Quotas, each enforced per scope and category.
+    #[serde(default)]
+    pub quotas: Vec<QuotaConfig>,
+    /// Inbound filters (`relay_processing::filter::FilterConfig`; see `docs/processing.md`).
+    /// Checked when the configuration is loaded. Defaults to every filter off.
+    #[serde(default)]
+    pub filters: serde_json::Value,
+    /// PII scrubbing options (`relay_processing::pii::PiiConfig`; see `docs/processing.md`).
+    /// Checked when the configuration is loaded. Defaults to scrubbing on.
+    #[serde(default)]
+    pub pii: serde_json::Value,
+}
+
+impl ProjectConfig {
+    /// A project with these keys and every option at its default.
+    pub fn new(id: u64, keys: Vec<KeyConfig>) -> Self {
+        ProjectConfig {
+            id,
+            keys,
+            disabled: false,
+            native_symbols: Vec::new(),
+            http_sources: Vec::new(),
+            js_artifacts: None,
+            organization: None,
+            quotas: Vec::new(),
+            filters: serde_json::Value::Null,
+            pii: serde_json::Value::Null,
+        }
+    }
+}
+
+/// What a quota counts against.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum QuotaScope {
+    /// All projects of the organization together.
+    Organization,
+    /// The project.
+    Project,
+    /// Each public key separately.
+    Key,
+}
+
+impl QuotaScope {
+    /// The name used in `X-Sentry-Rate-Limits`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QuotaScope::Organization => "organization",
+            QuotaScope::Project => "project",
+            QuotaScope::Key => "key",
+        }
+    }
+}
+
+/// A quota: at most `limit` units of `categories` per `window` seconds in each `scope`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaConfig {
+    /// A name for the quota, unique within the project.
+    pub id: String,
+    /// Data categories counted; empty means all.
+    #[serde(default)]
+    pub categories: Vec<crate::DataCategory>,
+    /// What the quota counts against.
+    pub scope: QuotaScope,
+    /// Units allowed per window (items; bytes for `attachment`).
+    pub limit: u64,
+    /// Window length in seconds.
+    pub window: u64,
+    /// Reason code reported to clients in `X-Sentry-Rate-Limits` and in outcomes.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// A public key, written either as a plain string or as `{key, disabled}`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum KeyConfig {
+    /// An enabled key.
+    Plain(String),
+    /// A key with options.
+    Detailed {
+        /// The public key.
+        key: String,
+        /// A disabled key's requests are answered 403. Defaults to false.
+        #[serde(default)]
+        disabled: bool,
+    },
+}
+
+impl KeyConfig {
+    /// The public key.
+    pub fn key(&self) -> &str {
+        match self {
+            KeyConfig::Plain(key) | KeyConfig::Detailed { key, .. } => key,
+        }
+    }
+
+    /// Whether requests with this key are refused.
+    pub fn disabled(&self) -> bool {
+        matches!(self, KeyConfig::Detailed { disabled: true, .. })
+    }
+}
+
+/// Checks the projects: unique ids and keys, at least one key each, keys of 32 hex digits,
+/// quotas with unique ids, a window and, for organization quotas, an organization.
+pub(super) fn validate_projects(projects: &[ProjectConfig]) -> Result<(), ConfigError> {
+    let mut ids = HashSet::new();
+    let mut keys = HashSet::new();
+    for (p, project) in projects.iter().enumerate() {
+        if !ids.insert(project.id) {
+            return Err(ConfigError::new(
+                format!("projects[{p}].id"),
+                format!("project {} is configured twice", project.id),
+            ));
+        }
+        if project.keys.is_empty() {
+            return Err(ConfigError::new(
+                format!("projects[{p}].keys"),
+                "needs at least one key",
+            ));
+        }
+        let mut quota_ids = HashSet::new();
+        for (q, quota) in project.quotas.iter().enumerate() {
+            let path = format!("projects[{p}].quotas[{q}]");
+            if !quota_ids.insert(quota.id.as_str()) {
+                return Err(ConfigError::new(
+                    format!("{path}.id"),
+                    format!("quota {:?} is defined twice", quota.id),
+                ));
+            }
+            if quota.window == 0 {
+                return Err(ConfigError::new(
+                    format!("{path}.window"),
+                    "must be at least 1 second",
+                ));
+            }
+            if quota.scope == QuotaScope::Organization && project.organization.is_none() {
+                return Err(ConfigError::new(
+                    format!("{path}.scope"),
+                    "an organization quota needs the project's `organization`",
+                ));
+            }
+        }
+        for (k, key) in project.keys.iter().enumerate() {
+            let key = key.key();
+            let path = format!("projects[{p}].keys[{k}]");
+            if key.len() != 32 || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(ConfigError::new(
+                    path,
+                    format!("{key:?} is not 32 hex digits"),
+                ));
+            }
+            if !keys.insert(key.to_ascii_lowercase()) {
+                return Err(ConfigError::new(path, format!("key {key} is used twice")));
+            }
+        }
+    }
+    Ok(())
+}
