@@ -24,24 +24,8 @@ use serde_json::Value;
 
 use crate::grouping::{self, Fingerprint};
 
-/// Window length and memory bound of the aggregator.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct AggregatorConfig {
-    /// Length of one window, in seconds (at least 1). Defaults to 10.
-    pub window_secs: u64,
-    /// Most groups one window holds before it is flushed early. Defaults to 10000.
-    pub max_groups_per_window: usize,
-}
-
-impl Default for AggregatorConfig {
-    fn default() -> Self {
-        AggregatorConfig {
-            window_secs: 10,
-            max_groups_per_window: 10_000,
-        }
-    }
-}
+/// The aggregator's settings are part of the configuration schema, in relay-core.
+pub use relay_core::config::AggregatorConfig;
 
 /// What the aggregator needs to know about one processed event.
 #[derive(Clone, Debug, PartialEq)]

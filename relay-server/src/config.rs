@@ -64,7 +64,6 @@ pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Config, LoadEr
         error,
     };
     config.validate().map_err(invalid)?;
-    crate::processing::ProcessingSettings::from_config(&config).map_err(invalid)?;
     Ok(config)
 }
 
@@ -160,6 +159,40 @@ projects:
 
         let (key, _) = parse_yaml("kafka:\n  topics: { evnts: x }\n").unwrap_err();
         assert_eq!(key, "kafka.topics.evnts");
+    }
+
+    /// The processing library's sections are parsed with the rest of the file, so their
+    /// errors name the key too (`relay config check` shows them).
+    #[test]
+    fn processing_errors_name_the_offending_key() {
+        let project = "projects:\n  - id: 1\n    keys: [abc123def456abc123def456abc123de]\n";
+        let (key, reason) =
+            parse_yaml(&format!("{project}    filters: {{ localhots: true }}\n")).unwrap_err();
+        assert_eq!(key, "projects[0].filters.localhots");
+        assert!(reason.contains("localhots"), "{reason}");
+
+        let (key, reason) = parse_yaml(&format!(
+            "{project}    filters: {{ error_messages: [\"a[\"] }}\n"
+        ))
+        .unwrap_err();
+        assert_eq!(key, "projects[0].filters.error_messages");
+        assert!(reason.contains("a["), "{reason}");
+
+        let (key, reason) = parse_yaml(&format!(
+            "{project}    filters: {{ client_ips: [localhost] }}\n"
+        ))
+        .unwrap_err();
+        assert_eq!(key, "projects[0].filters.client_ips");
+        assert!(reason.contains("localhost"), "{reason}");
+
+        let (key, _) =
+            parse_yaml(&format!("{project}    pii: {{ scrub_ip: true }}\n")).unwrap_err();
+        assert_eq!(key, "projects[0].pii.scrub_ip");
+
+        let (key, _) = parse_yaml("processing:\n  aggregator: { window_secs: ten }\n").unwrap_err();
+        assert_eq!(key, "processing.aggregator.window_secs");
+        let (key, _) = parse_yaml("processing:\n  normalize: { max_frame: 1 }\n").unwrap_err();
+        assert_eq!(key, "processing.normalize.max_frame");
     }
 
     #[test]

@@ -64,9 +64,7 @@ impl ServiceState {
     ) -> Self {
         let capacity = config.pipeline.mailbox_capacity;
         // Checked when the configuration was loaded (`config::load`).
-        let processing = Arc::new(
-            ProcessingSettings::from_config(&config).expect("processing settings were validated"),
-        );
+        let processing = Arc::new(ProcessingSettings::new(&config));
         let windows = SharedWindows::new(&processing);
         let lanes: Vec<LaneTail> = (0..lane_count(&config.pipeline))
             .map(|_| LaneTail::start(&config, &producer, &processing, &windows))

@@ -5,15 +5,21 @@
 //! [`Config`] and the checks that span sections:
 //!
 //! - `kafka`: [`KafkaConfig`], [`Topics`];
-//! - `projects`: [`ProjectConfig`], [`KeyConfig`], [`QuotaConfig`], [`QuotaScope`];
+//! - `projects`: [`ProjectConfig`], [`KeyConfig`], [`QuotaConfig`], [`QuotaScope`], with
+//!   each project's `filters` ([`FilterConfig`]) and `pii` ([`PiiConfig`]);
 //! - `limits`: [`Limits`]; `pipeline`: [`PipelineConfig`]; `spool`: [`SpoolConfig`];
 //! - `symbolication`: [`SymbolicationConfig`], [`HttpSymbolSource`];
 //! - `outcomes`: [`OutcomesConfig`];
-//! - `processing`: [`ProcessingConfig`].
+//! - `processing`: [`ProcessingConfig`] ([`NormalizeConfig`], [`AggregatorConfig`]).
+//!
+//! The processing library's settings (filters, PII, normalization, aggregation) are typed
+//! here too, so the file is parsed once and their errors name the key like any other.
 
+mod filters;
 mod kafka;
 mod limits;
 mod outcomes;
+mod pii;
 mod pipeline;
 mod processing;
 mod projects;
@@ -24,11 +30,13 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+pub use filters::{FilterConfig, GlobPatterns, InvalidIpEntry, IpFilterList};
 pub use kafka::{KafkaConfig, Topics};
 pub use limits::Limits;
 pub use outcomes::OutcomesConfig;
+pub use pii::PiiConfig;
 pub use pipeline::PipelineConfig;
-pub use processing::ProcessingConfig;
+pub use processing::{AggregatorConfig, NormalizeConfig, ProcessingConfig};
 use projects::validate_projects;
 pub use projects::{KeyConfig, ProjectConfig, QuotaConfig, QuotaScope};
 pub use spool::{FsyncPolicy, SpoolConfig};
@@ -96,6 +104,16 @@ impl Default for Config {
             processing: ProcessingConfig::default(),
         }
     }
+}
+
+/// Reads an absent value (`null`, or a key written without a value) as the type's
+/// defaults, as the processing sections were read when they were kept as untyped data.
+fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 impl Config {
@@ -249,6 +267,34 @@ mod tests {
             bad.validate().unwrap_err().key,
             "symbolication.http_sources[1].timeout_secs"
         );
+    }
+
+    #[test]
+    fn processing_sections_are_typed_and_null_means_defaults() {
+        let config: Config = serde_json::from_value(serde_json::json!({
+            "projects": [{"id": 1, "keys": ["abc123def456abc123def456abc123de"],
+                "filters": {"localhost": true, "client_ips": ["10.0.0.0/8"]}, "pii": null}],
+            "processing": {"normalize": null, "aggregator": {"window_secs": 3}},
+        }))
+        .unwrap();
+        let project = &config.projects[0];
+        assert!(project.filters.localhost);
+        assert!(project
+            .filters
+            .client_ips
+            .contains("10.1.2.3".parse().unwrap()));
+        assert_eq!(project.pii, PiiConfig::default());
+        assert_eq!(config.processing.normalize, NormalizeConfig::default());
+        assert_eq!(config.processing.aggregator.window_secs, 3);
+
+        let bad = |value| serde_json::from_value::<Config>(value).is_err();
+        assert!(bad(
+            serde_json::json!({"processing": {"aggregator": {"window_secs": "ten"}}})
+        ));
+        assert!(bad(serde_json::json!({"projects": [{"id": 1, "keys": [],
+            "filters": {"client_ips": ["localhost"]}}]})));
+        assert!(bad(serde_json::json!({"projects": [{"id": 1, "keys": [],
+            "filters": {"error_messages": ["a["]}}]})));
     }
 
     #[test]

@@ -6,6 +6,9 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::filters::FilterConfig;
+use super::null_as_default;
+use super::pii::PiiConfig;
 use super::symbolication::HttpSymbolSource;
 use super::ConfigError;
 
@@ -38,14 +41,12 @@ pub struct ProjectConfig {
     /// Quotas, each enforced per scope and category.
     #[serde(default)]
     pub quotas: Vec<QuotaConfig>,
-    /// Inbound filters (`relay_processing::filter::FilterConfig`; see `docs/processing.md`).
-    /// Checked when the configuration is loaded. Defaults to every filter off.
-    #[serde(default)]
-    pub filters: serde_json::Value,
-    /// PII scrubbing options (`relay_processing::pii::PiiConfig`; see `docs/processing.md`).
-    /// Checked when the configuration is loaded. Defaults to scrubbing on.
-    #[serde(default)]
-    pub pii: serde_json::Value,
+    /// Inbound filters (see `docs/processing.md`). Defaults to every filter off.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub filters: FilterConfig,
+    /// PII scrubbing options (see `docs/processing.md`). Defaults to scrubbing on.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub pii: PiiConfig,
 }
 
 impl ProjectConfig {
@@ -60,8 +61,8 @@ impl ProjectConfig {
             js_artifacts: None,
             organization: None,
             quotas: Vec::new(),
-            filters: serde_json::Value::Null,
-            pii: serde_json::Value::Null,
+            filters: FilterConfig::default(),
+            pii: PiiConfig::default(),
         }
     }
 }

@@ -5,69 +5,9 @@
 
 use std::net::IpAddr;
 
-use ipnet::IpNet;
-use serde::{Deserialize, Serialize};
-
 use super::FilterReason;
-
-/// A deny list of addresses and ranges, parsed when the configuration is read. Written in
-/// configuration as a list of strings (`"192.0.2.7"`, `"10.0.0.0/8"`, `"2001:db8::/32"`).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "Vec<String>", into = "Vec<String>")]
-pub struct IpFilterList {
-    entries: Vec<String>,
-    nets: Vec<IpNet>,
-}
-
-/// An entry that is neither an IP address nor a CIDR range.
-#[derive(Debug, thiserror::Error)]
-#[error("{0:?} is not an IP address or CIDR range")]
-pub struct InvalidIpEntry(pub String);
-
-impl IpFilterList {
-    /// Parses the entries.
-    pub fn new(entries: Vec<String>) -> Result<Self, InvalidIpEntry> {
-        let nets = entries
-            .iter()
-            .map(|entry| {
-                let entry = entry.trim();
-                entry
-                    .parse::<IpNet>()
-                    .or_else(|_| entry.parse::<IpAddr>().map(IpNet::from))
-                    .map_err(|_| InvalidIpEntry(entry.to_owned()))
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(IpFilterList { entries, nets })
-    }
-
-    /// Whether the list is empty.
-    pub fn is_empty(&self) -> bool {
-        self.nets.is_empty()
-    }
-
-    /// Whether `ip` is in one of the ranges. IPv4-mapped IPv6 addresses count as IPv4.
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-            v4 => v4,
-        };
-        self.nets.iter().any(|net| net.contains(&ip))
-    }
-}
-
-impl TryFrom<Vec<String>> for IpFilterList {
-    type Error = InvalidIpEntry;
-
-    fn try_from(entries: Vec<String>) -> Result<Self, Self::Error> {
-        IpFilterList::new(entries)
-    }
-}
-
-impl From<IpFilterList> for Vec<String> {
-    fn from(list: IpFilterList) -> Self {
-        list.entries
-    }
-}
+/// The deny list is part of the configuration schema, in relay-core.
+pub use relay_core::config::{InvalidIpEntry, IpFilterList};
 
 /// `Err(ClientIp)` when `client_ip` is on the deny list.
 pub fn should_filter(client_ip: Option<IpAddr>, list: &IpFilterList) -> Result<(), FilterReason> {

@@ -30,37 +30,12 @@ pub mod web_crawlers;
 
 use std::net::IpAddr;
 
-use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use client_ips::IpFilterList;
-
-/// The inbound filters of one project. Every filter is off by default: nothing is dropped
-/// unless the operator asks for it.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct FilterConfig {
-    /// Drop events from a local machine: `user.ip_address` is a loopback address or the
-    /// `request.url` host is `localhost`/loopback. Defaults to false.
-    pub localhost: bool,
-    /// Drop errors caused by browser extensions. Defaults to false.
-    pub browser_extensions: bool,
-    /// Drop events from legacy browsers (Internet Explorer, EdgeHTML, Presto Opera < 15,
-    /// Opera Mini < 8, Safari < 6, Android browser < 4). Defaults to false.
-    pub legacy_browsers: bool,
-    /// Drop events from known web crawlers and bots, by user agent. Defaults to false.
-    pub web_crawlers: bool,
-    /// Drop errors whose message matches one of these globs (case-insensitive; `*` matches
-    /// anything, `?` one character), e.g. `"*ResizeObserver loop*"`. Defaults to none.
-    pub error_messages: GlobPatterns,
-    /// Drop events whose `release` matches one of these globs, e.g. `"*-beta*"`. Defaults to
-    /// none.
-    pub releases: GlobPatterns,
-    /// Drop events sent from these client addresses: single IPs or CIDR ranges, e.g.
-    /// `"10.0.0.0/8"`. Defaults to none.
-    pub client_ips: IpFilterList,
-}
+/// The filter settings are part of the configuration schema, in relay-core.
+pub use relay_core::config::{FilterConfig, GlobPatterns};
 
 /// Facts about the request, besides the event, that filters look at.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -133,70 +108,6 @@ pub fn should_filter(
     Ok(())
 }
 
-/// A list of case-insensitive globs, compiled when the configuration is read (an invalid
-/// pattern is a configuration error). Written in configuration as a list of strings.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-#[serde(try_from = "Vec<String>", into = "Vec<String>")]
-pub struct GlobPatterns {
-    patterns: Vec<String>,
-    set: GlobSet,
-}
-
-impl GlobPatterns {
-    /// Compiles `patterns`; `*` matches any text (also `/` and line breaks), `?` one
-    /// character, `[abc]` and `{a,b}` as usual.
-    pub fn new(patterns: Vec<String>) -> Result<Self, globset::Error> {
-        let mut builder = GlobSetBuilder::new();
-        for pattern in &patterns {
-            builder.add(
-                GlobBuilder::new(pattern)
-                    .case_insensitive(true)
-                    .literal_separator(false)
-                    .build()?,
-            );
-        }
-        Ok(GlobPatterns {
-            set: builder.build()?,
-            patterns,
-        })
-    }
-
-    /// Whether there are no patterns.
-    pub fn is_empty(&self) -> bool {
-        self.patterns.is_empty()
-    }
-
-    /// The patterns as configured.
-    pub fn patterns(&self) -> &[String] {
-        &self.patterns
-    }
-
-    /// Whether `text` matches any pattern.
-    pub fn is_match(&self, text: &str) -> bool {
-        !self.patterns.is_empty() && self.set.is_match(text)
-    }
-}
-
-impl PartialEq for GlobPatterns {
-    fn eq(&self, other: &Self) -> bool {
-        self.patterns == other.patterns
-    }
-}
-
-impl TryFrom<Vec<String>> for GlobPatterns {
-    type Error = globset::Error;
-
-    fn try_from(patterns: Vec<String>) -> Result<Self, Self::Error> {
-        GlobPatterns::new(patterns)
-    }
-}
-
-impl From<GlobPatterns> for Vec<String> {
-    fn from(globs: GlobPatterns) -> Self {
-        globs.patterns
-    }
-}
-
 /// The event's `User-Agent` request header (`request.headers` as an object or as pairs).
 pub(crate) fn user_agent(event: &Value) -> Option<&str> {
     header(event, "user-agent")
@@ -254,8 +165,9 @@ mod tests {
         }))
         .unwrap();
         assert!(config.localhost);
-        assert_eq!(config.error_messages.patterns(), ["*timeout*"]);
+        assert!(config.error_messages.is_match("Read TIMEOUT"));
         let back = serde_json::to_value(&config).unwrap();
+        assert_eq!(back["error_messages"], json!(["*timeout*"]));
         assert_eq!(back["client_ips"], json!(["10.0.0.0/8", "2001:db8::1"]));
         assert_eq!(back["releases"], json!(["1.0.*"]));
 

@@ -745,7 +745,7 @@ async fn lanes_share_the_spool_reader_and_the_issue_windows() {
     config.pipeline.lanes = 3;
     config.pipeline.max_in_flight = 3;
     config.pipeline.delivery_window_bytes = 1;
-    config.processing.aggregator = json!({"window_secs": 1});
+    config.processing.aggregator.window_secs = 1;
     let cluster = start_cluster(&config);
     let state = start_relay(config, &cluster);
     let app = app!(state);
@@ -1090,8 +1090,10 @@ async fn javascript_frames_are_resolved_through_the_projects_source_maps() {
 #[actix_web::test]
 async fn events_are_filtered_scrubbed_grouped_and_counted_as_issues() {
     let mut config = test_config();
-    config.projects[0].filters = json!({"localhost": true, "error_messages": ["*ignore me*"]});
-    config.processing.aggregator = json!({"window_secs": 1});
+    config.projects[0].filters =
+        serde_json::from_value(json!({"localhost": true, "error_messages": ["*ignore me*"]}))
+            .unwrap();
+    config.processing.aggregator.window_secs = 1;
     config.outcomes.flush_interval_secs = 1;
     let cluster = start_cluster(&config);
     let state = start_relay(config, &cluster);
