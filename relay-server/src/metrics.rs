@@ -16,7 +16,9 @@
 //! | `relay_delivery_window_capacity_bytes` | | `pipeline.delivery_window_bytes` |
 //! | `relay_spool_retries_total` | | entries sent again after back-pressure or a failed delivery |
 //! | `relay_lane_entries_total` | `lane` | spooled entries read by each pipeline lane (0, 1, ...) |
-//! | `relay_spool_dropped_total` | `reason` | entries released without publishing: `expired`, `invalid`, `corrupt`, `internal` |
+//! | `relay_spool_dropped_total` | `reason` | entries released without publishing: `expired`, `invalid`, `corrupt`, `internal`, `lost` (deleted or cut off on disk by something else) |
+//! | `relay_spool_write_errors_total` | `op`, `reason` | spool writes that failed: `op` is `append`, `release` or `rotate`; `reason` is `no_space`, `read_only`, `missing`, `damaged` or `io` |
+//! | `relay_spool_writable` | | 1 while appends succeed, 0 while they fail (intake answers 503, readiness is false) |
 //! | `relay_symbol_downloads_total` | `result` | debug files asked of symbol servers: `found`, `missing`, `failed`, or `cached` (from the download cache) |
 //! | `relay_symbol_cache_bytes` | | bytes of downloads, SymCaches and CFI caches, as of the last size check |
 
@@ -39,6 +41,8 @@ pub struct Metrics {
     spool_retries: prometheus::IntCounter,
     lane_entries: IntCounterVec,
     spool_dropped: IntCounterVec,
+    spool_write_errors: IntCounterVec,
+    spool_writable: IntGauge,
     outcomes: IntCounterVec,
     outcomes_dropped: prometheus::IntCounter,
     symbol_downloads: IntCounterVec,
@@ -103,6 +107,11 @@ impl Metrics {
         );
         let pii_scrubbed =
             single_counter("relay_pii_scrubbed_total", "Values replaced by [Filtered].");
+        let spool_writable = single_gauge(
+            "relay_spool_writable",
+            "1 while spool appends succeed, 0 while they fail.",
+        );
+        spool_writable.set(1);
         Metrics {
             symbol_downloads: counter(
                 "relay_symbol_downloads_total",
@@ -122,6 +131,12 @@ impl Metrics {
                 "Spooled entries released without publishing, by reason.",
                 &["reason"],
             ),
+            spool_write_errors: counter(
+                "relay_spool_write_errors_total",
+                "Spool writes that failed, by operation and reason.",
+                &["op", "reason"],
+            ),
+            spool_writable,
             spool_bytes,
             spool_capacity,
             spool_retries,
@@ -226,6 +241,19 @@ pub fn count_spool_retry() {
 /// Counts a spooled entry released without publishing.
 pub fn count_spool_dropped(reason: &str) {
     METRICS.spool_dropped.with_label_values(&[reason]).inc();
+}
+
+/// Counts a failed spool write (`op`: append, release, rotate).
+pub fn count_spool_write_error(op: &str, reason: &str) {
+    METRICS
+        .spool_write_errors
+        .with_label_values(&[op, reason])
+        .inc();
+}
+
+/// Records whether spool appends succeed.
+pub fn set_spool_writable(writable: bool) {
+    METRICS.spool_writable.set(i64::from(writable));
 }
 
 /// Counts one debug file asked of a symbol server (or found in the download cache).

@@ -17,9 +17,10 @@ async fn live() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "is_healthy": true }))
 }
 
-/// 200 once the relay accepts events; 503 before that and while shutting down.
+/// 200 once the relay accepts events; 503 before that, while shutting down, and while spool
+/// appends fail (disk full, I/O error).
 async fn ready(state: web::Data<ServiceState>) -> HttpResponse {
-    if state.is_ready() {
+    if state.is_ready() && state.spool.is_writable() {
         HttpResponse::Ok().json(json!({ "is_healthy": true }))
     } else {
         HttpResponse::ServiceUnavailable().json(json!({ "is_healthy": false }))

@@ -11,13 +11,15 @@
 //! - [`segment`]: the record format and segment files.
 //! - [`writer`]: the writer thread, with group commit.
 
+pub mod disk;
 pub mod entry;
+mod fault;
 pub mod segment;
 mod writer;
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufWriter, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
@@ -25,6 +27,8 @@ use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use relay_core::config::SpoolConfig;
 use tokio::sync::{oneshot, watch};
 
+use disk::{Disk, OsDisk, Reserve, Target, WriteFault};
+use fault::FaultLog;
 use segment::{acks_path, list_segments, read_acks, segment_path, ReadStep, SegmentReader};
 
 /// Where a record lives: its segment and its offset in it.
@@ -54,12 +58,25 @@ pub enum AppendError {
     /// The writer has more appends waiting than it queues.
     #[error("the spool writer is at capacity; retry later")]
     Busy,
-    /// Writing failed (disk full, I/O error).
-    #[error("cannot write to the spool: {0}")]
-    Io(String),
+    /// Writing failed or is failing (disk full, I/O error, directory gone); nothing of the
+    /// append is kept.
+    #[error("cannot write to the spool ({reason}): {detail}; retry later")]
+    Unwritable {
+        /// The kind of failure.
+        reason: WriteFault,
+        /// The error, or why the append was not tried.
+        detail: String,
+    },
     /// The spool is shutting down.
     #[error("the spool is shutting down")]
     Closed,
+}
+
+/// A segment's release list as open for appending.
+struct AcksFile {
+    file: File,
+    /// Bytes of whole records in it.
+    len: u64,
 }
 
 struct SegmentState {
@@ -69,8 +86,13 @@ struct SegmentState {
     sealed: bool,
     /// Offsets released in an earlier run, skipped on replay.
     released_before: HashSet<u64>,
-    /// The release list, written in batches of [`RELEASE_BATCH`] records.
-    acks: Option<BufWriter<File>>,
+    /// The release list, opened at the first write.
+    acks: Option<AcksFile>,
+    /// Release records not yet written (u64 LE offsets): written in batches of
+    /// [`RELEASE_BATCH`], and kept here while they cannot be written.
+    pending_acks: Vec<u8>,
+    /// Where the segment was found damaged on disk: nothing from there on is read.
+    cut: Option<u64>,
 }
 
 /// Release records buffered before one write to a segment's release list (one system call per
@@ -89,6 +111,8 @@ impl SegmentState {
             sealed: false,
             released_before: HashSet::new(),
             acks: None,
+            pending_acks: Vec::new(),
+            cut: None,
         }
     }
 }
@@ -104,8 +128,16 @@ struct Index {
 pub struct Spool {
     dir: PathBuf,
     config: SpoolConfig,
+    disk: Arc<dyn Disk>,
+    /// Lock order: `index`, then `releases`, then `reserve`.
     index: Mutex<Index>,
     full: AtomicBool,
+    /// False while appends fail (no space, I/O error): readiness is false meanwhile.
+    writable: AtomicBool,
+    reserve: Mutex<Reserve>,
+    releases: Mutex<FaultLog>,
+    /// Set when the active segment was found damaged: the writer starts a new one.
+    rotate_requested: AtomicBool,
     committed: watch::Sender<Committed>,
     appends: Mutex<Option<mpsc::SyncSender<writer::AppendRequest>>>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -114,6 +146,15 @@ pub struct Spool {
 impl Spool {
     /// Opens (or creates) the spool in `dir`, recovers its segments and starts the writer.
     pub fn open(dir: &Path, config: SpoolConfig) -> io::Result<Arc<Self>> {
+        Self::open_with(dir, config, Arc::new(OsDisk))
+    }
+
+    /// [`Spool::open`], writing through `disk` (tests pass one that fails on demand).
+    pub fn open_with(
+        dir: &Path,
+        config: SpoolConfig,
+        disk: Arc<dyn Disk>,
+    ) -> io::Result<Arc<Self>> {
         std::fs::create_dir_all(dir)?;
         let mut index = Index::default();
         for seq in list_segments(dir)? {
@@ -140,8 +181,13 @@ impl Spool {
         let spool = Arc::new(Spool {
             dir: dir.to_owned(),
             config,
+            disk,
             index: Mutex::new(index),
             full: AtomicBool::new(false),
+            writable: AtomicBool::new(true),
+            reserve: Mutex::new(Reserve::new(dir)),
+            releases: Mutex::new(FaultLog::new("release")),
+            rotate_requested: AtomicBool::new(false),
             committed,
             appends: Mutex::new(Some(tx)),
             writer: Mutex::new(None),
@@ -177,22 +223,16 @@ impl Spool {
             return;
         };
         segment.released += 1;
-        if segment.acks.is_none() {
-            let path = acks_path(&self.dir, id.segment);
-            match OpenOptions::new().create(true).append(true).open(&path) {
-                Ok(file) => segment.acks = Some(BufWriter::with_capacity(RELEASE_BATCH * 8, file)),
-                // Only costs a duplicate after a restart.
-                Err(error) => {
-                    tracing::warn!(%error, path = %path.display(), "spool: cannot open the release list")
-                }
-            }
-        }
-        if let Some(acks) = segment.acks.as_mut() {
-            if let Err(error) = acks.write_all(&id.offset.to_le_bytes()) {
-                tracing::warn!(%error, "spool: cannot record a release");
-            }
-        }
+        segment
+            .pending_acks
+            .extend_from_slice(&id.offset.to_le_bytes());
         let finished = segment.sealed && segment.released >= segment.entries;
+        // A finished segment is deleted with its release list; while release records fail,
+        // the writer retries them (not every release: thousands a second would each fail).
+        if !finished && segment.pending_acks.len() >= RELEASE_BATCH * 8 && !self.releases_failing()
+        {
+            self.write_acks(id.segment, segment);
+        }
         drop(index);
         // Only this entry's segment can have become deletable here; a segment released in full
         // before it was sealed is deleted by the writer when it seals it.
@@ -204,6 +244,12 @@ impl Spool {
     /// Whether the last append was refused for the quota (and nothing was freed since).
     pub fn is_full(&self) -> bool {
         self.full.load(Ordering::Relaxed)
+    }
+
+    /// Whether appends succeed: false while they fail for lack of space or an I/O error,
+    /// until a probe of the disk and an append succeed again.
+    pub fn is_writable(&self) -> bool {
+        self.writable.load(Ordering::Relaxed)
     }
 
     /// Bytes of all segments on disk.
@@ -232,6 +278,7 @@ impl Spool {
             spool: self.clone(),
             segment: first,
             reader: None,
+            read_in_segment: 0,
         }
     }
 
@@ -242,17 +289,70 @@ impl Spool {
         if let Some(handle) = self.writer.lock().expect("spool lock").take() {
             let _ = handle.join();
         }
-        self.write_releases();
+        self.flush_releases(true);
     }
 
     /// Writes the buffered release records to the release lists (not synced: they only save
-    /// duplicates after a restart).
+    /// duplicates after a restart). While they fail, only the writer retries them.
     pub fn write_releases(&self) {
-        for segment in self.lock().segments.values_mut() {
-            if let Some(Err(error)) = segment.acks.as_mut().map(BufWriter::flush) {
-                tracing::warn!(%error, "spool: cannot record releases");
+        self.flush_releases(false);
+    }
+
+    /// Writes every segment's buffered release records; `retry`: even while they fail.
+    fn flush_releases(&self, retry: bool) {
+        if !retry && self.releases_failing() {
+            return;
+        }
+        let mut index = self.lock();
+        for (seq, segment) in index.segments.iter_mut() {
+            if !segment.pending_acks.is_empty() {
+                self.write_acks(*seq, segment);
             }
         }
+    }
+
+    fn releases_failing(&self) -> bool {
+        self.releases.lock().expect("spool lock").reason().is_some()
+    }
+
+    /// Writes `state`'s pending release records; on `ENOSPC` gives back the disk reserve and
+    /// tries once more. What cannot be written stays pending.
+    fn write_acks(&self, seq: u64, state: &mut SegmentState) {
+        let mut result = self.try_write_acks(seq, state);
+        if matches!(&result, Err(e) if WriteFault::of(e) == WriteFault::NoSpace)
+            && self.reserve.lock().expect("spool lock").give_back()
+        {
+            tracing::warn!(
+                "spool: the disk is full; gave back the disk reserve to write release records"
+            );
+            result = self.try_write_acks(seq, state);
+        }
+        let mut log = self.releases.lock().expect("spool lock");
+        match result {
+            Ok(()) => log.succeeded(),
+            Err(error) => log.failed(WriteFault::of(&error), &error.to_string()),
+        }
+    }
+
+    fn try_write_acks(&self, seq: u64, state: &mut SegmentState) -> io::Result<()> {
+        if state.acks.is_none() {
+            state.acks = Some(open_acks(&*self.disk, &acks_path(&self.dir, seq))?);
+        }
+        let acks = state.acks.as_mut().expect("opened above");
+        if let Err(error) = self
+            .disk
+            .write(Target::Releases, &mut acks.file, &state.pending_acks)
+        {
+            // A partial record would shift every later one: cut back to whole records (or
+            // reopen, which cuts back, next time).
+            if self.disk.set_len(&acks.file, acks.len).is_err() {
+                state.acks = None;
+            }
+            return Err(error);
+        }
+        acks.len += state.pending_acks.len() as u64;
+        state.pending_acks.clear();
+        Ok(())
     }
 
     fn lock(&self) -> MutexGuard<'_, Index> {
@@ -281,6 +381,56 @@ impl Spool {
         }
         crate::metrics::set_spool_bytes(index.total_bytes);
     }
+
+    /// Gives up the entries of segment `seq` from offset `at` on: the file was truncated,
+    /// deleted or overwritten there by something else. `read`: records the cursor took from
+    /// it before `at`. The entries are counted as lost; a damaged active segment is replaced.
+    fn cut_segment(&self, seq: u64, at: u64, read: u64, reason: &str) {
+        let mut index = self.lock();
+        let Some(state) = index.segments.get_mut(&seq) else {
+            return;
+        };
+        if state.cut.is_some_and(|cut| cut <= at) {
+            return;
+        }
+        let unread = state.entries.saturating_sub(read);
+        let released_after = state.released_before.iter().filter(|o| **o >= at).count() as u64;
+        state.entries -= unread;
+        state.released = state.released.saturating_sub(released_after);
+        state.cut = Some(at);
+        let lost = unread.saturating_sub(released_after);
+        let sealed = state.sealed;
+        let finished = sealed && state.released >= state.entries;
+        drop(index);
+        tracing::error!(
+            segment = seq,
+            offset = at,
+            reason,
+            lost,
+            "spool: a segment was damaged on disk by something else; its entries from this offset on are lost"
+        );
+        for _ in 0..lost {
+            crate::metrics::count_spool_dropped("lost");
+        }
+        if !sealed {
+            self.rotate_requested.store(true, Ordering::Relaxed);
+        }
+        if finished {
+            self.delete_released_segments();
+        }
+    }
+}
+
+/// Opens a release list for appending; a torn last record (a crash or a failed write) is cut
+/// off so the next records stay aligned.
+fn open_acks(disk: &dyn Disk, path: &Path) -> io::Result<AcksFile> {
+    let file = disk.create(Target::Releases, path)?;
+    let len = file.metadata()?.len();
+    let whole = len - len % 8;
+    if whole != len {
+        disk.set_len(&file, whole)?;
+    }
+    Ok(AcksFile { file, len: whole })
 }
 
 /// Scans a segment left by an earlier run: counts valid records, cuts off a torn tail, and
@@ -294,7 +444,7 @@ fn recover_segment(dir: &Path, seq: u64) -> io::Result<SegmentState> {
         match reader.next(len)? {
             ReadStep::Record { offset, .. } => offsets.push(offset),
             ReadStep::End => break,
-            ReadStep::Torn { offset, reason } => {
+            ReadStep::Torn { offset, reason, .. } => {
                 tracing::warn!(segment = %path.display(), offset, %reason, "spool: cutting off a torn record");
                 OpenOptions::new()
                     .write(true)
@@ -316,6 +466,8 @@ fn recover_segment(dir: &Path, seq: u64) -> io::Result<SegmentState> {
         sealed: true,
         released_before,
         acks: None,
+        pending_acks: Vec::new(),
+        cut: None,
     })
 }
 
@@ -324,21 +476,19 @@ pub struct SpoolCursor {
     spool: Arc<Spool>,
     segment: u64,
     reader: Option<SegmentReader>,
+    /// Records taken from the current segment (including those released in an earlier run).
+    read_in_segment: u64,
 }
 
 impl SpoolCursor {
     /// The next unreleased entry, or `None` when the reader has caught up with the writer.
+    ///
+    /// Damage done to a segment by something else (truncated, deleted, overwritten) is logged
+    /// and counted once, and reading goes on after it.
     pub fn next_entry(&mut self) -> io::Result<Option<(EntryId, Vec<u8>)>> {
         loop {
             let committed = *self.spool.committed.borrow();
-            let end = if self.segment == committed.segment {
-                committed.len
-            } else {
-                match self.spool.lock().segments.get(&self.segment) {
-                    Some(state) => state.bytes,
-                    None => 0,
-                }
-            };
+            let end = self.readable_end(committed);
             if self.reader.is_none() {
                 let path = segment_path(&self.spool.dir, self.segment);
                 if end == 0 && !path.exists() {
@@ -347,11 +497,20 @@ impl SpoolCursor {
                     }
                     continue;
                 }
-                self.reader = Some(SegmentReader::open(&path, 0)?);
+                match SegmentReader::open(&path, 0) {
+                    Ok(reader) => self.reader = Some(reader),
+                    Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                        let reason = "the segment file is gone";
+                        self.spool.cut_segment(self.segment, 0, 0, reason);
+                        continue;
+                    }
+                    Err(error) => return Err(error),
+                }
             }
             let reader = self.reader.as_mut().expect("opened above");
             match reader.next(end)? {
                 ReadStep::Record { offset, payload } => {
+                    self.read_in_segment += 1;
                     if self.was_released_before(offset) {
                         continue;
                     }
@@ -361,13 +520,63 @@ impl SpoolCursor {
                     };
                     return Ok(Some((id, payload)));
                 }
-                ReadStep::End | ReadStep::Torn { .. } => {
+                ReadStep::End => {
                     if !self.advance(committed) {
                         return Ok(None);
                     }
                 }
+                // The writer commits whole records only, so anything invalid before the
+                // committed end was damaged on disk after it was written.
+                ReadStep::Torn {
+                    offset,
+                    reason,
+                    skip_to: Some(_),
+                } => self.skip_corrupt(offset, &reason),
+                ReadStep::Torn {
+                    offset,
+                    reason,
+                    skip_to: None,
+                } => {
+                    let read = self.read_in_segment;
+                    self.spool.cut_segment(self.segment, offset, read, &reason);
+                }
             }
         }
+    }
+
+    /// How far the current segment can be read: its committed length, or where it was cut.
+    fn readable_end(&self, committed: Committed) -> u64 {
+        let index = self.spool.lock();
+        let state = index.segments.get(&self.segment);
+        let end = if self.segment == committed.segment {
+            committed.len
+        } else {
+            state.map_or(0, |s| s.bytes)
+        };
+        match state.and_then(|s| s.cut) {
+            Some(cut) => end.min(cut),
+            None => end,
+        }
+    }
+
+    /// Drops one record whose payload fails its checksum (its frame is intact, so reading
+    /// goes on after it): logged, counted as `corrupt`, and released.
+    fn skip_corrupt(&mut self, offset: u64, reason: &str) {
+        self.read_in_segment += 1;
+        if self.was_released_before(offset) {
+            return;
+        }
+        tracing::error!(
+            segment = self.segment,
+            offset,
+            reason,
+            "spool: dropping a record damaged on disk"
+        );
+        crate::metrics::count_spool_dropped("corrupt");
+        self.spool.release(EntryId {
+            segment: self.segment,
+            offset,
+        });
     }
 
     /// Moves to the next segment if the current one is finished; false when caught up.
@@ -384,6 +593,7 @@ impl SpoolCursor {
             .map(|(seq, _)| *seq);
         self.segment = next.unwrap_or(committed.segment);
         self.reader = None;
+        self.read_in_segment = 0;
         true
     }
 
@@ -396,5 +606,7 @@ impl SpoolCursor {
     }
 }
 
+#[cfg(test)]
+mod fault_tests;
 #[cfg(test)]
 mod tests;

@@ -66,6 +66,9 @@ pub enum ReadStep {
         offset: u64,
         /// What is wrong.
         reason: String,
+        /// Where the next record starts, when only the payload is damaged (its length is
+        /// plausible and it fits): the reader has moved there and can go on.
+        skip_to: Option<u64>,
     },
 }
 
@@ -117,7 +120,13 @@ impl SegmentReader {
             return self.unexpected_eof(e, "record payload");
         }
         if crc32fast::hash(&payload) != crc {
-            return Ok(self.torn("checksum mismatch"));
+            let offset = self.offset;
+            self.offset += RECORD_HEADER_LEN + u64::from(len);
+            return Ok(ReadStep::Torn {
+                offset,
+                reason: "checksum mismatch".to_owned(),
+                skip_to: Some(self.offset),
+            });
         }
         let offset = self.offset;
         self.offset += RECORD_HEADER_LEN + u64::from(len);
@@ -128,6 +137,7 @@ impl SegmentReader {
         ReadStep::Torn {
             offset: self.offset,
             reason: reason.to_owned(),
+            skip_to: None,
         }
     }
 
