@@ -488,7 +488,19 @@ impl SpoolCursor {
     pub fn next_entry(&mut self) -> io::Result<Option<(EntryId, Vec<u8>)>> {
         loop {
             let committed = *self.spool.committed.borrow();
-            let end = self.readable_end(committed);
+            let Some(end) = self.readable_end(committed) else {
+                // Deleted (all released); closing it gives its space back.
+                if !self.advance(committed) {
+                    return Ok(None);
+                }
+                continue;
+            };
+            if self.reader.as_ref().is_some_and(|r| r.offset() >= end) {
+                if !self.advance(committed) {
+                    return Ok(None);
+                }
+                continue;
+            }
             if self.reader.is_none() {
                 let path = segment_path(&self.spool.dir, self.segment);
                 if end == 0 && !path.exists() {
@@ -544,19 +556,20 @@ impl SpoolCursor {
         }
     }
 
-    /// How far the current segment can be read: its committed length, or where it was cut.
-    fn readable_end(&self, committed: Committed) -> u64 {
+    /// How far the current segment can be read: its committed length, or where it was cut;
+    /// `None` once it is deleted.
+    fn readable_end(&self, committed: Committed) -> Option<u64> {
         let index = self.spool.lock();
         let state = index.segments.get(&self.segment);
         let end = if self.segment == committed.segment {
             committed.len
         } else {
-            state.map_or(0, |s| s.bytes)
+            state?.bytes
         };
-        match state.and_then(|s| s.cut) {
+        Some(match state.and_then(|s| s.cut) {
             Some(cut) => end.min(cut),
             None => end,
-        }
+        })
     }
 
     /// Drops one record whose payload fails its checksum (its frame is intact, so reading
