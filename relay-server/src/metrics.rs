@@ -17,7 +17,7 @@
 //! | `relay_spool_retries_total` | | entries sent again after back-pressure or a failed delivery |
 //! | `relay_lane_entries_total` | `lane` | spooled entries read by each pipeline lane (0, 1, ...) |
 //! | `relay_spool_dropped_total` | `reason` | entries released without publishing: `expired`, `invalid`, `corrupt`, `internal`, `lost` (deleted or cut off on disk by something else) |
-//! | `relay_spool_write_errors_total` | `op`, `reason` | spool writes that failed: `op` is `append`, `release` or `rotate`; `reason` is `no_space`, `read_only`, `missing`, `damaged` or `io` |
+//! | `relay_spool_write_errors_total` | `op`, `reason` | spool writes that failed (and appends stopped without a write: the disk reserve given back, no free space at start): `op` is `append`, `release` or `rotate`; `reason` is `no_space`, `read_only`, `missing`, `damaged` or `io` |
 //! | `relay_spool_writable` | | 1 while appends succeed, 0 while they fail (intake answers 503, readiness is false) |
 //! | `relay_symbol_downloads_total` | `result` | debug files asked of symbol servers: `found`, `missing`, `failed`, or `cached` (from the download cache) |
 //! | `relay_symbol_cache_bytes` | | bytes of downloads, SymCaches and CFI caches, as of the last size check |

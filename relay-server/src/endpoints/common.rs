@@ -261,7 +261,8 @@ pub async fn accept(
 
 /// Appends the envelope to the spool; once this returns, the envelope will reach Kafka.
 ///
-/// A full spool (or a writer with too many appends waiting) answers 503 with `Retry-After`.
+/// A full spool, a writer with too many appends waiting, or a disk that cannot be written
+/// (full, failing, directory gone) answers 503 with `Retry-After`.
 async fn spool(
     state: &ServiceState,
     envelope: &[u8],

@@ -12,6 +12,8 @@ pub const SUMMARY_EVERY: Duration = Duration::from_secs(30);
 /// The failure state of one kind of write (`op`: `append`, `release`, `rotate`).
 pub struct FaultLog {
     op: &'static str,
+    /// What failing writes of this kind mean, for the first log line.
+    effect: &'static str,
     failing: Option<Failing>,
 }
 
@@ -26,9 +28,13 @@ struct Failing {
 }
 
 impl FaultLog {
-    /// A log for writes of kind `op`, not failing.
-    pub fn new(op: &'static str) -> Self {
-        FaultLog { op, failing: None }
+    /// A log for writes of kind `op`, not failing; `effect` says what failures mean.
+    pub fn new(op: &'static str, effect: &'static str) -> Self {
+        FaultLog {
+            op,
+            effect,
+            failing: None,
+        }
     }
 
     /// Why writes are failing, if they are.
@@ -50,7 +56,8 @@ impl FaultLog {
                     op = self.op,
                     reason = reason.as_str(),
                     error,
-                    "spool: writes are failing; answering 503 until they succeed again"
+                    effect = self.effect,
+                    "spool: writes are failing"
                 );
                 let now = Instant::now();
                 self.failing = Some(Failing {

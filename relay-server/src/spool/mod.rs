@@ -186,7 +186,10 @@ impl Spool {
             full: AtomicBool::new(false),
             writable: AtomicBool::new(true),
             reserve: Mutex::new(Reserve::new(dir)),
-            releases: Mutex::new(FaultLog::new("release")),
+            releases: Mutex::new(FaultLog::new(
+                "release",
+                "release records are kept in memory and retried; a crash would publish those entries again",
+            )),
             rotate_requested: AtomicBool::new(false),
             committed,
             appends: Mutex::new(Some(tx)),

@@ -89,8 +89,14 @@ pub fn start(
         len: 0,
         last_sync: Instant::now(),
         buffer: Vec::new(),
-        appends: FaultLog::new("append"),
-        rotations: FaultLog::new("rotate"),
+        appends: FaultLog::new(
+            "append",
+            "intake answers 503 and readiness is false until appends succeed again",
+        ),
+        rotations: FaultLog::new(
+            "rotate",
+            "appends go on in the current segment while it is sound",
+        ),
         trial: false,
         last_probe: Instant::now(),
         last_release_retry: Instant::now(),
