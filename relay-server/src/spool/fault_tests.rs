@@ -386,3 +386,29 @@ async fn corrupted_record_is_dropped_and_the_others_delivered() {
     assert_eq!(spool.pending_entries(), 2);
     spool.close();
 }
+
+#[actix_web::test]
+async fn record_corrupted_while_stopped_does_not_cut_off_the_ones_after_it() {
+    let (_guard, dir, _disk, spool) = faulty_spool(FsyncPolicy::Always);
+    let mut ids = Vec::new();
+    for i in 0..4u8 {
+        ids.push(spool.append(vec![i; 10]).await.unwrap());
+    }
+    spool.close();
+    let path = segment_path(&dir, ids[0].segment);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let len = bytes.len();
+    bytes[ids[1].offset as usize + 12] ^= 0x10;
+    std::fs::write(&path, bytes).unwrap();
+
+    let reopened = Spool::open(&dir, config(FsyncPolicy::Always)).unwrap();
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().len(),
+        len as u64,
+        "nothing cut off"
+    );
+    let firsts: Vec<u8> = drain(&reopened).iter().map(|(_, p)| p[0]).collect();
+    assert_eq!(firsts, vec![0, 2, 3]);
+    assert_eq!(reopened.pending_entries(), 3);
+    reopened.close();
+}

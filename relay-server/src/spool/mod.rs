@@ -447,6 +447,17 @@ fn recover_segment(dir: &Path, seq: u64) -> io::Result<SegmentState> {
         match reader.next(len)? {
             ReadStep::Record { offset, .. } => offsets.push(offset),
             ReadStep::End => break,
+            // A damaged record with more after it was not torn by a crash (only the last
+            // write can be): cutting there would lose every record after it. It is kept as an
+            // entry; the cursor drops it when it reads it (logged, counted as corrupt).
+            ReadStep::Torn {
+                offset,
+                reason,
+                skip_to: Some(next),
+            } if next < len => {
+                tracing::warn!(segment = %path.display(), offset, %reason, "spool: a record was damaged on disk; reading on after it");
+                offsets.push(offset);
+            }
             ReadStep::Torn { offset, reason, .. } => {
                 tracing::warn!(segment = %path.display(), offset, %reason, "spool: cutting off a torn record");
                 OpenOptions::new()
