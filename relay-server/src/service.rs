@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use actix::{Actor, Arbiter, ArbiterHandle};
 use actix_web::{web, App, HttpServer};
-use rdkafka::producer::FutureProducer;
+use rdkafka::producer::Producer as _;
 use relay_core::config::PipelineConfig;
 use relay_core::Config;
 
@@ -58,7 +58,7 @@ impl ServiceState {
     /// stages, spread the work over the cores: an envelope stays on the lane that read it.
     pub fn start(
         config: Config,
-        producer: FutureProducer,
+        producer: kafka::Producer,
         spool: Arc<Spool>,
         symbols: ProjectSymbolStores,
     ) -> Self {
@@ -167,7 +167,7 @@ struct LaneTail {
 impl LaneTail {
     fn start(
         config: &Config,
-        producer: &FutureProducer,
+        producer: &kafka::Producer,
         processing: &Arc<ProcessingSettings>,
         windows: &SharedWindows,
     ) -> Self {
@@ -270,10 +270,16 @@ async fn serve(
         (None, Some(broker)) => broker.bootstrap_servers(),
         (None, None) => unreachable!("an embedded broker is started when none is configured"),
     };
-    let producer = kafka::create_producer(&brokers, &config.kafka)?;
+    let (producer, producer_closed) =
+        kafka::create_watched_producer(&brokers, &config.kafka, Some(spool.clone()))?;
     let listen = config.listen.clone();
     let shutdown_timeout = config.pipeline.shutdown_timeout_secs;
-    let state = web::Data::new(ServiceState::start(config, producer, spool, symbols));
+    let state = web::Data::new(ServiceState::start(
+        config,
+        producer.clone(),
+        spool,
+        symbols,
+    ));
 
     let app_state = state.clone();
     let server = HttpServer::new(move || {
@@ -292,12 +298,36 @@ async fn serve(
     // finish (each ends with its spool append) for up to the shutdown timeout.
     server.await?;
     state.set_accepting(false);
+    close_producer(producer, producer_closed).await;
     tracing::info!(
         pending = state.spool.pending_entries(),
         "stopped; unreleased spool entries are published after the next start"
     );
+    // Only now: with the producer gone, nothing is left to report the broker down.
     drop(embedded);
     Ok(())
+}
+
+/// How long the shutdown waits for Kafka to confirm what librdkafka holds, and then for the
+/// lanes to let go of the producer. Short: an entry not confirmed stays in the spool and is
+/// published after the next start, so waiting only saves duplicates.
+const PRODUCER_CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Lets librdkafka deliver what it holds (the lanes release those spool entries), then stops
+/// every arbiter, which drops the actors holding producer clones, and waits until the client
+/// is destroyed.
+async fn close_producer(producer: kafka::Producer, closed: kafka::context::ProducerClosed) {
+    if let Err(error) = producer.flush(PRODUCER_CLOSE_TIMEOUT) {
+        tracing::info!(%error, "Kafka did not confirm every message before the stop");
+    }
+    drop(producer);
+    actix::System::current().stop();
+    if tokio::time::timeout(PRODUCER_CLOSE_TIMEOUT, closed)
+        .await
+        .is_err()
+    {
+        tracing::warn!("the Kafka producer was not closed in time");
+    }
 }
 
 fn print_banner(state: &ServiceState, listen: &str, brokers: &str, embedded: bool) {

@@ -916,3 +916,77 @@ def test_sigterm_under_load_no_200_lost(tmp_path, capsys, senders, kafka_speed):
             ids.close()
         relay.stop()
         broker.stop()
+
+
+# Lines of the relay log that are about the brokers: the outage lines and anything librdkafka
+# says itself.
+OUTAGE_LINE = re.compile(r"librdkafka|Kafka brokers|AllBrokersDown|brokers are down|"
+                         r"Connection refused|Kafka delivery failed", re.IGNORECASE)
+OUTAGE_SECS = 20
+
+
+def whole_log(relay: Relay) -> str:
+    """All of the relay's log (`Relay.log` is its tail)."""
+    return relay.proc.log_path.read_text(errors="replace")
+
+
+@pytest.mark.timeout(180)
+def test_broker_outage_is_a_few_log_lines_and_every_200_arrives(tmp_path, capsys):
+    """The broker stops for 20 s while events are sent, then starts again (empty: memory
+    storage) with the same address. The relay log says so in a few lines (one warning, one
+    "reachable again"), not one per connection attempt; every event answered 200 from the
+    stop on arrives. librdkafka's reconnect backoff and statistics interval are shortened so
+    that the recovery line comes within seconds."""
+    kport = free_port()
+    broker = start_broker(tmp_path / "tansu", kport)
+    # No idempotence: tansu's memory storage forgets the producer ids it handed out when it
+    # restarts (Kafka keeps them in its logs), and with idempotence on the relay's deliveries
+    # to the new broker stayed stuck for the whole 90 s wait. This test is about the log.
+    relay = Relay(tmp_path / "relay", broker.bootstrap,
+                  kafka_producer={"reconnect.backoff.max.ms": "1000",
+                                  "statistics.interval.ms": "1000",
+                                  "enable.idempotence": "false"})
+    ids = None
+    try:
+        relay.start()
+        warmup = new_event_id()
+        assert_accepted(post_envelope(relay, event_envelope(warmup, "before the outage")), warmup)
+        ids = EventIds(broker.bootstrap)
+        ids.wait_all([warmup], timeout=30, relay=relay, what="event sent before the outage")
+        ids.close()
+        ids = None
+
+        broker.stop()
+        stopped_at = time.monotonic()
+        sent = []
+        with requests.Session() as session:
+            while time.monotonic() - stopped_at < OUTAGE_SECS:
+                eid = new_event_id()
+                r = session.post(relay.url(f"/api/{PROJECT_ID}/envelope/"),
+                                 data=event_envelope(eid, "during the outage"),
+                                 headers=auth_header(), timeout=10)
+                assert_accepted(r, eid)
+                sent.append(eid)
+                time.sleep(0.1)
+        wait_until(lambda: "Kafka brokers unreachable" in whole_log(relay), 10,
+                   "the outage warning", on_timeout=relay.log)
+
+        broker = start_broker(tmp_path / "tansu-again", kport)
+        ids = EventIds(broker.bootstrap)
+        drain_secs = ids.wait_all(sent, timeout=90, relay=relay,
+                                  what="events answered 200 during the outage")
+        wait_until(lambda: "Kafka brokers reachable again" in whole_log(relay), 30,
+                   "the recovery line", on_timeout=relay.log)
+
+        about_kafka = [ln for ln in whole_log(relay).splitlines() if OUTAGE_LINE.search(ln)]
+        assert len(about_kafka) < 20, "\n".join(about_kafka)
+        assert sum("Kafka brokers unreachable" in ln for ln in about_kafka) == 1, about_kafka
+        assert sum("Kafka brokers reachable again" in ln for ln in about_kafka) == 1, about_kafka
+        report(capsys, "broker outage log", events_200=len(sent), outage_secs=OUTAGE_SECS,
+               log_lines_about_kafka=len(about_kafka),
+               drain_secs_after_broker_start=f"{drain_secs:.1f}")
+    finally:
+        if ids:
+            ids.close()
+        relay.stop()
+        broker.stop()

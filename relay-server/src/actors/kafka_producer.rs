@@ -4,12 +4,13 @@
 use actix::prelude::*;
 use futures::future::join_all;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 use relay_core::config::{KafkaConfig, Topics};
 use relay_core::EventId;
 
 use super::{envelope_message, MailboxDepth};
 use crate::kafka::messages::{build_messages, Topic};
+use crate::kafka::Producer;
 use crate::managed::{ManagedEnvelope, Rejection};
 use crate::metrics;
 
@@ -35,7 +36,7 @@ impl Message for ProduceRecords {
 /// Owns the rdkafka producer. Delivery reports are awaited on this actor's arbiter.
 pub struct KafkaProducer {
     depth: MailboxDepth,
-    producer: FutureProducer,
+    producer: Producer,
     topics: Topics,
     chunk_size: usize,
 }
@@ -45,7 +46,7 @@ impl KafkaProducer {
     pub const MAILBOX: &'static str = "kafka_producer";
 
     /// A producer actor publishing with `producer`.
-    pub fn new(producer: FutureProducer, config: &KafkaConfig) -> Self {
+    pub fn new(producer: Producer, config: &KafkaConfig) -> Self {
         KafkaProducer {
             depth: MailboxDepth::new(Self::MAILBOX),
             producer,
@@ -140,19 +141,31 @@ async fn await_deliveries(
         metrics::count_kafka_delivery(topic, delivered);
         if !delivered && failure.is_none() {
             failure = Some(match report {
-                Ok(Err((error, _))) => error.to_string(),
-                _ => "producer shut down before delivery".to_owned(),
+                Ok(Err((error, _))) => (error.to_string(), is_outage(&error)),
+                _ => ("producer shut down before delivery".to_owned(), false),
             });
         }
     }
     match failure {
         None => envelope.accept(),
-        Some(error) => {
-            tracing::warn!(%error, "Kafka delivery failed; the client is told to retry");
+        Some((error, outage)) => {
+            if outage {
+                // The outage log (kafka/context.rs) reports the brokers being unreachable once;
+                // a line per envelope would repeat it thousands of times in a long outage.
+                tracing::debug!(%error, "Kafka delivery failed; the client is told to retry");
+            } else {
+                tracing::warn!(%error, "Kafka delivery failed; the client is told to retry");
+            }
             metrics::count_rejection("kafka_delivery");
             envelope.reject(Rejection::Delivery(error));
         }
     }
+}
+
+/// A delivery that failed because the brokers could not be reached in time.
+fn is_outage(error: &KafkaError) -> bool {
+    error.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageTimedOut)
+        || crate::kafka::context::is_unreachable(error)
 }
 
 fn enqueue_rejection(error: &KafkaError) -> Rejection {
