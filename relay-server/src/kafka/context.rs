@@ -149,8 +149,9 @@ fn quiet_period(reconnect_backoff_max: Duration) -> Duration {
     reconnect_backoff_max.mul_f64(1.5) + Duration::from_secs(1)
 }
 
-/// A log line about a broker connection that failed or closed: librdkafka writes one per
-/// attempt, under the `FAIL` facility, at error or warning level.
+/// A log line about a broker that cannot be reached: librdkafka writes one per failed or closed
+/// connection (`FAIL`) and, when a broker stops answering, one per timed-out request batch
+/// (`REQTMOUT`), at error or warning level.
 fn is_connection_failure(level: RDKafkaLogLevel, facility: &str) -> bool {
     let serious = matches!(
         level,
@@ -160,7 +161,7 @@ fn is_connection_failure(level: RDKafkaLogLevel, facility: &str) -> bool {
             | RDKafkaLogLevel::Error
             | RDKafkaLogLevel::Warning
     );
-    serious && facility == "FAIL"
+    serious && matches!(facility, "FAIL" | "REQTMOUT")
 }
 
 /// Errors that mean a broker cannot be reached, as opposed to a misconfiguration or a fatal
@@ -215,6 +216,7 @@ mod tests {
     fn only_failed_connections_are_folded() {
         assert!(is_connection_failure(RDKafkaLogLevel::Error, "FAIL"));
         assert!(is_connection_failure(RDKafkaLogLevel::Warning, "FAIL"));
+        assert!(is_connection_failure(RDKafkaLogLevel::Warning, "REQTMOUT"));
         assert!(!is_connection_failure(RDKafkaLogLevel::Info, "FAIL"));
         assert!(!is_connection_failure(RDKafkaLogLevel::Error, "CONFWARN"));
         assert!(is_unreachable(&KafkaError::Global(
