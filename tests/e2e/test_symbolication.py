@@ -19,21 +19,31 @@ directory the way docs/symbolication-js.md matches plain paths (`<dir>/<path>` f
 absolute path). The event on Kafka must carry the original files, functions, lines and columns
 for the bundle's frames (checked against Node's own `--enable-source-maps` resolution of the
 same stack), and keep the minified position (`data.raw_*`, `raw_function`, `data.sourcemap`).
+
+Issue 21 (bounded downloads): a relay of its own whose only symbol server answers every file
+with an endless body and `symbolication.max_download_bytes` of 2 MiB; the minidump's event is
+published with its modules marked missing, the symbol cache grows by at most the limit per
+download in flight and keeps nothing, and a second event asks the server for nothing.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
+import threading
+import time
 import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from e2e_lib import (
     FIXTURES_DIR,
+    KAFKA_WAIT,
     HEX32,
     PROJECT_ID,
     PUBLIC_KEY,
@@ -44,6 +54,7 @@ from e2e_lib import (
     exception_values,
     one_event,
     run_client,
+    wait_until,
     which,
 )
 
@@ -266,6 +277,142 @@ def test_minidump_symbolicated_through_kafka(relay, kafka, tmp_path, case):
     assert len(dumps) == 1, v.get("attachments")
     assert dumps[0]["size"] == dump.stat().st_size, dumps[0]
     assert collect_attachment(kafka, eid, dumps[0], relay=relay) == dump.read_bytes()
+
+
+# ----------------------------------------------------------------------------------------------
+# native, against a symbol server that answers every file with an endless body (issue 21)
+# ----------------------------------------------------------------------------------------------
+
+MAX_DOWNLOAD_BYTES = 2 * 1024 * 1024
+
+
+class EndlessSymbolServer:
+    """Answers every GET with 200 and a body of zeros that never ends (no Content-Length), as
+    fast as the client reads; records each request and whether the client hung up."""
+
+    def __init__(self):
+        self.requests: list[str] = []
+        self.hung_up = 0
+        self.lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):
+                with server.lock:
+                    server.requests.append(self.path)
+                self.send_response(200)
+                self.send_header("Connection", "close")
+                self.end_headers()
+                zeros = bytes(64 * 1024)
+                try:
+                    while True:
+                        self.wfile.write(zeros)
+                except OSError:
+                    with server.lock:
+                        server.hung_up += 1
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/symbols"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def counts(self) -> tuple[int, int]:
+        with self.lock:
+            return len(self.requests), self.hung_up
+
+
+def tree_bytes(root: Path) -> int:
+    total = 0
+    for dirpath, _, names in os.walk(root):
+        for name in names:
+            try:
+                total += os.stat(os.path.join(dirpath, name)).st_size
+            except FileNotFoundError:
+                pass  # a partial download deleted while we looked
+    return total
+
+
+class PeakSize:
+    """Samples the size of a directory tree in a thread until stopped; keeps the largest."""
+
+    def __init__(self, root: Path):
+        self.root, self.peak, self.samples = root, 0, 0
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self.stopped.is_set():
+            self.peak = max(self.peak, tree_bytes(self.root))
+            self.samples += 1
+            time.sleep(0.005)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stopped.set()
+        self.thread.join(5)
+
+
+def test_endless_symbol_downloads_are_cut_at_max_download_bytes(tansu, kafka, tmp_path):
+    dump = copy_dump(XP_DUMP, tmp_path)
+    with EndlessSymbolServer() as server:
+        # Deadlines well beyond the time the limit needs, but short enough that a relay
+        # ignoring the limit still publishes (and the growth check then fails) within a minute.
+        extra = (
+            "symbolication:\n"
+            f'  http_sources: [{{url: "{server.url}", layout: breakpad, timeout_secs: 20}}]\n'
+            f"  max_download_bytes: {MAX_DOWNLOAD_BYTES}\n"
+            "  fetch_deadline_secs: 20\n"
+        )
+        relay = Relay(tmp_path / "relay", tansu.bootstrap, extra_config=extra).start()
+        try:
+            cache = relay.data_dir / "symbol-cache"
+            with PeakSize(cache) as growth:
+                eid = curl_minidump(relay, dump)
+                ev = check_envelope_message(
+                    one_event(kafka, eid, "event", relay=relay, timeout=KAFKA_WAIT), "event",
+                    eid)["event"]
+            requests, _ = server.counts()
+            assert requests > 0, f"no symbol was asked for\nrelay log:\n{relay.log()}"
+            # the relay hung up on every endless body, rather than reading on in the background
+            wait_until(lambda: server.counts()[1] == requests, 10,
+                       "the relay to close every download")
+            # at most the limit per file in flight (16 at most at once), and nothing left
+            in_flight = min(requests, 16)
+            assert growth.samples > 0
+            assert growth.peak <= in_flight * MAX_DOWNLOAD_BYTES, (growth.peak, requests)
+            assert tree_bytes(cache) == 0, sorted(p for p in cache.rglob("*") if p.is_file())
+
+            # the event was published, the app's frames and module marked as without symbols
+            frames = (exception_values(ev)[0].get("stacktrace") or {}).get("frames") or []
+            app_frames = [f for f in frames if base_name(f.get("package")) == "test_app.exe"]
+            assert app_frames, frame_summary(frames)
+            assert all(f.get("status") == "missing_symbol" for f in app_frames), \
+                frame_summary(frames)
+            app = [i for i in images(ev) if base_name(i.get("code_file")) == "test_app.exe"]
+            assert len(app) == 1 and app[0].get("debug_status") == "missing", app
+
+            # a second event within the negative-cache period downloads nothing again
+            eid2 = curl_minidump(relay, dump)
+            one_event(kafka, eid2, "event", relay=relay, timeout=KAFKA_WAIT)
+            assert server.counts()[0] == requests, server.requests
+        finally:
+            relay.stop()
 
 
 # ----------------------------------------------------------------------------------------------

@@ -26,12 +26,20 @@ pub struct SymbolicationConfig {
     /// Size bound of `cache_dir` in bytes (downloads, SymCaches and CFI together); beyond it the
     /// oldest files (by modification time) are deleted. Defaults to 10 GiB.
     pub max_cache_bytes: u64,
+    /// Largest debug file one download from `http_sources` may write, in bytes: a larger
+    /// `Content-Length` is refused before the body is read, a body is cut off (and its partial
+    /// file deleted) the moment it passes this, and a symstore cabinet's packed and unpacked
+    /// files count together. A file too large counts as missing for `negative_cache_secs`.
+    /// Downloads also count against `max_cache_bytes` as they arrive. Defaults to 256 MiB.
+    pub max_download_bytes: u64,
     /// Deadline for symbolicating one event, in seconds; frames not done by then are marked
     /// `timeout` and the event goes on. Defaults to 20.
     pub timeout_secs: u64,
     /// Deadline for downloading one event's debug files from `http_sources`, in seconds; the
-    /// event then goes on with what has arrived (downloads still running finish in the
-    /// background for later events). Defaults to 30.
+    /// event then goes on with what has arrived. Also the longest one download may run (from
+    /// its first request), so one still running when its event goes on continues for later
+    /// events at most this long, and its partial file is deleted if it does not finish.
+    /// Defaults to 30.
     pub fetch_deadline_secs: u64,
     /// How long a file a symbol server does not have (404) is not asked for again, in
     /// seconds; failures (timeouts, 5xx) are retried after at most 5 minutes. Defaults to 3600.
@@ -46,6 +54,7 @@ impl Default for SymbolicationConfig {
             js_artifacts: None,
             cache_dir: None,
             max_cache_bytes: 10 * 1024 * 1024 * 1024,
+            max_download_bytes: 256 * 1024 * 1024,
             timeout_secs: 20,
             fetch_deadline_secs: 30,
             negative_cache_secs: 3600,
@@ -119,6 +128,7 @@ impl SymbolicationConfig {
                 "symbolication.fetch_deadline_secs",
                 self.fetch_deadline_secs,
             ),
+            ("symbolication.max_download_bytes", self.max_download_bytes),
         ];
         for (key, value) in positive {
             if value == 0 {

@@ -126,27 +126,43 @@ pub enum UnpackError {
     TooLarge(u64),
 }
 
+/// The size the first (in symstore, only) file of the cabinet `src` says it unpacks to, so a
+/// caller can reserve the space before unpacking.
+pub fn unpacked_cab_size(src: &Path) -> Result<u64, UnpackError> {
+    let cabinet = cab::Cabinet::new(BufReader::new(File::open(src)?))?;
+    first_file(&cabinet).map(|(_, size)| size)
+}
+
 /// Unpacks the first (in symstore, only) file of the cabinet `src` into `dest`, writing at
-/// most `max_bytes`. Symstore's `_` files (`crash.pd_`) are such cabinets, MSZIP or LZX
-/// compressed.
+/// most `max_bytes`: a cabinet whose file says or turns out to be larger is refused (rather
+/// than cut short, which could leave a plausible but truncated debug file). Symstore's `_`
+/// files (`crash.pd_`) are such cabinets, MSZIP or LZX compressed.
 pub fn unpack_cab(src: &Path, dest: &Path, max_bytes: u64) -> Result<(), UnpackError> {
     let mut cabinet = cab::Cabinet::new(BufReader::new(File::open(src)?))?;
-    let name = cabinet
-        .folder_entries()
-        .flat_map(|folder| folder.file_entries())
-        .map(|file| (file.name().to_owned(), u64::from(file.uncompressed_size())))
-        .next();
-    let Some((name, size)) = name else {
-        return Err(UnpackError::Empty);
-    };
+    let (name, size) = first_file(&cabinet)?;
     if size > max_bytes {
         return Err(UnpackError::TooLarge(max_bytes));
     }
-    let mut reader = cabinet.read_file(&name)?.take(max_bytes);
+    let mut reader = cabinet.read_file(&name)?.take(max_bytes.saturating_add(1));
     let mut out = std::io::BufWriter::new(File::create(dest)?);
-    std::io::copy(&mut reader, &mut out)?;
+    let written = std::io::copy(&mut reader, &mut out)?;
+    if written > max_bytes {
+        return Err(UnpackError::TooLarge(max_bytes));
+    }
     out.flush()?;
     Ok(())
+}
+
+/// Name and unpacked size of the cabinet's first file.
+fn first_file<R: Read + std::io::Seek>(
+    cabinet: &cab::Cabinet<R>,
+) -> Result<(String, u64), UnpackError> {
+    cabinet
+        .folder_entries()
+        .flat_map(|folder| folder.file_entries())
+        .map(|file| (file.name().to_owned(), u64::from(file.uncompressed_size())))
+        .next()
+        .ok_or(UnpackError::Empty)
 }
 
 #[cfg(test)]
@@ -208,6 +224,7 @@ mod tests {
         let dest = dir.path().join("test_app.sym");
         unpack_cab(&src, &dest, u64::MAX).unwrap();
         assert_eq!(std::fs::read(&dest).unwrap(), data);
+        assert_eq!(unpacked_cab_size(&src).unwrap(), data.len() as u64);
 
         assert!(matches!(
             unpack_cab(&src, &dest, 10),

@@ -29,7 +29,7 @@ pub mod sources;
 pub mod stackwalk;
 
 pub use self::cache::{evict_to_size, Eviction, StoreStats, SymbolStore};
-pub use self::downloads::{is_cab, unpack_cab, DownloadedFiles, UnpackError};
+pub use self::downloads::{is_cab, unpack_cab, unpacked_cab_size, DownloadedFiles, UnpackError};
 pub use self::event::apply_to_event;
 pub use self::sources::{
     identify, DebugFile, Features, FileRole, LocalDirectory, ModuleRef, ServerFile, ServerLayout,

@@ -1,12 +1,28 @@
 //! The download side of the SymbolFetcher: one [`Downloader`] shared by the actor's jobs holds
-//! the HTTP client, the download cache on disk, the negative cache and the downloads running.
+//! the HTTP client, the download cache on disk, the negative cache, the cache budget and the
+//! downloads running.
 //!
 //! A file is asked for with [`Downloader::get`]: from memory (found before, or remembered as
 //! missing), else from the disk cache (the file, or a fresh `.missing` marker), else from the
-//! server. A download streams into a temporary file in the target directory, which is then
-//! renamed into place (or unpacked into place, for a symstore cabinet) and identified; a file
-//! that is no debug file counts as missing. Each file downloads once at a time (the events
-//! asking for it share the download), at most [`MAX_CONCURRENT_DOWNLOADS`] at once.
+//! server. Each file downloads once at a time (the events asking for it share the download),
+//! at most [`MAX_CONCURRENT_DOWNLOADS`] at once.
+//!
+//! A download streams into a temporary file in the target directory, which is then renamed
+//! into place (or unpacked into place, for a symstore cabinet) and identified; a file that is
+//! no debug file counts as missing. Every download is bounded:
+//! - in size, by `max_download_bytes`: a larger `Content-Length` is refused before the body is
+//!   read, and the body is cut off the moment it passes the limit (a cabinet's packed and
+//!   unpacked files count together);
+//! - by the cache bound: its bytes are reserved from the [`CacheBudget`] as they arrive, and it
+//!   stops when the cache and the downloads in progress would pass `max_cache_bytes`;
+//! - in time, by `fetch_deadline_secs` from its first request (besides each source's
+//!   `timeout_secs` per wait), so a download outlives the event that started it by at most
+//!   that; waiting for one of the [`MAX_CONCURRENT_DOWNLOADS`] turns does not count.
+//!
+//! Whichever way a download stops, its partial files are deleted ([`PartialFile`]) and its
+//! bytes given back. A file too large is remembered for `negative_cache_secs` (in memory
+//! only, so a raised limit applies after a restart); a cut-off for time or for room counts as
+//! a failure.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -18,19 +34,20 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::future::{FutureExt, Shared};
-use relay_processing::symbolicate::{identify, is_cab, unpack_cab, DebugFile, ServerFile};
+use relay_core::config::SymbolicationConfig;
+use relay_processing::symbolicate::{
+    identify, is_cab, unpack_cab, unpacked_cab_size, DebugFile, ServerFile, UnpackError,
+};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Semaphore;
 
+use super::budget::{CacheBudget, Refusal, Reservation};
 use super::negative_cache::{self, Miss, NegativeCache};
 use super::sources::Source;
 use crate::metrics;
 
 /// Files downloaded at once, over all sources and events.
 pub const MAX_CONCURRENT_DOWNLOADS: usize = 16;
-
-/// The longest a single file may download, however steadily it trickles in.
-const MAX_DOWNLOAD_TIME: Duration = Duration::from_secs(600);
 
 /// What asking for one file gave.
 #[derive(Clone, Debug)]
@@ -39,8 +56,10 @@ pub(super) enum DownloadResult {
     Found(Arc<[DebugFile]>),
     /// The server does not have it (or it is no debug file).
     Missing,
-    /// Timeout, server error, network error: try again later.
+    /// Timeout, server error, network error, no room in the cache: try again later.
     Failed,
+    /// Larger than `max_download_bytes`: not asked for again for the negative-cache period.
+    TooLarge,
 }
 
 /// A file of a source: the source's directory and the server path.
@@ -58,18 +77,20 @@ fn shared(result: impl Future<Output = DownloadResult> + 'static) -> SharedDownl
 pub(super) struct Downloader {
     client: reqwest::Client,
     cache_dir: PathBuf,
-    pub(super) max_cache_bytes: u64,
+    budget: Arc<CacheBudget>,
+    /// The longest one download may take (`fetch_deadline_secs`).
+    deadline: Duration,
     permits: Arc<Semaphore>,
     /// Files on disk and identified.
     known: RefCell<HashMap<FileKey, Arc<[DebugFile]>>>,
     negative: RefCell<NegativeCache<FileKey>>,
     in_flight: RefCell<HashMap<FileKey, SharedDownload>>,
-    pub(super) bytes_since_evict: Cell<u64>,
     tmp_counter: Cell<u64>,
 }
 
 impl Downloader {
-    pub(super) fn new(cache_dir: PathBuf, max_cache_bytes: u64, negative_ttl: Duration) -> Self {
+    /// A downloader filling `cache_dir`, with the limits of `config`.
+    pub(super) fn new(cache_dir: PathBuf, config: &SymbolicationConfig) -> Self {
         let client = reqwest::Client::builder()
             .user_agent(concat!("relay/", env!("CARGO_PKG_VERSION")))
             .build()
@@ -77,14 +98,24 @@ impl Downloader {
         Downloader {
             client,
             cache_dir,
-            max_cache_bytes,
+            budget: Arc::new(CacheBudget::new(
+                config.max_cache_bytes,
+                config.max_download_bytes,
+            )),
+            deadline: Duration::from_secs(config.fetch_deadline_secs),
             permits: Arc::new(Semaphore::new(MAX_CONCURRENT_DOWNLOADS)),
             known: RefCell::default(),
-            negative: RefCell::new(NegativeCache::new(negative_ttl)),
+            negative: RefCell::new(NegativeCache::new(Duration::from_secs(
+                config.negative_cache_secs,
+            ))),
             in_flight: RefCell::default(),
-            bytes_since_evict: Cell::new(0),
             tmp_counter: Cell::new(0),
         }
+    }
+
+    /// The cache's size estimate, which every download draws on.
+    pub(super) fn budget(&self) -> &Arc<CacheBudget> {
+        &self.budget
     }
 
     /// The directories the cache size bound covers.
@@ -133,7 +164,11 @@ impl Downloader {
                 DownloadResult::Found(files) => {
                     this.known.borrow_mut().insert(task_key, files.clone());
                 }
-                DownloadResult::Missing => negative.remember(task_key, Miss::Missing),
+                // Too large stays too large: as long as a miss, so an endless body costs
+                // `max_download_bytes` once per negative-cache period.
+                DownloadResult::Missing | DownloadResult::TooLarge => {
+                    negative.remember(task_key, Miss::Missing)
+                }
                 DownloadResult::Failed => negative.remember(task_key, Miss::Failed),
             }
             result
@@ -169,12 +204,13 @@ impl Downloader {
             }
         };
         let started = Instant::now();
+        // Dropping the download at the deadline drops its partial file, which deletes it.
         let result = tokio::time::timeout(
-            MAX_DOWNLOAD_TIME,
+            self.deadline,
             self.download(&url, source.timeout, &local, file.compressed),
         )
         .await
-        .unwrap_or(Err(Failure::Timeout));
+        .unwrap_or(Err(Failure::Deadline(self.deadline)));
         match result {
             Ok(files) => {
                 metrics::count_symbol_download("found");
@@ -192,6 +228,11 @@ impl Downloader {
                 metrics::count_symbol_download("missing");
                 tracing::info!(%url, "the symbol server's answer is no debug file");
                 DownloadResult::Missing
+            }
+            Err(failure @ Failure::Refused(Refusal::FileTooLarge(_))) => {
+                metrics::count_symbol_download("failed");
+                tracing::info!(%url, %failure, "symbol download refused");
+                DownloadResult::TooLarge
             }
             Err(failure) => {
                 metrics::count_symbol_download("failed");
@@ -211,7 +252,7 @@ impl Downloader {
         compressed: bool,
     ) -> Result<Vec<DebugFile>, Failure> {
         let request = self.client.get(url.clone()).send();
-        let mut response = tokio::time::timeout(timeout, request)
+        let response = tokio::time::timeout(timeout, request)
             .await
             .map_err(|_| Failure::Timeout)??;
         let status = response.status();
@@ -221,81 +262,115 @@ impl Downloader {
         if !status.is_success() {
             return Err(Failure::Status(status.as_u16()));
         }
-        let max_bytes = self.max_cache_bytes / 2;
-        if response.content_length().is_some_and(|len| len > max_bytes) {
-            return Err(Failure::TooLarge);
+        let mut reservation = Reservation::new(self.budget.clone());
+        // Refused before a byte of the body is read when the server says it is too large.
+        if let Some(length) = response.content_length() {
+            reservation.cover(length)?;
         }
         let dir = local.parent().ok_or(Failure::Io("no parent".into()))?;
         tokio::fs::create_dir_all(dir).await?;
         let n = self.tmp_counter.get();
         self.tmp_counter.set(n + 1);
-        let tmp = dir.join(format!(".tmp-{}-{n}", std::process::id()));
-        let written = async {
-            let mut out = tokio::fs::File::create(&tmp).await?;
-            let mut size = 0u64;
-            while let Some(chunk) = tokio::time::timeout(timeout, response.chunk())
-                .await
-                .map_err(|_| Failure::Timeout)??
-            {
-                size += chunk.len() as u64;
-                if size > max_bytes {
-                    return Err(Failure::TooLarge);
-                }
-                out.write_all(&chunk).await?;
-            }
-            out.flush().await?;
-            Ok(size)
-        }
-        .await;
-        let size = match written {
-            Ok(size) => size,
-            Err(failure) => {
-                let _ = tokio::fs::remove_file(&tmp).await;
-                return Err(failure);
-            }
-        };
-        self.bytes_since_evict
-            .set(self.bytes_since_evict.get() + size);
+        let tmp = PartialFile::new(dir.join(format!(".tmp-{}-{n}", std::process::id())));
+        let size = stream_to(response, &tmp, timeout, &mut reservation).await?;
+        // A body shorter than its reservation (never, unless the length header lied).
+        reservation.give_back(reservation.bytes() - size);
         let local = local.to_owned();
-        tokio::task::spawn_blocking(move || finish_download(&tmp, &local, compressed, max_bytes))
+        tokio::task::spawn_blocking(move || finish_download(tmp, &local, compressed, reservation))
             .await
             .map_err(|e| Failure::Io(e.to_string()))?
     }
 }
 
-/// Moves (or unpacks) the finished download into place and identifies it.
+/// Writes the body into `tmp`, reserving its bytes before writing them; returns its size.
+async fn stream_to(
+    mut response: reqwest::Response,
+    tmp: &PartialFile,
+    timeout: Duration,
+    reservation: &mut Reservation,
+) -> Result<u64, Failure> {
+    let mut out = tokio::fs::File::create(tmp.path()).await?;
+    let mut size = 0u64;
+    while let Some(chunk) = tokio::time::timeout(timeout, response.chunk())
+        .await
+        .map_err(|_| Failure::Timeout)??
+    {
+        size += chunk.len() as u64;
+        reservation.cover(size)?;
+        out.write_all(&chunk).await?;
+    }
+    out.flush().await?;
+    Ok(size)
+}
+
+/// Moves (or unpacks) the finished download into place and identifies it; the file's bytes
+/// stay reserved only when it is kept.
 fn finish_download(
-    tmp: &Path,
+    tmp: PartialFile,
     local: &Path,
     compressed: bool,
-    max_bytes: u64,
+    mut reservation: Reservation,
 ) -> Result<Vec<DebugFile>, Failure> {
     let mut head = [0u8; 4];
     let is_cabinet = compressed
-        && std::fs::File::open(tmp)
+        && std::fs::File::open(tmp.path())
             .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
             .is_ok()
         && is_cab(&head);
-    let result = if is_cabinet {
-        let unpacked = tmp.with_extension("unpacked");
-        unpack_cab(tmp, &unpacked, max_bytes)
-            .map_err(|e| Failure::Io(e.to_string()))
-            .and_then(|()| std::fs::rename(&unpacked, local).map_err(Failure::from))
-            .inspect_err(|_| {
-                let _ = std::fs::remove_file(&unpacked);
-            })
+    if is_cabinet {
+        let packed = reservation.bytes();
+        let unpacked = PartialFile::new(tmp.path().with_extension("unpacked"));
+        let size = unpacked_cab_size(tmp.path())?;
+        // Packed and unpacked are both on disk until the packed one is deleted.
+        reservation.cover(packed.saturating_add(size))?;
+        unpack_cab(tmp.path(), unpacked.path(), size)?;
+        drop(tmp);
+        reservation.give_back(packed);
+        unpacked.persist(local)?;
     } else {
-        std::fs::rename(tmp, local).map_err(Failure::from)
-    };
-    let _ = std::fs::remove_file(tmp);
-    result?;
+        tmp.persist(local)?;
+    }
     let files = identify(local);
     if files.is_empty() {
         let _ = std::fs::remove_file(local);
         return Err(Failure::NotDebugFile);
     }
     negative_cache::remove_marker(local);
+    reservation.keep();
     Ok(files)
+}
+
+/// A file being written: deleted when dropped unless persisted, so a download that fails,
+/// is refused or is dropped at its deadline leaves nothing behind.
+#[derive(Debug)]
+struct PartialFile(Option<PathBuf>);
+
+impl PartialFile {
+    fn new(path: PathBuf) -> Self {
+        PartialFile(Some(path))
+    }
+
+    fn path(&self) -> &Path {
+        self.0.as_deref().expect("not yet persisted")
+    }
+
+    /// Renames it to `dest`, which it then is.
+    fn persist(mut self, dest: &Path) -> std::io::Result<()> {
+        let path = self.0.take().expect("not yet persisted");
+        std::fs::rename(&path, dest).inspect_err(|_| {
+            let _ = std::fs::remove_file(&path);
+        })
+    }
+}
+
+impl Drop for PartialFile {
+    fn drop(&mut self) {
+        // Blocking, on whichever thread drops it, but only an unlink: a dropped download
+        // must not leave its partial file for the next size check to find.
+        if let Some(path) = self.0.take() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 /// A download cache hit (`Found`), a fresh miss marker (`Missing`), or `None`: ask the server.
@@ -319,10 +394,14 @@ enum Failure {
     NotDebugFile,
     #[error("timed out")]
     Timeout,
+    #[error("not done after the fetch deadline ({0:?})")]
+    Deadline(Duration),
     #[error("HTTP status {0}")]
     Status(u16),
-    #[error("larger than the cache allows")]
-    TooLarge,
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    #[error(transparent)]
+    Unpack(#[from] UnpackError),
     #[error("{0}")]
     Http(#[from] reqwest::Error),
     #[error("{0}")]

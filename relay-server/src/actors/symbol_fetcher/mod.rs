@@ -16,7 +16,11 @@
 //!   to tokio's blocking pool.
 //! - Timeouts: each source's `timeout_secs` bounds the wait for the connection, the response
 //!   headers and every body chunk; `symbolication.fetch_deadline_secs` bounds one event's
-//!   wait. Downloads still running at the deadline finish in the background for later events.
+//!   wait, and also each download's own run, so a download still running when its event goes
+//!   on continues for later events at most that long.
+//! - Size: each file is limited to `symbolication.max_download_bytes` as it streams, and its
+//!   bytes count against `max_cache_bytes` as they arrive (`budget`); a file too large is not
+//!   asked for again for `negative_cache_secs`.
 //! - Each file is downloaded once at a time (concurrent events share the download), at most
 //!   [`MAX_CONCURRENT_DOWNLOADS`] files at once.
 //! - Negative caching: a 404/410 is remembered for `negative_cache_secs` in memory and as a
@@ -25,15 +29,18 @@
 //! - Download cache: `<cache_dir>/downloads/<source>/<server path>`, where `<source>` is the
 //!   server's host and a hash of its URL and layout. Together with the SymCache and CFI caches
 //!   it is kept under `symbolication.max_cache_bytes` by [`evict_to_size`]: at start, every
-//!   [`EVICT_INTERVAL`], and early when downloads added a tenth of the bound.
+//!   [`EVICT_INTERVAL`], and early when downloads reserved a tenth of the bound or one was
+//!   refused for lack of room (then down to where one more full-size download fits).
 //! - At most `capacity` events are fetching at once; beyond, an event that needs downloads is
 //!   refused as overload (the spool retries it); events that need none pass straight on.
 //!
 //! Files: this one holds the actor, its message and the work for one event; `sources` the
 //! configured servers per project and their URLs; `downloads` the HTTP client, the download
-//! cache and the download itself (streaming to disk, unpacking, identifying);
-//! `negative_cache` what is not asked for again yet (in memory and as `.missing` markers).
+//! cache and the download itself (streaming to disk, unpacking, identifying); `budget` the
+//! disk space downloads may take; `negative_cache` what is not asked for again yet (in memory
+//! and as `.missing` markers).
 
+mod budget;
 mod downloads;
 mod negative_cache;
 mod sources;
@@ -115,11 +122,7 @@ impl SymbolFetcher {
             next: Box::new(next),
             symbols,
             sources: ProjectSources::new(config),
-            downloader: Rc::new(Downloader::new(
-                cache_dir,
-                symbolication.max_cache_bytes,
-                Duration::from_secs(symbolication.negative_cache_secs),
-            )),
+            downloader: Rc::new(Downloader::new(cache_dir, symbolication)),
             deadline: Duration::from_secs(symbolication.fetch_deadline_secs),
             max_minidump_size: config.limits.max_attachment_size,
             capacity: config.pipeline.mailbox_capacity,
@@ -134,11 +137,11 @@ impl SymbolFetcher {
         if self.evicting.replace(true) {
             return;
         }
-        let downloader = self.downloader.clone();
-        let roots = downloader.cache_roots();
-        let max = downloader.max_cache_bytes;
-        downloader.bytes_since_evict.set(0);
-        let work = tokio::task::spawn_blocking(move || evict_to_size(&roots, max, max / 10 * 9));
+        let roots = self.downloader.cache_roots();
+        let budget = self.downloader.budget().clone();
+        let check = budget.check_started();
+        let work =
+            tokio::task::spawn_blocking(move || evict_to_size(&roots, check.trigger, check.target));
         let evicting = self.evicting.clone();
         ctx.spawn(work.into_actor(self).map(move |result, act, _| {
             evicting.set(false);
@@ -154,6 +157,7 @@ impl SymbolFetcher {
                 }
             };
             metrics::set_symbol_cache_bytes(eviction.bytes_after);
+            budget.measured(check, eviction.bytes_after);
             if eviction.removed.is_empty() {
                 return;
             }
@@ -223,7 +227,7 @@ impl Handler<FetchSymbols> for SymbolFetcher {
         ctx.spawn(work.into_actor(self).map(|envelope, act, ctx| {
             act.in_flight -= 1;
             (act.next)(envelope);
-            if act.downloader.bytes_since_evict.get() > act.downloader.max_cache_bytes / 10 {
+            if act.downloader.budget().check_due() {
                 act.evict(ctx);
             }
         }));

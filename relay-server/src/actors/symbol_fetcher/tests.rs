@@ -4,6 +4,7 @@
 use std::io::{BufRead, BufReader, Cursor, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -11,10 +12,12 @@ use chrono::Utc;
 use relay_core::config::{HttpSymbolSource, ProjectConfig, SymbolServerLayout};
 use relay_core::envelope::{Item, ItemHeaders};
 use relay_core::{Config, Envelope, ItemType};
-use relay_processing::symbolicate::{symbolicate_minidump, FrameStatus, NativeCrash};
+use relay_processing::symbolicate::{symbolicate_minidump, FrameStatus, NativeCrash, ServerFile};
 use serde_json::json;
 use tokio::sync::mpsc;
 
+use super::downloads::{DownloadResult, Downloader};
+use super::sources::Source;
 use super::*;
 use crate::actors::{start_bounded, Mailbox};
 use crate::managed::RequestMeta;
@@ -37,6 +40,12 @@ pub(crate) enum Behaviour {
     Files(PathBuf),
     /// Reads the request and never answers.
     Hang,
+    /// Answers 200 with a body of zeros that never ends, as fast as the client reads it.
+    Endless,
+    /// Answers 200 with a body that never ends, one byte every 50 ms.
+    Trickle,
+    /// Answers 200 with this `Content-Length`, then sends nothing.
+    Declared(u64),
 }
 
 /// A minimal HTTP/1.1 file server, one thread per connection; records request paths. Also
@@ -44,6 +53,8 @@ pub(crate) enum Behaviour {
 pub(crate) struct TestServer {
     addr: SocketAddr,
     requests: Arc<Mutex<Vec<String>>>,
+    /// Endless bodies the client stopped reading (closed the connection).
+    closed: Arc<AtomicUsize>,
 }
 
 impl TestServer {
@@ -51,15 +62,20 @@ impl TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let requests = Arc::new(Mutex::new(Vec::new()));
-        let log = requests.clone();
+        let closed = Arc::new(AtomicUsize::new(0));
+        let (log, closes) = (requests.clone(), closed.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
-                let (behaviour, log) = (behaviour.clone(), log.clone());
-                std::thread::spawn(move || serve(stream, &behaviour, &log));
+                let (behaviour, log, closes) = (behaviour.clone(), log.clone(), closes.clone());
+                std::thread::spawn(move || serve(stream, &behaviour, &log, &closes));
             }
         });
-        TestServer { addr, requests }
+        TestServer {
+            addr,
+            requests,
+            closed,
+        }
     }
 
     pub(crate) fn url(&self, prefix: &str) -> String {
@@ -69,9 +85,13 @@ impl TestServer {
     pub(crate) fn requests(&self) -> Vec<String> {
         self.requests.lock().unwrap().clone()
     }
+
+    fn closed(&self) -> usize {
+        self.closed.load(Ordering::SeqCst)
+    }
 }
 
-fn serve(stream: TcpStream, behaviour: &Behaviour, log: &Mutex<Vec<String>>) {
+fn serve(stream: TcpStream, behaviour: &Behaviour, log: &Mutex<Vec<String>>, closed: &AtomicUsize) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut request_line = String::new();
     if reader.read_line(&mut request_line).is_err() {
@@ -92,10 +112,30 @@ fn serve(stream: TcpStream, behaviour: &Behaviour, log: &Mutex<Vec<String>>) {
         .to_owned();
     log.lock().unwrap().push(path.clone());
     let mut stream = stream;
+    // Without a length the body ends when the connection does, which here is never.
+    let unbounded = b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n";
     match behaviour {
         Behaviour::Hang => {
             // Until the client gives up and closes the connection.
             let _ = reader.read(&mut [0u8; 1]);
+        }
+        Behaviour::Declared(length) => {
+            let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {length}\r\n\r\n");
+            let _ = stream.write_all(head.as_bytes());
+            let _ = reader.read(&mut [0u8; 1]);
+        }
+        Behaviour::Endless => {
+            let zeros = vec![0u8; 64 * 1024];
+            let _ = stream.write_all(unbounded);
+            while stream.write_all(&zeros).is_ok() {}
+            closed.fetch_add(1, Ordering::SeqCst);
+        }
+        Behaviour::Trickle => {
+            let _ = stream.write_all(unbounded);
+            while stream.write_all(b"x").is_ok() {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            closed.fetch_add(1, Ordering::SeqCst);
         }
         Behaviour::Files(root) => {
             let file = root.join(path.trim_start_matches('/'));
@@ -461,4 +501,168 @@ async fn the_cache_is_kept_under_its_bound() {
     }
     assert!(!old.exists());
     assert!(young.exists());
+}
+
+/// Every regular file below `dir` (partial downloads, finished ones, markers).
+fn files_below(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .flat_map(|entry| {
+            let path = entry.path();
+            if path.is_dir() {
+                files_below(&path)
+            } else {
+                vec![path]
+            }
+        })
+        .collect()
+}
+
+/// A config whose only limit a never-ending download can meet is `max_download_bytes` or
+/// `max_cache_bytes`: no source timeout, no deadline within the test's time.
+fn unhurried(cache: &Path, server: &TestServer) -> Config {
+    let mut config = config(
+        cache,
+        vec![source(server.url(""), SymbolServerLayout::Breakpad, 3600)],
+    );
+    config.symbolication.fetch_deadline_secs = 3600;
+    config
+}
+
+#[actix_web::test]
+async fn an_endless_body_stops_at_the_limit_leaves_nothing_and_is_not_asked_again() {
+    let endless = TestServer::start(Behaviour::Endless);
+    let cache = tempfile::tempdir().unwrap();
+    let mut config = unhurried(cache.path(), &endless);
+    config.symbolication.max_download_bytes = 1024 * 1024;
+    let mut fetcher = Harness::start(&config);
+    // Forwarded at all: only the size limit can end these downloads.
+    let crash = fetcher.run(1, "rust-minidump/test.dmp").await;
+    assert_eq!(crash_status(&crash), FrameStatus::MissingSymbol);
+    let asked = endless.requests();
+    assert!(!asked.is_empty());
+    assert_eq!(
+        files_below(&cache.path().join("downloads")),
+        [] as [PathBuf; 0]
+    );
+
+    // Too large is remembered: the next event asks for nothing.
+    let crash = fetcher.run(1, "rust-minidump/test.dmp").await;
+    assert_eq!(crash_status(&crash), FrameStatus::MissingSymbol);
+    assert_eq!(endless.requests(), asked);
+}
+
+#[actix_web::test]
+async fn a_declared_length_over_the_limit_is_refused_before_the_body() {
+    // Headers saying 10 GiB, then no body at all: only refusing on the header ends the wait.
+    let declared = TestServer::start(Behaviour::Declared(10 << 30));
+    let cache = tempfile::tempdir().unwrap();
+    let config = unhurried(cache.path(), &declared);
+    let mut fetcher = Harness::start(&config);
+    let crash = fetcher.run(1, "rust-minidump/test.dmp").await;
+    assert_eq!(crash_status(&crash), FrameStatus::MissingSymbol);
+    assert!(!declared.requests().is_empty());
+    assert_eq!(
+        files_below(&cache.path().join("downloads")),
+        [] as [PathBuf; 0]
+    );
+}
+
+#[actix_web::test]
+async fn downloads_count_against_the_cache_bound_as_they_arrive() {
+    let endless = TestServer::start(Behaviour::Endless);
+    let cache = tempfile::tempdir().unwrap();
+    let mut config = unhurried(cache.path(), &endless);
+    // Far below the default download limit: the cache bound stops them.
+    config.symbolication.max_cache_bytes = 4 * 1024 * 1024;
+    let mut fetcher = Harness::start(&config);
+    let crash = fetcher.run(1, "rust-minidump/test.dmp").await;
+    assert_eq!(crash_status(&crash), FrameStatus::MissingSymbol);
+    assert_eq!(
+        files_below(&cache.path().join("downloads")),
+        [] as [PathBuf; 0]
+    );
+    // Remembered as failures.
+    let asked = endless.requests();
+    fetcher.run(1, "rust-minidump/test.dmp").await;
+    assert_eq!(endless.requests(), asked);
+}
+
+/// A downloader of its own, to see each download's result.
+struct OneDownload {
+    downloader: Rc<Downloader>,
+    source: Rc<Source>,
+}
+
+impl OneDownload {
+    fn new(cache: &Path, server: &TestServer, edit: impl FnOnce(&mut Config)) -> Self {
+        let mut config = unhurried(cache, server);
+        edit(&mut config);
+        let symbolication = &config.symbolication;
+        OneDownload {
+            downloader: Rc::new(Downloader::new(cache.to_owned(), symbolication)),
+            source: Rc::new(Source::new(&symbolication.http_sources[0])),
+        }
+    }
+
+    async fn get(&self, path: &str) -> DownloadResult {
+        let file = ServerFile {
+            role: FileRole::Debug,
+            path: path.into(),
+            compressed: false,
+        };
+        self.downloader.get(&self.source, &file).await
+    }
+}
+
+#[actix_web::test]
+async fn each_bound_ends_a_download_with_its_own_result_and_gives_its_bytes_back() {
+    let endless = TestServer::start(Behaviour::Endless);
+    let cache = tempfile::tempdir().unwrap();
+    let limited = OneDownload::new(cache.path(), &endless, |config| {
+        config.symbolication.max_download_bytes = 1024 * 1024;
+    });
+    assert!(matches!(
+        limited.get("a/ID/a.sym").await,
+        DownloadResult::TooLarge
+    ));
+    assert_eq!(limited.downloader.budget().used(), 0);
+
+    let crowded = OneDownload::new(cache.path(), &endless, |config| {
+        config.symbolication.max_cache_bytes = 2 * 1024 * 1024;
+    });
+    assert!(matches!(
+        crowded.get("b/ID/b.sym").await,
+        DownloadResult::Failed
+    ));
+    assert_eq!(crowded.downloader.budget().used(), 0);
+    assert!(crowded.downloader.budget().check_due());
+    assert_eq!(files_below(cache.path()), [] as [PathBuf; 0]);
+}
+
+#[actix_web::test]
+async fn a_trickling_download_stops_at_the_fetch_deadline_and_leaves_nothing() {
+    let trickle = TestServer::start(Behaviour::Trickle);
+    let cache = tempfile::tempdir().unwrap();
+    let slow = OneDownload::new(cache.path(), &trickle, |config| {
+        config.symbolication.fetch_deadline_secs = 1;
+    });
+    // Nobody waits with a deadline of their own here: only the download's deadline ends it.
+    assert!(matches!(
+        slow.get("a/ID/a.sym").await,
+        DownloadResult::Failed
+    ));
+    assert_eq!(files_below(cache.path()), [] as [PathBuf; 0]);
+    assert_eq!(slow.downloader.budget().used(), 0);
+    // The connection was dropped, not left to trickle on: the server's writes fail.
+    for _ in 0..100 {
+        if trickle.closed() > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(trickle.closed(), 1);
 }
