@@ -2,7 +2,8 @@
 //!
 //! In memory, every miss and failure until its expiry ([`NegativeCache`]); on disk, an empty
 //! `<file>.missing` marker beside where the download would be, for 404/410 only, so a restart
-//! does not ask again (losing a marker costs one request, so writing it is best effort).
+//! does not ask again (losing a marker costs one request, so writing it is best effort). A
+//! file too large gets no marker, so a raised `max_download_bytes` applies after a restart.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -18,7 +19,8 @@ const MAX_NEGATIVE_ENTRIES: usize = 100_000;
 /// Why a file is remembered as not available.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Miss {
-    /// The server does not have it (404/410), or it is no debug file: for the full period.
+    /// The server does not have it (404/410), it is no debug file, or it is larger than
+    /// `max_download_bytes`: for the full period.
     Missing,
     /// Timeout, server error, network error: for at most [`FAILURE_TTL`].
     Failed,
