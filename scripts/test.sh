@@ -70,8 +70,11 @@ TANSU_PID=""
 
 tansu_ok() { [[ -x "$TANSU_BIN" ]] && "$TANSU_BIN" --version 2>/dev/null | grep -qF " $TANSU_VERSION"; }
 
-# A cargo process (not a shell whose command line merely mentions it) installing tansu.
-other_tansu_install() { pgrep -f '^([^ ]*/)?cargo install tansu' 2>/dev/null | head -1 || true; }
+# A cargo process (not a shell whose command line merely mentions it) installing tansu into
+# our root (an install into another root, e.g. another user's cache, is not ours to wait for).
+other_tansu_install() {
+  pgrep -f "^([^ ]*/)?cargo install tansu .*--root $TANSU_ROOT( |\$)" 2>/dev/null | head -1 || true
+}
 
 start_tansu_install() {
   tansu_ok && return 0
