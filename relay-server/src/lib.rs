@@ -16,6 +16,7 @@ pub mod projects;
 pub mod ratelimit;
 pub mod service;
 pub mod spool;
+pub mod state;
 pub mod symbols;
 #[cfg(test)]
 mod test_support;

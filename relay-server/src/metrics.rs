@@ -25,6 +25,7 @@
 use std::sync::LazyLock;
 
 use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use relay_core::{DataCategory, Outcome};
 
 /// All metrics of the process.
 pub struct Metrics {
@@ -268,16 +269,19 @@ pub fn set_symbol_cache_bytes(bytes: u64) {
         .set(i64::try_from(bytes).unwrap_or(i64::MAX));
 }
 
-/// Counts an outcome.
-pub fn count_outcome(outcome: &crate::actors::outcomes::TrackOutcome) {
+/// Counts `quantity` units of `category` with `outcome` (and its `reason`, if any).
+///
+/// Takes plain values, not the outcome message, so that this module depends on no actor.
+pub fn count_outcome(
+    outcome: Outcome,
+    category: DataCategory,
+    reason: Option<&str>,
+    quantity: u64,
+) {
     METRICS
         .outcomes
-        .with_label_values(&[
-            outcome.outcome.as_str(),
-            outcome.category.as_str(),
-            outcome.reason.as_deref().unwrap_or(""),
-        ])
-        .inc_by(outcome.quantity);
+        .with_label_values(&[outcome.as_str(), category.as_str(), reason.unwrap_or("")])
+        .inc_by(quantity);
 }
 
 /// Counts values replaced by PII scrubbing.

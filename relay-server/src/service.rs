@@ -1,6 +1,6 @@
-//! The composition root: starts every actor in dependency order and serves HTTP.
+//! The composition root: starts every actor in dependency order, builds the handlers' shared
+//! [`ServiceState`] from their addresses, and serves HTTP.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,146 +14,90 @@ use crate::actors::aggregator::{Aggregator, SharedWindows};
 use crate::actors::kafka_producer::KafkaProducer;
 use crate::actors::normalizer::Normalizer;
 use crate::actors::outcomes::{OutcomeAggregator, Outcomes};
-use crate::actors::spool_reader::{Gates, ReaderSettings, ReaderUse, SpoolReader};
+use crate::actors::spool_reader::{Gates, ReaderSettings, SpoolReader};
 use crate::actors::symbol_fetcher::SymbolFetcher;
 use crate::actors::symbolicator::{LaneExits, SymbolicatorGate};
 use crate::actors::{start_bounded_in, Mailbox};
 use crate::kafka::embedded::EmbeddedBroker;
 use crate::processing::ProcessingSettings;
-use crate::projects::{ensure_default_project, Projects};
-use crate::ratelimit::RateLimiter;
+use crate::projects::ensure_default_project;
 use crate::spool::Spool;
+use crate::state::ServiceState;
 use crate::symbols::ProjectSymbolStores;
 use crate::{endpoints, kafka, metrics};
 
-/// What the HTTP handlers share: configuration, projects, quotas, outcomes and the spool.
-pub struct ServiceState {
-    /// The loaded configuration.
-    pub config: Arc<Config>,
-    /// Keys and projects allowed to send.
-    pub projects: Projects,
-    /// Enforces quotas before anything is spooled; called by the handlers directly.
-    pub rate_limiter: RateLimiter,
-    /// Where outcomes are counted.
-    pub outcomes: Outcomes,
-    /// Per-client-IP request limiter and the bound on concurrent requests.
-    pub abuse: crate::endpoints::AbuseGuard,
-    /// Where accepted envelopes go before the 200.
-    pub spool: Arc<Spool>,
-    /// The symbolicator gate, for its depth metric.
-    pub symbolicator: SymbolicatorGate,
-    reader_gates: Gates,
-    accepting: AtomicBool,
-}
+/// Starts the pipeline: one or more lanes, each a thread (arbiter) with its own spool
+/// reader, Normalizer, Aggregator and KafkaProducer; the SymbolFetcher and the
+/// OutcomeAggregator on the first lane; the Symbolicator on a `SyncArbiter`. Must run
+/// inside an actix `System`.
+///
+/// The stages of a lane share its thread because each does microseconds of work per
+/// envelope: on threads of their own, every hand-over woke a sleeping thread, and those
+/// context switches cost more CPU than the stages' work (`docs/benchmarks.md`). Lanes, not
+/// stages, spread the work over the cores: an envelope stays on the lane that read it.
+pub fn start(
+    config: Config,
+    producer: kafka::Producer,
+    spool: Arc<Spool>,
+    symbols: ProjectSymbolStores,
+) -> ServiceState {
+    let capacity = config.pipeline.mailbox_capacity;
+    // Checked when the configuration was loaded (`config::load`).
+    let processing = Arc::new(ProcessingSettings::new(&config));
+    let windows = SharedWindows::new(&processing);
+    let lanes: Vec<LaneTail> = (0..lane_count(&config.pipeline))
+        .map(|_| LaneTail::start(&config, &producer, &processing, &windows))
+        .collect();
+    let first = &lanes[0];
 
-impl ServiceState {
-    /// Starts the pipeline: one or more lanes, each a thread (arbiter) with its own spool
-    /// reader, Normalizer, Aggregator and KafkaProducer; the SymbolFetcher and the
-    /// OutcomeAggregator on the first lane; the Symbolicator on a `SyncArbiter`. Must run
-    /// inside an actix `System`.
-    ///
-    /// The stages of a lane share its thread because each does microseconds of work per
-    /// envelope: on threads of their own, every hand-over woke a sleeping thread, and those
-    /// context switches cost more CPU than the stages' work (`docs/benchmarks.md`). Lanes, not
-    /// stages, spread the work over the cores: an envelope stays on the lane that read it.
-    pub fn start(
-        config: Config,
-        producer: kafka::Producer,
-        spool: Arc<Spool>,
-        symbols: ProjectSymbolStores,
-    ) -> Self {
-        let capacity = config.pipeline.mailbox_capacity;
-        // Checked when the configuration was loaded (`config::load`).
-        let processing = Arc::new(ProcessingSettings::new(&config));
-        let windows = SharedWindows::new(&processing);
-        let lanes: Vec<LaneTail> = (0..lane_count(&config.pipeline))
-            .map(|_| LaneTail::start(&config, &producer, &processing, &windows))
-            .collect();
-        let first = &lanes[0];
+    let symbols = Arc::new(symbols);
+    // The Symbolicator's threads serve every lane and send each envelope back to the
+    // Aggregator of the lane that read it.
+    let symbolicator = SymbolicatorGate::start(
+        per_core(config.pipeline.symbolicator_threads),
+        config.pipeline.symbolicator_queue,
+        symbols.clone(),
+        LaneExits::aggregators(lanes.iter().map(|lane| lane.aggregator.clone())),
+    );
+    let gate = symbolicator.clone();
+    let fetcher_config = config.clone();
+    let fetcher = start_bounded_in(
+        &first.arbiter,
+        SymbolFetcher::MAILBOX,
+        capacity,
+        move || SymbolFetcher::new(&fetcher_config, symbols, gate),
+    );
+    let outcomes_config = config.outcomes.clone();
+    let outcome_producer = first.producer.clone();
+    let outcomes = Outcomes::new(start_bounded_in(
+        &first.arbiter,
+        OutcomeAggregator::MAILBOX,
+        capacity * 16,
+        move || OutcomeAggregator::new(outcomes_config, outcome_producer),
+    ));
 
-        let symbols = Arc::new(symbols);
-        // The Symbolicator's threads serve every lane and send each envelope back to the
-        // Aggregator of the lane that read it.
-        let symbolicator = SymbolicatorGate::start(
-            per_core(config.pipeline.symbolicator_threads),
-            config.pipeline.symbolicator_queue,
-            symbols.clone(),
-            LaneExits::aggregators(lanes.iter().map(|lane| lane.aggregator.clone())),
-        );
-        let gate = symbolicator.clone();
-        let fetcher_config = config.clone();
-        let fetcher = start_bounded_in(
-            &first.arbiter,
-            SymbolFetcher::MAILBOX,
-            capacity,
-            move || SymbolFetcher::new(&fetcher_config, symbols, gate),
-        );
-        let outcomes_config = config.outcomes.clone();
-        let outcome_producer = first.producer.clone();
-        let outcomes = Outcomes::new(start_bounded_in(
-            &first.arbiter,
-            OutcomeAggregator::MAILBOX,
-            capacity * 16,
-            move || OutcomeAggregator::new(outcomes_config, outcome_producer),
-        ));
-
-        let normalizers: Vec<Mailbox<Normalizer>> = lanes
-            .iter()
-            .map(|lane| {
-                let gate = symbolicator.clone();
-                let (settings, fetcher) = (processing.clone(), fetcher.clone());
-                start_bounded_in(&lane.arbiter, Normalizer::MAILBOX, capacity, move || {
-                    Normalizer::new(settings, fetcher, gate)
-                })
+    let normalizers: Vec<Mailbox<Normalizer>> = lanes
+        .iter()
+        .map(|lane| {
+            let gate = symbolicator.clone();
+            let (settings, fetcher) = (processing.clone(), fetcher.clone());
+            start_bounded_in(&lane.arbiter, Normalizer::MAILBOX, capacity, move || {
+                Normalizer::new(settings, fetcher, gate)
             })
-            .collect();
-        let reader_gates = start_readers(&config, &spool, &outcomes, &lanes, normalizers);
-        // The lanes' mailboxes of one stage share its gauges: the depth is their sum, and so
-        // is the capacity.
-        for stage in [
-            Normalizer::MAILBOX,
-            Aggregator::MAILBOX,
-            KafkaProducer::MAILBOX,
-        ] {
-            metrics::set_mailbox_capacity(stage, capacity * lanes.len());
-        }
-        metrics::set_spool_capacity(config.spool.max_disk_bytes);
-        ServiceState {
-            projects: Projects::new(&config.projects),
-            rate_limiter: RateLimiter::new(&config.projects),
-            outcomes,
-            abuse: crate::endpoints::AbuseGuard::new(&config.limits),
-            config: Arc::new(config),
-            spool,
-            symbolicator,
-            reader_gates,
-            accepting: AtomicBool::new(false),
-        }
+        })
+        .collect();
+    let reader_gates = start_readers(&config, &spool, &outcomes, &lanes, normalizers);
+    // The lanes' mailboxes of one stage share its gauges: the depth is their sum, and so
+    // is the capacity.
+    for stage in [
+        Normalizer::MAILBOX,
+        Aggregator::MAILBOX,
+        KafkaProducer::MAILBOX,
+    ] {
+        metrics::set_mailbox_capacity(stage, capacity * lanes.len());
     }
-
-    /// Updates the gauges that are read off semaphores rather than counted.
-    pub fn publish_gate_depths(&self) {
-        self.symbolicator.publish_depth();
-        let reader = self.reader_use();
-        metrics::mailbox_depth(SpoolReader::SLOTS).set(reader.slots as i64);
-        metrics::set_delivery_window(reader.window_bytes, self.reader_gates.window_size());
-    }
-
-    /// What the spool reader holds: slots of entries being processed, and window bytes of
-    /// entries read and not yet released.
-    pub fn reader_use(&self) -> ReaderUse {
-        self.reader_gates.in_use()
-    }
-
-    /// Whether the relay takes events: it is accepting and the spool has room.
-    pub fn is_ready(&self) -> bool {
-        self.accepting.load(Ordering::Relaxed) && !self.spool.is_full()
-    }
-
-    /// Marks the relay as accepting (or not).
-    pub fn set_accepting(&self, accepting: bool) {
-        self.accepting.store(accepting, Ordering::Relaxed);
-    }
+    metrics::set_spool_capacity(config.spool.max_disk_bytes);
+    ServiceState::new(config, outcomes, spool, symbolicator, reader_gates)
 }
 
 /// The end of one pipeline lane: its thread, KafkaProducer and Aggregator. (Its Normalizer
@@ -274,12 +218,7 @@ async fn serve(
         kafka::create_watched_producer(&brokers, &config.kafka, Some(spool.clone()))?;
     let listen = config.listen.clone();
     let shutdown_timeout = config.pipeline.shutdown_timeout_secs;
-    let state = web::Data::new(ServiceState::start(
-        config,
-        producer.clone(),
-        spool,
-        symbols,
-    ));
+    let state = web::Data::new(start(config, producer.clone(), spool, symbols));
 
     let app_state = state.clone();
     let server = HttpServer::new(move || {

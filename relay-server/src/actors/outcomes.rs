@@ -141,7 +141,12 @@ impl Handler<TrackOutcome> for OutcomeAggregator {
 
     fn handle(&mut self, outcome: TrackOutcome, _ctx: &mut Self::Context) {
         self.depth.received();
-        metrics::count_outcome(&outcome);
+        metrics::count_outcome(
+            outcome.outcome,
+            outcome.category,
+            outcome.reason.as_deref(),
+            outcome.quantity,
+        );
         let minute = outcome
             .timestamp
             .duration_trunc(TimeDelta::minutes(1))

@@ -11,7 +11,7 @@ use governor::{DefaultKeyedRateLimiter, Quota};
 use relay_core::config::Limits;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::ApiError;
+use super::error::ApiError;
 
 /// Checks taken between sweeps of idle per-IP entries.
 const SWEEP_EVERY: u64 = 10_000;

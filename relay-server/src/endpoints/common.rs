@@ -13,12 +13,13 @@ use relay_core::{Auth, AuthError, Dsn, Envelope, EventId, ItemType};
 use relay_processing::decode::{decode_bounded, ContentEncoding};
 use serde_json::{json, Value};
 
+use super::error::ApiError;
 use super::error::RATE_LIMITS_HEADER;
-use super::{quotas, ApiError};
+use super::quotas;
 use crate::managed::Scoping;
 use crate::projects::AccessError;
-use crate::service::ServiceState;
 use crate::spool::entry::{self, EntryMeta};
+use crate::state::ServiceState;
 
 /// Reads the request body, refusing more than `limit` bytes (as sent, before decoding).
 ///

@@ -3,7 +3,7 @@
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
-use crate::service::ServiceState;
+use crate::state::ServiceState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz/live", web::get().to(live))

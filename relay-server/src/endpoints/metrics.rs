@@ -2,7 +2,7 @@
 
 use actix_web::{web, HttpResponse};
 
-use crate::service::ServiceState;
+use crate::state::ServiceState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/metrics", web::get().to(handle));

@@ -14,10 +14,10 @@ use relay_processing::minidump::unwrap_minidump;
 use serde_json::{json, Map, Value};
 
 use super::common::{accept, admit_sender, client_ip, decode_body, read_body, request_auth};
+use super::error::ApiError;
 use super::quotas::track_invalid;
-use super::ApiError;
 use crate::managed::Scoping;
-use crate::service::ServiceState;
+use crate::state::ServiceState;
 
 /// The multipart field that holds the minidump.
 const MINIDUMP_FIELD: &str = "upload_file_minidump";

@@ -8,7 +8,7 @@
 //! | `GET /healthz/{live,ready}`, `GET /api/relay/healthcheck/{live,ready}/` | [`health`] |
 //! | `GET /metrics` | [`metrics`] |
 
-mod abuse;
+pub mod abuse;
 mod common;
 mod envelope;
 mod error;
@@ -20,9 +20,6 @@ mod store;
 
 use actix_web::dev::{Service, ServiceResponse};
 use actix_web::web;
-
-pub use abuse::AbuseGuard;
-pub use error::ApiError;
 
 /// Registers every route; shared by the server and the HTTP tests.
 pub fn configure(cfg: &mut web::ServiceConfig) {

@@ -9,11 +9,11 @@ use chrono::Utc;
 use relay_core::{DataCategory, Envelope, ItemType, Outcome};
 use serde::Deserialize;
 
-use super::ApiError;
+use super::error::ApiError;
 use crate::actors::outcomes::TrackOutcome;
 use crate::managed::Scoping;
 use crate::ratelimit::{rate_limits_header, ActiveLimit};
-use crate::service::ServiceState;
+use crate::state::ServiceState;
 
 /// Who a request counts against, from its project and key.
 pub fn scoping(

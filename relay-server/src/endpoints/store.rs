@@ -6,10 +6,10 @@ use relay_core::{Envelope, EnvelopeHeaders, Item, ItemHeaders, ItemType};
 use serde_json::Value;
 
 use super::common::{accept, admit_sender, client_ip, decode_body, read_body, request_auth};
+use super::error::ApiError;
 use super::quotas::track_invalid;
-use super::ApiError;
 use crate::managed::Scoping;
-use crate::service::ServiceState;
+use crate::state::ServiceState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/{project_id}/store/", web::post().to(handle));

@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use super::configure;
 use crate::actors::spool_reader::ReaderUse;
 use crate::metrics;
-use crate::service::ServiceState;
+use crate::state::ServiceState;
 use crate::test_support::fixtures;
 
 const KEY: &str = "abc123def456abc123def456abc123de";
@@ -67,7 +67,7 @@ fn start_relay(config: Config, cluster: &Cluster) -> web::Data<ServiceState> {
     let spool =
         crate::spool::Spool::open(&config.data_dir.join("spool"), config.spool.clone()).unwrap();
     let symbols = crate::symbols::ProjectSymbolStores::load(&config).unwrap();
-    let state = web::Data::new(ServiceState::start(config, producer, spool, symbols));
+    let state = web::Data::new(crate::service::start(config, producer, spool, symbols));
     state.set_accepting(true);
     state
 }

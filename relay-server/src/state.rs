@@ -1,0 +1,85 @@
+//! What the HTTP handlers share: configuration, projects, quotas, outcomes, the spool and the
+//! pipeline's gates. Built by the composition root (`service.rs`); kept apart from it so that
+//! the handlers depend on this data, not on the code that starts the actors.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use relay_core::Config;
+
+use crate::actors::outcomes::Outcomes;
+use crate::actors::spool_reader::{Gates, ReaderUse, SpoolReader};
+use crate::actors::symbolicator::SymbolicatorGate;
+use crate::endpoints::abuse::AbuseGuard;
+use crate::metrics;
+use crate::projects::Projects;
+use crate::ratelimit::RateLimiter;
+use crate::spool::Spool;
+
+/// What the HTTP handlers share: configuration, projects, quotas, outcomes and the spool.
+pub struct ServiceState {
+    /// The loaded configuration.
+    pub config: Arc<Config>,
+    /// Keys and projects allowed to send.
+    pub projects: Projects,
+    /// Enforces quotas before anything is spooled; called by the handlers directly.
+    pub rate_limiter: RateLimiter,
+    /// Where outcomes are counted.
+    pub outcomes: Outcomes,
+    /// Per-client-IP request limiter and the bound on concurrent requests.
+    pub abuse: AbuseGuard,
+    /// Where accepted envelopes go before the 200.
+    pub spool: Arc<Spool>,
+    /// The symbolicator gate, for its depth metric.
+    pub symbolicator: SymbolicatorGate,
+    reader_gates: Gates,
+    accepting: AtomicBool,
+}
+
+impl ServiceState {
+    /// The state of a relay whose pipeline is started: `outcomes` and `symbolicator` lead into
+    /// it, `reader_gates` bound its spool readers. Not accepting until [`Self::set_accepting`].
+    pub fn new(
+        config: Config,
+        outcomes: Outcomes,
+        spool: Arc<Spool>,
+        symbolicator: SymbolicatorGate,
+        reader_gates: Gates,
+    ) -> Self {
+        ServiceState {
+            projects: Projects::new(&config.projects),
+            rate_limiter: RateLimiter::new(&config.projects),
+            outcomes,
+            abuse: AbuseGuard::new(&config.limits),
+            config: Arc::new(config),
+            spool,
+            symbolicator,
+            reader_gates,
+            accepting: AtomicBool::new(false),
+        }
+    }
+
+    /// Updates the gauges that are read off semaphores rather than counted.
+    pub fn publish_gate_depths(&self) {
+        self.symbolicator.publish_depth();
+        let reader = self.reader_use();
+        metrics::mailbox_depth(SpoolReader::SLOTS).set(reader.slots as i64);
+        metrics::set_delivery_window(reader.window_bytes, self.reader_gates.window_size());
+    }
+
+    /// What the spool reader holds: slots of entries being processed, and window bytes of
+    /// entries read and not yet released.
+    pub fn reader_use(&self) -> ReaderUse {
+        self.reader_gates.in_use()
+    }
+
+    /// Whether the relay takes events: it is accepting and the spool has room.
+    pub fn is_ready(&self) -> bool {
+        self.accepting.load(Ordering::Relaxed) && !self.spool.is_full()
+    }
+
+    /// Marks the relay as accepting (or not).
+    pub fn set_accepting(&self, accepting: bool) {
+        self.accepting.store(accepting, Ordering::Relaxed);
+    }
+}
