@@ -51,7 +51,7 @@ use relay_processing::pii::PiiScrubber;
 use relay_server::actors::kafka_producer::{KafkaProducer, ProduceEnvelope};
 use relay_server::actors::spool_reader::{share, window_cost, window_permits};
 use relay_server::actors::{start_bounded_in, Mailbox};
-use relay_server::kafka::messages::build_messages;
+use relay_server::kafka::messages::events::build_messages;
 use relay_server::kafka::{create_producer, producer_config};
 use relay_server::managed::{ManagedEnvelope, RequestMeta, Verdict};
 use relay_server::service::lane_count;

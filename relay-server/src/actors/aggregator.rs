@@ -20,6 +20,7 @@ use relay_processing::normalize::unix_seconds;
 
 use super::kafka_producer::{KafkaProducer, ProduceEnvelope, ProduceRecords};
 use super::{envelope_message, Mailbox, MailboxDepth};
+use crate::kafka::messages::issues::issue_message;
 use crate::kafka::messages::Topic;
 use crate::managed::ManagedEnvelope;
 use crate::processing::ProcessingSettings;
@@ -104,8 +105,8 @@ impl Aggregator {
         let records = issues
             .iter()
             .map(|issue| {
-                let payload = serde_json::to_vec(issue).expect("issue aggregates serialize");
-                (issue.group_id.clone(), payload)
+                let message = issue_message(issue);
+                (message.key, message.payload)
             })
             .collect();
         let records = ProduceRecords {

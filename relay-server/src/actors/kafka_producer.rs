@@ -9,7 +9,8 @@ use relay_core::config::{KafkaConfig, Topics};
 use relay_core::EventId;
 
 use super::{envelope_message, MailboxDepth};
-use crate::kafka::messages::{build_messages, Topic};
+use crate::kafka::messages::events::build_messages;
+use crate::kafka::messages::Topic;
 use crate::kafka::Producer;
 use crate::managed::{ManagedEnvelope, Rejection};
 use crate::metrics;

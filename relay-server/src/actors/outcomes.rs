@@ -10,13 +10,13 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use actix::prelude::*;
-use chrono::{DateTime, DurationRound, SecondsFormat, TimeDelta, Utc};
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use relay_core::config::OutcomesConfig;
 use relay_core::{DataCategory, Outcome};
-use serde::Serialize;
 
 use super::kafka_producer::{KafkaProducer, ProduceRecords};
 use super::{Mailbox, MailboxDepth};
+use crate::kafka::messages::outcomes::{outcome_message, OutcomeCount};
 use crate::kafka::messages::Topic;
 use crate::metrics;
 
@@ -53,19 +53,6 @@ struct BucketKey {
     reason: Option<String>,
 }
 
-/// A message on the outcomes topic.
-#[derive(Serialize)]
-struct OutcomeMessage<'a> {
-    version: u32,
-    timestamp: String,
-    project_id: u64,
-    key_id: Option<&'a str>,
-    category: DataCategory,
-    outcome: Outcome,
-    reason: Option<&'a str>,
-    quantity: u64,
-}
-
 /// Sums outcomes and publishes them; see the module docs.
 pub struct OutcomeAggregator {
     depth: MailboxDepth,
@@ -96,18 +83,16 @@ impl OutcomeAggregator {
         let messages = buckets
             .iter()
             .map(|(key, quantity)| {
-                let message = OutcomeMessage {
-                    version: 1,
-                    timestamp: key.minute.to_rfc3339_opts(SecondsFormat::Secs, true),
+                let message = outcome_message(&OutcomeCount {
+                    minute: key.minute,
                     project_id: key.project_id,
-                    key_id: key.key.as_deref(),
+                    key: key.key.as_deref(),
                     category: key.category,
                     outcome: key.outcome,
                     reason: key.reason.as_deref(),
                     quantity: *quantity,
-                };
-                let payload = serde_json::to_vec(&message).expect("outcome serializes");
-                (key.project_id.to_string(), payload)
+                });
+                (message.key, message.payload)
             })
             .collect();
         let records = ProduceRecords {

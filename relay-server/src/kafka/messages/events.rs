@@ -1,43 +1,15 @@
-//! The messages the relay publishes; `docs/kafka.md` documents them with JSON Schemas.
-//!
-//! All messages of one envelope share one key (the event id), so they land on one partition
-//! in order: attachment chunks first, then the items that reference them.
+//! The events topic: one message per envelope item that is not an attachment, and
+//! [`build_messages`], which turns a processed envelope into all of its messages.
 
 use base64::Engine;
-use chrono::{DateTime, SecondsFormat, Utc};
-use relay_core::{EventId, Item, ItemHeaders, ItemType};
+use relay_core::{EventId, ItemHeaders, ItemType};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+use super::attachments::{attachment_messages, AttachmentRef, ChunkContext};
+use super::{rfc3339, to_json, KafkaMessage, Topic, FORMAT_VERSION};
 use crate::managed::ManagedEnvelope;
-
-/// Version of the message formats below; bumped on incompatible changes.
-pub const FORMAT_VERSION: u32 = 1;
-
-/// The logical topics; their names come from the configuration.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Topic {
-    /// Events and every other non-attachment item.
-    Events,
-    /// Attachment chunks.
-    Attachments,
-    /// Aggregated outcomes.
-    Outcomes,
-    /// Issue aggregates.
-    Issues,
-}
-
-/// One message ready to produce.
-#[derive(Debug)]
-pub struct KafkaMessage {
-    /// Where it goes.
-    pub topic: Topic,
-    /// The partitioning key: the event id in 32 hex digits.
-    pub key: String,
-    /// The JSON value.
-    pub payload: Vec<u8>,
-}
 
 /// A message on the events topic: one envelope item that is not an attachment.
 #[derive(Serialize)]
@@ -62,33 +34,6 @@ struct ItemMessage<'a> {
     attachments: &'a [AttachmentRef<'a>],
 }
 
-/// How an item message points at an attachment's chunks.
-#[derive(Serialize)]
-struct AttachmentRef<'a> {
-    id: String,
-    name: &'a str,
-    content_type: &'a str,
-    attachment_type: &'a str,
-    size: usize,
-    chunks: usize,
-}
-
-/// A message on the attachments topic: one chunk of one attachment.
-#[derive(Serialize)]
-struct ChunkMessage<'a> {
-    version: u32,
-    event_id: Option<String>,
-    project_id: u64,
-    attachment_id: &'a str,
-    name: &'a str,
-    content_type: &'a str,
-    attachment_type: &'a str,
-    size: usize,
-    chunk_index: usize,
-    chunk_count: usize,
-    data: String,
-}
-
 /// Builds every message for one processed envelope.
 ///
 /// `fallback_key` keys envelopes that carry no event id at all (a lone session, say); it is
@@ -105,34 +50,19 @@ pub fn build_messages(
 
     let mut messages = Vec::new();
     let mut attachments = Vec::new();
+    let chunk_context = ChunkContext {
+        event_id: event_id.clone(),
+        project_id: managed.meta.project_id,
+        key: &key,
+        chunk_size,
+    };
     for item in managed
         .envelope
         .items
         .iter()
         .filter(|i| i.ty() == &ItemType::Attachment)
     {
-        let reference = attachment_ref(item, chunk_size);
-        for (index, chunk) in chunks(&item.payload, chunk_size).enumerate() {
-            let message = ChunkMessage {
-                version: FORMAT_VERSION,
-                event_id: event_id.clone(),
-                project_id: managed.meta.project_id,
-                attachment_id: &reference.id,
-                name: reference.name,
-                content_type: reference.content_type,
-                attachment_type: reference.attachment_type,
-                size: reference.size,
-                chunk_index: index,
-                chunk_count: reference.chunks,
-                data: base64::engine::general_purpose::STANDARD.encode(chunk),
-            };
-            messages.push(KafkaMessage {
-                topic: Topic::Attachments,
-                key: key.clone(),
-                payload: to_json(&message),
-            });
-        }
-        attachments.push(reference);
+        attachments.push(attachment_messages(item, &chunk_context, &mut messages));
     }
 
     let mut attachments_pending = Some(attachments);
@@ -185,32 +115,6 @@ pub fn build_messages(
     messages
 }
 
-fn attachment_ref(item: &Item, chunk_size: usize) -> AttachmentRef<'_> {
-    AttachmentRef {
-        id: uuid::Uuid::new_v4().simple().to_string(),
-        name: item.headers.filename.as_deref().unwrap_or("attachment"),
-        content_type: item
-            .headers
-            .content_type
-            .as_deref()
-            .unwrap_or("application/octet-stream"),
-        attachment_type: item
-            .headers
-            .attachment_type
-            .as_deref()
-            .unwrap_or("event.attachment"),
-        size: item.payload.len(),
-        chunks: item.payload.len().div_ceil(chunk_size).max(1),
-    }
-}
-
-/// Splits `data` into chunks of `size`; an empty attachment is one empty chunk.
-fn chunks(data: &[u8], size: usize) -> impl Iterator<Item = &[u8]> {
-    let empty: &[u8] = &[];
-    let first_if_empty = data.is_empty().then_some(empty);
-    first_if_empty.into_iter().chain(data.chunks(size))
-}
-
 /// JSON payloads are embedded as they are; anything else is base64.
 fn raw_payload(payload: &[u8]) -> (Option<&RawValue>, Option<String>) {
     match serde_json::from_slice::<&RawValue>(payload) {
@@ -222,18 +126,10 @@ fn raw_payload(payload: &[u8]) -> (Option<&RawValue>, Option<String>) {
     }
 }
 
-fn rfc3339(time: DateTime<Utc>) -> String {
-    time.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
-fn to_json(message: &impl Serialize) -> Vec<u8> {
-    // These structs hold only strings, numbers and JSON values: serialization cannot fail.
-    serde_json::to_vec(message).expect("kafka message serializes")
-}
-
 #[cfg(test)]
 mod tests {
     use bytes::Bytes;
+    use chrono::{DateTime, Utc};
     use relay_core::Envelope;
     use serde_json::json;
 
