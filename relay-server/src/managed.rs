@@ -86,7 +86,7 @@ pub enum Rejection {
 /// An envelope's way through the pipeline, decided when it enters (see the module docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Route {
-    /// The lane whose spool reader took the envelope. It finishes on that lane's Aggregator
+    /// The lane whose spool reader took the envelope. It finishes on that lane's EventProcessor
     /// and KafkaProducer, whichever shared stages (SymbolFetcher, Symbolicator) it visits.
     pub lane: usize,
     /// Whether it has an event and a minidump: it goes through the SymbolFetcher and the

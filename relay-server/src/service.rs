@@ -10,7 +10,7 @@ use rdkafka::producer::Producer as _;
 use relay_core::config::PipelineConfig;
 use relay_core::Config;
 
-use crate::actors::aggregator::{Aggregator, SharedWindows};
+use crate::actors::event_processor::{EventProcessor, SharedWindows};
 use crate::actors::kafka_producer::KafkaProducer;
 use crate::actors::normalizer::Normalizer;
 use crate::actors::outcomes::{OutcomeAggregator, Outcomes};
@@ -27,7 +27,7 @@ use crate::symbols::ProjectSymbolStores;
 use crate::{endpoints, kafka, metrics};
 
 /// Starts the pipeline: one or more lanes, each a thread (arbiter) with its own spool
-/// reader, Normalizer, Aggregator and KafkaProducer; the SymbolFetcher and the
+/// reader, Normalizer, EventProcessor and KafkaProducer; the SymbolFetcher and the
 /// OutcomeAggregator on the first lane; the Symbolicator on a `SyncArbiter`. Must run
 /// inside an actix `System`.
 ///
@@ -52,12 +52,12 @@ pub fn start(
 
     let symbols = Arc::new(symbols);
     // The Symbolicator's threads serve every lane and send each envelope back to the
-    // Aggregator of the lane that read it.
+    // EventProcessor of the lane that read it.
     let symbolicator = SymbolicatorGate::start(
         per_core(config.pipeline.symbolicator_threads),
         config.pipeline.symbolicator_queue,
         symbols.clone(),
-        LaneExits::aggregators(lanes.iter().map(|lane| lane.aggregator.clone())),
+        LaneExits::event_processors(lanes.iter().map(|lane| lane.event_processor.clone())),
     );
     let gate = symbolicator.clone();
     let fetcher_config = config.clone();
@@ -91,7 +91,7 @@ pub fn start(
     // is the capacity.
     for stage in [
         Normalizer::MAILBOX,
-        Aggregator::MAILBOX,
+        EventProcessor::MAILBOX,
         KafkaProducer::MAILBOX,
     ] {
         metrics::set_mailbox_capacity(stage, capacity * lanes.len());
@@ -100,12 +100,12 @@ pub fn start(
     ServiceState::new(config, outcomes, spool, symbolicator, reader_gates)
 }
 
-/// The end of one pipeline lane: its thread, KafkaProducer and Aggregator. (Its Normalizer
+/// The end of one pipeline lane: its thread, KafkaProducer and EventProcessor. (Its Normalizer
 /// and spool reader are started once the stages shared by all lanes exist.)
 struct LaneTail {
     arbiter: ArbiterHandle,
     producer: Mailbox<KafkaProducer>,
-    aggregator: Mailbox<Aggregator>,
+    event_processor: Mailbox<EventProcessor>,
 }
 
 impl LaneTail {
@@ -123,13 +123,14 @@ impl LaneTail {
             KafkaProducer::new(kafka_producer, &kafka_config)
         });
         let (settings, windows, next) = (processing.clone(), windows.clone(), producer.clone());
-        let aggregator = start_bounded_in(&arbiter, Aggregator::MAILBOX, capacity, move || {
-            Aggregator::new(settings, windows, next)
-        });
+        let event_processor =
+            start_bounded_in(&arbiter, EventProcessor::MAILBOX, capacity, move || {
+                EventProcessor::new(settings, windows, next)
+            });
         LaneTail {
             arbiter,
             producer,
-            aggregator,
+            event_processor,
         }
     }
 }

@@ -6,16 +6,20 @@
 //!   --NormalizeEnvelope--> Normalizer                                    lane arbiter
 //!   --FetchSymbols--> SymbolFetcher: HTTP symbol downloads for minidumps first lane's arbiter
 //!   --SymbolicateEnvelope (through SymbolicatorGate)--> Symbolicator     SyncArbiter, N threads
-//!   --AggregateEnvelope--> Aggregator of the envelope's own lane         lane arbiter
+//!   --ProcessEvent--> EventProcessor (scrub, group, count) of the envelope's own lane
+//!                                                                        lane arbiter
 //!   --ProduceEnvelope--> KafkaProducer --delivery reports--> verdict     lane arbiter
 //!   verdict --> SpoolReader: release the entry, or retry it with backoff
+//! EventProcessor --ProduceRecords (issue aggregates)--> KafkaProducer
+//! Intake, SpoolReader --TrackOutcome--> OutcomeAggregator
+//!   --ProduceRecords (outcomes)--> KafkaProducer
 //! ```
 //!
 //! The pipeline runs in lanes (`pipeline.lanes`, one per core by default): each lane is one
-//! thread (arbiter) with its own SpoolReader, Normalizer, Aggregator and KafkaProducer, and an
-//! envelope finishes on the lane that read it (see `service.rs` for why): the reader records
+//! thread (arbiter) with its own SpoolReader, Normalizer, EventProcessor and KafkaProducer, and
+//! an envelope finishes on the lane that read it (see `service.rs` for why): the reader records
 //! its [`Route`](crate::managed::Route) (lane, minidump or not) and the later stages read it,
-//! the Symbolicator to send it back to its lane's Aggregator. The lanes share the
+//! the Symbolicator to send it back to its lane's EventProcessor. The lanes share the
 //! spool cursor, the delivery window and the issue windows; the SymbolFetcher, the
 //! OutcomeAggregator and the Symbolicator's threads serve all of them. Each stage is still its
 //! own actor with its own bounded mailbox.
@@ -25,7 +29,7 @@
 //! (the entry stays on disk meanwhile). Nothing queues without bound: async actors have a mailbox capacity (set before they start, see [`start_bounded`]), and
 //! the Symbolicator's unbounded `SyncArbiter` queue sits behind a permit gate.
 
-pub mod aggregator;
+pub mod event_processor;
 pub mod kafka_producer;
 pub mod normalizer;
 pub mod outcomes;

@@ -30,7 +30,7 @@ envelope_message!(
 /// Envelopes routed through native symbolication (those with a minidump) go on to the one
 /// SymbolFetcher (shared by the lanes, so that a debug file is downloaded once); every other
 /// envelope goes straight to the Symbolicator's gate. Either way it comes back to its own
-/// lane's Aggregator.
+/// lane's EventProcessor.
 pub struct Normalizer {
     depth: MailboxDepth,
     settings: Arc<ProcessingSettings>,

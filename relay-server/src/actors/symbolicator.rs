@@ -12,7 +12,7 @@
 //! the bound sits in front of it: [`SymbolicatorGate`] admits at most `capacity` jobs (queued
 //! plus running) and rejects the rest as overload.
 //!
-//! The threads serve every pipeline lane; each envelope goes back to the Aggregator of the lane
+//! The threads serve every pipeline lane; each envelope goes back to the EventProcessor of the lane
 //! that read it ([`LaneExits`], by the lane recorded in its route), so that it is grouped and
 //! published on its own lane.
 
@@ -26,7 +26,7 @@ use relay_processing::symbolicate::{apply_to_event, symbolicate_minidump};
 use serde_json::{json, Value};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::aggregator::{AggregateEnvelope, Aggregator};
+use super::event_processor::{EventProcessor, ProcessEvent};
 use super::Mailbox;
 use crate::managed::{ManagedEnvelope, Rejection};
 use crate::metrics;
@@ -56,12 +56,11 @@ impl LaneExits {
         LaneExits(exits.into())
     }
 
-    /// The lanes' Aggregators, in lane order.
-    pub fn aggregators(aggregators: impl IntoIterator<Item = Mailbox<Aggregator>>) -> Self {
-        let exits = aggregators.into_iter().map(|aggregator| {
-            Box::new(move |envelope: ManagedEnvelope| {
-                aggregator.forward(AggregateEnvelope(envelope))
-            }) as Exit
+    /// The lanes' EventProcessors, in lane order.
+    pub fn event_processors(processors: impl IntoIterator<Item = Mailbox<EventProcessor>>) -> Self {
+        let exits = processors.into_iter().map(|processor| {
+            Box::new(move |envelope: ManagedEnvelope| processor.forward(ProcessEvent(envelope)))
+                as Exit
         });
         LaneExits::new(exits.collect())
     }
@@ -202,7 +201,7 @@ impl SymbolicatorGate {
     }
 
     /// Admits the envelope if a permit is free; otherwise rejects it as overload. An envelope
-    /// with nothing to symbolicate skips the threads and goes straight to its lane's Aggregator.
+    /// with nothing to symbolicate skips the threads and goes straight to its lane's EventProcessor.
     pub fn forward(&self, envelope: ManagedEnvelope) {
         if !needs_symbolication(&envelope) {
             self.exits.send(envelope);

@@ -1,4 +1,5 @@
-//! The Aggregator: scrubs PII, groups events into issues and publishes windowed issue counts.
+//! The EventProcessor: the last step before Kafka. It scrubs PII, groups events into issues
+//! and publishes windowed issue counts.
 //!
 //! It runs after the Symbolicator, so scrubbing sees the final frames and grouping uses
 //! symbolicated function names. Each event gets its fingerprint hash as `group_id` (carried on
@@ -6,7 +7,7 @@
 //! `processing.aggregator.window_secs`, published to the issues topic when a window closes (a
 //! timer checks every second) or when a window reaches its cap of groups.
 //!
-//! Each pipeline lane has its own Aggregator; they count into one set of windows
+//! Each pipeline lane has its own EventProcessor; they count into one set of windows
 //! ([`SharedWindows`]), so an issue's window is published once whatever lane its events took.
 
 use std::sync::{Arc, Mutex};
@@ -27,10 +28,10 @@ use crate::processing::ProcessingSettings;
 
 envelope_message!(
     /// Scrubs, groups and counts the envelope's event.
-    AggregateEnvelope
+    ProcessEvent
 );
 
-/// The issue windows every lane's Aggregator counts into. The lock is held only to add one
+/// The issue windows every lane's EventProcessor counts into. The lock is held only to add one
 /// event or to take the closed windows out.
 #[derive(Clone)]
 pub struct SharedWindows(Arc<Mutex<IssueWindows>>);
@@ -50,24 +51,24 @@ impl SharedWindows {
 }
 
 /// Scrubs PII, groups and counts events; see the module docs.
-pub struct Aggregator {
+pub struct EventProcessor {
     depth: MailboxDepth,
     settings: Arc<ProcessingSettings>,
     windows: SharedWindows,
     next: Mailbox<KafkaProducer>,
 }
 
-impl Aggregator {
+impl EventProcessor {
     /// Name of this stage's mailbox in metrics and errors.
-    pub const MAILBOX: &'static str = "aggregator";
+    pub const MAILBOX: &'static str = "event_processor";
 
-    /// An aggregator counting into `windows` and forwarding to the producer.
+    /// A processor counting into `windows` and forwarding to the producer.
     pub fn new(
         settings: Arc<ProcessingSettings>,
         windows: SharedWindows,
         next: Mailbox<KafkaProducer>,
     ) -> Self {
-        Aggregator {
+        EventProcessor {
             depth: MailboxDepth::new(Self::MAILBOX),
             settings,
             windows,
@@ -128,7 +129,7 @@ fn now() -> f64 {
     unix_seconds(chrono::Utc::now())
 }
 
-impl Actor for Aggregator {
+impl Actor for EventProcessor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
@@ -145,14 +146,10 @@ impl Actor for Aggregator {
     }
 }
 
-impl Handler<AggregateEnvelope> for Aggregator {
+impl Handler<ProcessEvent> for EventProcessor {
     type Result = ();
 
-    fn handle(
-        &mut self,
-        AggregateEnvelope(mut envelope): AggregateEnvelope,
-        _ctx: &mut Self::Context,
-    ) {
+    fn handle(&mut self, ProcessEvent(mut envelope): ProcessEvent, _ctx: &mut Self::Context) {
         self.depth.received();
         let closed = self.process(&mut envelope);
         self.publish(closed);
