@@ -73,6 +73,13 @@ impl ServiceState {
         self.reader_gates.in_use()
     }
 
+    /// Entries read so far by each pipeline lane of this relay (tests compare lanes without
+    /// the process-wide metric, which every relay of the test process counts into).
+    #[cfg(test)]
+    pub fn lane_reads(&self) -> Vec<u64> {
+        self.reader_gates.lane_reads()
+    }
+
     /// Whether the relay takes events: it is accepting and the spool has room.
     pub fn is_ready(&self) -> bool {
         self.accepting.load(Ordering::Relaxed) && !self.spool.is_full()

@@ -18,6 +18,7 @@
 //! intake should have refused) or one older than `spool.max_entry_age_secs` is released with
 //! a log line and a count in `relay_spool_dropped_total{reason}`.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -161,6 +162,8 @@ pub struct Gates {
     /// Spooled bytes read and not yet released, one permit per byte.
     window: Arc<Semaphore>,
     window_size: usize,
+    /// Entries read by each lane, of this relay alone (the metric is process-wide).
+    lane_reads: Arc<[AtomicU64]>,
 }
 
 impl Gates {
@@ -174,6 +177,7 @@ impl Gates {
             max_in_flight: settings.max_in_flight,
             window: Arc::new(Semaphore::new(window_size)),
             window_size,
+            lane_reads: (0..lanes).map(|_| AtomicU64::new(0)).collect(),
         }
     }
 
@@ -193,6 +197,15 @@ impl Gates {
     /// The window's size in bytes (permits).
     pub fn window_size(&self) -> usize {
         self.window_size
+    }
+
+    /// Entries read so far by each lane of this relay, in lane order.
+    #[cfg(test)]
+    pub fn lane_reads(&self) -> Vec<u64> {
+        self.lane_reads
+            .iter()
+            .map(|reads| reads.load(Ordering::Relaxed))
+            .collect()
     }
 }
 
@@ -231,6 +244,7 @@ async fn feed(
         match next {
             Ok(Some((id, payload))) => {
                 entries_read.inc();
+                gates.lane_reads[lane].fetch_add(1, Ordering::Relaxed);
                 let bytes = window_cost(payload.len(), gates.window_size);
                 let Ok(window) = gates.window.clone().acquire_many_owned(bytes).await else {
                     return;
