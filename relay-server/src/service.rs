@@ -10,8 +10,8 @@ use rdkafka::producer::Producer as _;
 use relay_core::config::PipelineConfig;
 use relay_core::Config;
 
-use crate::actors::event_processor::{EventProcessor, SharedWindows};
-use crate::actors::kafka_producer::KafkaProducer;
+use crate::actors::event_processor::{EventProcessor, FlushWindows, SharedWindows};
+use crate::actors::kafka_producer::{Barrier, KafkaProducer};
 use crate::actors::normalizer::Normalizer;
 use crate::actors::outcomes::{OutcomeAggregator, Outcomes};
 use crate::actors::spool_reader::{Gates, ReaderSettings, SpoolReader};
@@ -41,6 +41,16 @@ pub fn start(
     spool: Arc<Spool>,
     symbols: ProjectSymbolStores,
 ) -> ServiceState {
+    start_pipeline(config, producer, spool, symbols).0
+}
+
+/// [`start`], also returning the stages that [`Statistics::flush`] empties at shutdown.
+fn start_pipeline(
+    config: Config,
+    producer: kafka::Producer,
+    spool: Arc<Spool>,
+    symbols: ProjectSymbolStores,
+) -> (ServiceState, Statistics) {
     let capacity = config.pipeline.mailbox_capacity;
     // Checked when the configuration was loaded (`config::load`).
     let processing = Arc::new(ProcessingSettings::new(&config));
@@ -97,7 +107,38 @@ pub fn start(
         metrics::set_mailbox_capacity(stage, capacity * lanes.len());
     }
     metrics::set_spool_capacity(config.spool.max_disk_bytes);
-    ServiceState::new(config, outcomes, spool, symbolicator, reader_gates)
+    let statistics = Statistics {
+        event_processor: first.event_processor.clone(),
+        outcomes: outcomes.clone(),
+        producer: first.producer.clone(),
+    };
+    let state = ServiceState::new(config, outcomes, spool, symbolicator, reader_gates);
+    (state, statistics)
+}
+
+/// The stages that hold statistics in memory (the issue windows, the outcome counts) and the
+/// producer they publish through (the first lane's).
+struct Statistics {
+    event_processor: Mailbox<EventProcessor>,
+    outcomes: Outcomes,
+    producer: Mailbox<KafkaProducer>,
+}
+
+impl Statistics {
+    /// Publishes the open issue windows and the outcome counts, and waits until the producer
+    /// has handed them to librdkafka. At shutdown, before librdkafka is flushed: once the
+    /// arbiters stop, the producer is gone and they would be dropped.
+    async fn flush(&self) {
+        // The windows are shared by the lanes: one EventProcessor flushes them all.
+        if self.event_processor.send(FlushWindows).await.is_err() {
+            tracing::debug!("the event processor stopped before the final flush");
+        }
+        self.outcomes.flush().await;
+        // Mailboxes are FIFO: once the barrier is handled, so are the records before it.
+        if self.producer.send(Barrier).await.is_err() {
+            tracing::debug!("the producer stopped before the final flush");
+        }
+    }
 }
 
 /// The end of one pipeline lane: its thread, KafkaProducer and EventProcessor. (Its Normalizer
@@ -219,7 +260,8 @@ async fn serve(
         kafka::create_watched_producer(&brokers, &config.kafka, Some(spool.clone()))?;
     let listen = config.listen.clone();
     let shutdown_timeout = config.pipeline.shutdown_timeout_secs;
-    let state = web::Data::new(start(config, producer.clone(), spool, symbols));
+    let (state, statistics) = start_pipeline(config, producer.clone(), spool, symbols);
+    let state = web::Data::new(state);
 
     let app_state = state.clone();
     let server = HttpServer::new(move || {
@@ -230,14 +272,20 @@ async fn serve(
     .bind(&listen)
     .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?
     .shutdown_timeout(shutdown_timeout)
+    // actix-server's own signal handling stops the System 300 ms after stopping the server,
+    // which stops every arbiter while the statistics are flushed and librdkafka delivers:
+    // the signals are handled here instead, and the System is stopped by `close_producer`.
+    .disable_signals()
     .run();
+    actix_web::rt::spawn(stop_on_signal(server.handle()));
 
     print_banner(&state, &listen, &brokers, embedded.is_some());
     state.set_accepting(true);
-    // actix-web stops on SIGTERM/SIGINT: it stops accepting, then lets in-flight requests
-    // finish (each ends with its spool append) for up to the shutdown timeout.
+    // On SIGTERM/SIGINT the server stops accepting, then lets in-flight requests finish (each
+    // ends with its spool append) for up to the shutdown timeout.
     server.await?;
     state.set_accepting(false);
+    statistics.flush().await;
     close_producer(producer, producer_closed).await;
     tracing::info!(
         pending = state.spool.pending_entries(),
@@ -246,6 +294,37 @@ async fn serve(
     // Only now: with the producer gone, nothing is left to report the broker down.
     drop(embedded);
     Ok(())
+}
+
+/// Waits for SIGTERM or SIGINT, then stops the server gracefully (and only the server).
+async fn stop_on_signal(server: actix_web::dev::ServerHandle) {
+    let signal = wait_for_signal().await;
+    tracing::info!("{signal} received; starting graceful shutdown");
+    server.stop(true).await;
+}
+
+#[cfg(unix)]
+async fn wait_for_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::warn!("cannot listen for SIGTERM/SIGINT; stop the relay with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signal() -> &'static str {
+    if tokio::signal::ctrl_c().await.is_err() {
+        return std::future::pending().await;
+    }
+    "Ctrl-C"
 }
 
 /// How long the shutdown waits for Kafka to confirm what librdkafka holds, and then for the

@@ -31,6 +31,15 @@ envelope_message!(
     ProcessEvent
 );
 
+/// Publishes every open issue window now: sent at shutdown while the producer still runs.
+/// The windows are shared, so one lane's EventProcessor flushes them for all lanes.
+#[derive(Debug)]
+pub struct FlushWindows;
+
+impl Message for FlushWindows {
+    type Result = ();
+}
+
 /// The issue windows every lane's EventProcessor counts into. The lock is held only to add one
 /// event or to take the closed windows out.
 #[derive(Clone)]
@@ -140,9 +149,20 @@ impl Actor for EventProcessor {
     }
 
     fn stopping(&mut self, _ctx: &mut Self::Context) -> Running {
+        // Normally empty: the shutdown sent FlushWindows before stopping the producer.
         let open = self.windows.lock().flush_all();
         self.publish(open);
         Running::Stop
+    }
+}
+
+impl Handler<FlushWindows> for EventProcessor {
+    type Result = ();
+
+    fn handle(&mut self, _: FlushWindows, _ctx: &mut Self::Context) {
+        self.depth.received();
+        let open = self.windows.lock().flush_all();
+        self.publish(open);
     }
 }
 

@@ -34,6 +34,15 @@ impl Message for ProduceRecords {
     type Result = ();
 }
 
+/// Answered once every message sent to the producer before it is handled, i.e. handed to
+/// librdkafka: the shutdown sends it before it flushes librdkafka.
+#[derive(Debug)]
+pub struct Barrier;
+
+impl Message for Barrier {
+    type Result = ();
+}
+
 /// Owns the rdkafka producer. Delivery reports are awaited on this actor's arbiter.
 pub struct KafkaProducer {
     depth: MailboxDepth,
@@ -127,6 +136,14 @@ impl Handler<ProduceRecords> for KafkaProducer {
             }
         };
         actix::spawn(count);
+    }
+}
+
+impl Handler<Barrier> for KafkaProducer {
+    type Result = ();
+
+    fn handle(&mut self, _: Barrier, _ctx: &mut Self::Context) {
+        self.depth.received();
     }
 }
 

@@ -115,6 +115,20 @@ impl<A: Actor> Mailbox<A> {
             .inspect_err(|_| self.depth.dec())
     }
 
+    /// Sends and waits for the handler's answer (and for room in the mailbox): for control
+    /// messages off the data path, such as the flushes at shutdown.
+    pub async fn send<M>(&self, message: M) -> Result<M::Result, MailboxError>
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        A: Handler<M>,
+        A::Context: ToEnvelope<A, M>,
+    {
+        self.depth.inc();
+        let sent = self.addr.send(message);
+        sent.await.inspect_err(|_| self.depth.dec())
+    }
+
     /// Sends without waiting; a full or closed mailbox rejects the envelope (back-pressure).
     pub fn forward<M>(&self, message: M)
     where

@@ -43,6 +43,14 @@ impl Message for TrackOutcome {
     type Result = ();
 }
 
+/// Publishes the counts summed so far: sent at shutdown while the producer still runs.
+#[derive(Debug)]
+pub struct FlushOutcomes;
+
+impl Message for FlushOutcomes {
+    type Result = ();
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct BucketKey {
     minute: DateTime<Utc>,
@@ -151,6 +159,15 @@ impl Handler<TrackOutcome> for OutcomeAggregator {
     }
 }
 
+impl Handler<FlushOutcomes> for OutcomeAggregator {
+    type Result = ();
+
+    fn handle(&mut self, _: FlushOutcomes, _ctx: &mut Self::Context) {
+        self.depth.received();
+        self.flush();
+    }
+}
+
 /// The sending side, cloned into every place that produces outcomes.
 #[derive(Clone)]
 pub struct Outcomes {
@@ -161,6 +178,14 @@ impl Outcomes {
     /// Wraps the aggregator's mailbox.
     pub fn new(mailbox: Mailbox<OutcomeAggregator>) -> Self {
         Outcomes { mailbox }
+    }
+
+    /// Publishes the counts summed so far and waits until the aggregator has handed them to
+    /// the producer's mailbox.
+    pub async fn flush(&self) {
+        if self.mailbox.send(FlushOutcomes).await.is_err() {
+            tracing::debug!("outcomes: the aggregator stopped before the final flush");
+        }
     }
 
     /// Records an outcome; when the aggregator is overwhelmed the outcome is counted in
