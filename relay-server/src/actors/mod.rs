@@ -26,7 +26,7 @@
 
 //! Every message carries a [`ManagedEnvelope`]. Senders use `try_send`; a full mailbox turns
 //! the envelope into a [`Rejection::Overloaded`], which the spool reader retries with backoff
-//! (the entry stays on disk meanwhile). Nothing queues without bound: async actors have a mailbox capacity (set before they start, see [`start_bounded`]), and
+//! (the entry stays on disk meanwhile). Nothing queues without bound: async actors have a mailbox capacity (set before they start, see [`start_bounded_in`]), and
 //! the Symbolicator's unbounded `SyncArbiter` queue sits behind a permit gate.
 
 pub mod event_processor;
@@ -153,11 +153,9 @@ impl<A: Actor> Mailbox<A> {
     }
 }
 
-/// Starts an actor on a new arbiter (thread) with a mailbox of `capacity` messages.
-///
-/// The mailbox is created here, before the actor runs, so the bound holds from the first
-/// message on (`set_mailbox_capacity` in `started` would leave actix's default of 16 in place
-/// until the actor has started).
+/// Like [`start_bounded_in`], on a new arbiter (thread): for tests that run one actor alone
+/// (the relay starts its actors on the lanes' arbiters).
+#[cfg(test)]
 pub fn start_bounded<A, F>(name: &'static str, capacity: usize, make: F) -> Mailbox<A>
 where
     A: Actor<Context = Context<A>>,
@@ -166,8 +164,13 @@ where
     start_bounded_in(&Arbiter::new().handle(), name, capacity, make)
 }
 
-/// Like [`start_bounded`], on an existing arbiter: actors that hand every message to each
-/// other share one thread, so passing a message wakes no other thread.
+/// Starts an actor on `arbiter` with a mailbox of `capacity` messages. Actors that hand every
+/// message to each other share one thread (a lane's arbiter), so passing a message wakes no
+/// other thread.
+///
+/// The mailbox is created here, before the actor runs, so the bound holds from the first
+/// message on (`set_mailbox_capacity` in `started` would leave actix's default of 16 in place
+/// until the actor has started).
 pub fn start_bounded_in<A, F>(
     arbiter: &ArbiterHandle,
     name: &'static str,

@@ -67,6 +67,7 @@ impl OutageLog {
     }
 
     /// Whether an outage is going on.
+    #[cfg(test)]
     pub fn is_down(&self) -> bool {
         self.outage.is_some()
     }
