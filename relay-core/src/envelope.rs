@@ -433,19 +433,35 @@ impl Envelope {
 
     /// Writes the envelope in wire format, every item with an explicit `length`.
     pub fn to_vec(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.items.iter().map(|i| i.payload.len() + 64).sum());
+        let mut out = Vec::with_capacity(self.wire_size_hint());
+        self.write_to(&mut out);
+        out
+    }
+
+    /// About how many bytes [`Envelope::write_to`] appends: the payloads plus room for the
+    /// header lines, so that a buffer reserved with it rarely grows.
+    pub fn wire_size_hint(&self) -> usize {
+        self.items
+            .iter()
+            .map(|i| i.payload.len() + 64)
+            .sum::<usize>()
+            + 64
+    }
+
+    /// Appends the wire format to `out` (as [`Envelope::to_vec`]), so that a caller framing
+    /// the envelope (a spool record) copies large payloads once, not twice.
+    pub fn write_to(&self, out: &mut Vec<u8>) {
         // Serializing these plain maps and strings cannot fail.
-        serde_json::to_writer(&mut out, &self.headers).expect("envelope headers serialize");
+        serde_json::to_writer(&mut *out, &self.headers).expect("envelope headers serialize");
         for item in &self.items {
             out.push(b'\n');
             let mut headers = item.headers.clone();
             headers.length = Some(item.payload.len() as u64);
-            serde_json::to_writer(&mut out, &headers).expect("item headers serialize");
+            serde_json::to_writer(&mut *out, &headers).expect("item headers serialize");
             out.push(b'\n');
             out.extend_from_slice(&item.payload);
         }
         out.push(b'\n');
-        out
     }
 
     /// The first item that carries an event (`event` or `transaction`).

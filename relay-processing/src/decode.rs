@@ -33,6 +33,10 @@ pub enum DecodeError {
         /// The limit in bytes.
         limit: usize,
     },
+    /// The caller's budget could not cover the output as it grew (see
+    /// [`decode_bounded_metered`]).
+    #[error("no room for the decompressed body now; retry later")]
+    OverBudget,
     /// The compressed data is corrupt.
     #[error("body is not valid {encoding}: {source}")]
     Corrupt {
@@ -74,37 +78,60 @@ pub fn decode_bounded(
     body: &[u8],
     limit: usize,
 ) -> Result<Vec<u8>, DecodeError> {
+    decode_bounded_metered(encoding, body, limit, &mut |_| true)
+}
+
+/// [`decode_bounded`], asking `reserve(n)` before the output takes `n` more bytes of memory;
+/// a `false` stops decoding with [`DecodeError::OverBudget`]. The caller's budget then covers
+/// the output as it grows, not only after it is complete.
+pub fn decode_bounded_metered(
+    encoding: ContentEncoding,
+    body: &[u8],
+    limit: usize,
+    reserve: &mut dyn FnMut(usize) -> bool,
+) -> Result<Vec<u8>, DecodeError> {
     let result = match encoding {
         ContentEncoding::Identity => {
             if body.len() > limit {
                 return Err(DecodeError::TooLarge { limit });
             }
+            if !reserve(body.len()) {
+                return Err(DecodeError::OverBudget);
+            }
             return Ok(body.to_vec());
         }
-        ContentEncoding::Gzip => read_bounded(flate2::bufread::MultiGzDecoder::new(body), limit),
-        ContentEncoding::Deflate => decode_deflate(body, limit),
-        ContentEncoding::Brotli => read_bounded(brotli::Decompressor::new(body, 64 * 1024), limit),
+        ContentEncoding::Gzip => {
+            read_bounded(flate2::bufread::MultiGzDecoder::new(body), limit, reserve)
+        }
+        ContentEncoding::Deflate => decode_deflate(body, limit, reserve),
+        ContentEncoding::Brotli => {
+            read_bounded(brotli::Decompressor::new(body, 64 * 1024), limit, reserve)
+        }
         ContentEncoding::Zstd => {
             let decoder =
                 zstd::stream::read::Decoder::new(body).map_err(|source| DecodeError::Corrupt {
                     encoding: "zstd",
                     source,
                 })?;
-            read_bounded(decoder, limit)
+            read_bounded(decoder, limit, reserve)
         }
     };
     result.map_err(|e| e.with_encoding(encoding.name()))
 }
 
 /// HTTP's "deflate" is meant to be zlib-wrapped, but some clients send raw deflate.
-fn decode_deflate(body: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
+fn decode_deflate(
+    body: &[u8],
+    limit: usize,
+    reserve: &mut dyn FnMut(usize) -> bool,
+) -> Result<Vec<u8>, DecodeError> {
     let zlib_header = body.len() >= 2
         && body[0] & 0x0f == 8
         && (u16::from(body[0]) << 8 | u16::from(body[1])) % 31 == 0;
     if zlib_header {
-        read_bounded(flate2::bufread::ZlibDecoder::new(body), limit)
+        read_bounded(flate2::bufread::ZlibDecoder::new(body), limit, reserve)
     } else {
-        read_bounded(flate2::bufread::DeflateDecoder::new(body), limit)
+        read_bounded(flate2::bufread::DeflateDecoder::new(body), limit, reserve)
     }
 }
 
@@ -148,16 +175,25 @@ impl Container {
 
     /// Unwraps `data`, failing once the output would exceed `limit` bytes.
     pub fn decode_bounded(self, data: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
+        let unmetered = &mut |_| true;
         let result = match self {
-            Container::Gzip => read_bounded(flate2::bufread::MultiGzDecoder::new(data), limit),
+            Container::Gzip => {
+                read_bounded(flate2::bufread::MultiGzDecoder::new(data), limit, unmetered)
+            }
             Container::Zstd => zstd::stream::read::Decoder::new(data)
                 .map_err(|source| DecodeError::Corrupt {
                     encoding: "zstd",
                     source,
                 })
-                .and_then(|decoder| read_bounded(decoder, limit)),
-            Container::Xz => read_bounded(xz2::read::XzDecoder::new_multi_decoder(data), limit),
-            Container::Bzip2 => read_bounded(bzip2::read::MultiBzDecoder::new(data), limit),
+                .and_then(|decoder| read_bounded(decoder, limit, unmetered)),
+            Container::Xz => read_bounded(
+                xz2::read::XzDecoder::new_multi_decoder(data),
+                limit,
+                unmetered,
+            ),
+            Container::Bzip2 => {
+                read_bounded(bzip2::read::MultiBzDecoder::new(data), limit, unmetered)
+            }
         };
         result.map_err(|e| e.with_encoding(self.name()))
     }
@@ -181,13 +217,23 @@ impl DecodeError {
 /// The gzip, zlib and deflate decoders read the body slice directly (`flate2::bufread`): the
 /// `read` variants put a 32 KiB buffer in front, which cost more than inflating a typical
 /// event.
-fn read_bounded(reader: impl Read, limit: usize) -> Result<Vec<u8>, DecodeError> {
+///
+/// `reserve` is asked before each chunk is allocated, and for the joined output when there
+/// is more than one chunk.
+fn read_bounded(
+    reader: impl Read,
+    limit: usize,
+    reserve: &mut dyn FnMut(usize) -> bool,
+) -> Result<Vec<u8>, DecodeError> {
     // Reading one byte past the limit tells "exactly at the limit" from "over it".
     let mut reader = reader.take(limit as u64 + 1);
     let mut chunks: Vec<Vec<u8>> = Vec::new();
     let mut total = 0usize;
     let mut chunk_size = FIRST_CHUNK;
     loop {
+        if !reserve(chunk_size) {
+            return Err(DecodeError::OverBudget);
+        }
         let mut chunk = Vec::with_capacity(chunk_size);
         let read = (&mut reader)
             .take(chunk_size as u64)
@@ -206,6 +252,9 @@ fn read_bounded(reader: impl Read, limit: usize) -> Result<Vec<u8>, DecodeError>
             break;
         }
         chunk_size = (chunk_size * 2).min(MAX_CHUNK);
+    }
+    if chunks.len() > 1 && !reserve(total) {
+        return Err(DecodeError::OverBudget);
     }
     Ok(join_chunks(chunks, total))
 }
@@ -366,5 +415,31 @@ mod tests {
             assert!(container.decode_bounded(&wrapped, 5).is_err());
         }
         assert_eq!(Container::sniff(b"MDMP"), None);
+    }
+
+    #[test]
+    fn metered_decoding_asks_before_it_grows_and_stops_when_refused() {
+        let data = vec![b'x'; 1 << 20];
+        let body = gzip(&data);
+        let mut asked = 0;
+        let out = decode_bounded_metered(ContentEncoding::Gzip, &body, 2 << 20, &mut |n| {
+            asked += n;
+            true
+        })
+        .unwrap();
+        assert_eq!(out, data);
+        assert!(asked >= data.len(), "asked for {asked} bytes only");
+
+        // Room for the first 64 KiB chunk only: refused before the output grows past it.
+        let mut room = FIRST_CHUNK;
+        let refused = decode_bounded_metered(ContentEncoding::Gzip, &body, 2 << 20, &mut |n| {
+            let fits = n <= room;
+            room = room.saturating_sub(n);
+            fits
+        });
+        assert!(matches!(refused, Err(DecodeError::OverBudget)));
+        let identity =
+            decode_bounded_metered(ContentEncoding::Identity, &data, 2 << 20, &mut |_| false);
+        assert!(matches!(identity, Err(DecodeError::OverBudget)));
     }
 }
