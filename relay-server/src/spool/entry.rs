@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use relay_core::EventId;
+use relay_core::{Envelope, EventId};
 use serde::{Deserialize, Serialize};
 
 /// The request metadata stored before the envelope bytes.
@@ -28,6 +28,16 @@ pub fn encode(meta: &EntryMeta, envelope: &[u8]) -> Vec<u8> {
     let mut out = serde_json::to_vec(meta).expect("entry metadata serializes");
     out.push(b'\n');
     out.extend_from_slice(envelope);
+    out
+}
+
+/// Encodes a record payload from an envelope, writing its items straight into the record:
+/// an attachment is copied once (into the record), not into a wire form first.
+pub fn encode_envelope(meta: &EntryMeta, envelope: &Envelope) -> Vec<u8> {
+    let mut out = serde_json::to_vec(meta).expect("entry metadata serializes");
+    out.reserve_exact(1 + envelope.wire_size_hint());
+    out.push(b'\n');
+    envelope.write_to(&mut out);
     out
 }
 
@@ -60,5 +70,22 @@ mod tests {
         assert_eq!(back, meta);
         assert_eq!(&envelope[..], b"{}\n{\"type\":\"event\"}\n{}");
         assert!(decode(b"no newline".to_vec()).is_err());
+    }
+
+    #[test]
+    fn an_envelope_is_encoded_as_its_wire_form() {
+        let meta = EntryMeta {
+            project_id: 1,
+            public_key: "k".into(),
+            received: Utc::now(),
+            event_id: None,
+            client_ip: None,
+        };
+        let envelope =
+            Envelope::parse(Bytes::from_static(b"{}\n{\"type\":\"attachment\"}\nabc\n")).unwrap();
+        let record = encode_envelope(&meta, &envelope);
+        assert_eq!(record, encode(&meta, &envelope.to_vec()));
+        let (_, back) = decode(record).unwrap();
+        assert_eq!(Envelope::parse(back).unwrap().items[0].payload, "abc");
     }
 }

@@ -27,6 +27,9 @@ use super::fault::FaultLog;
 use super::segment::{encode_record, segment_path, RECORD_HEADER_LEN};
 use super::{AppendError, Committed, EntryId, SegmentState, Spool};
 
+/// Bytes after which a batch takes no more appends, and the most its buffer keeps between
+/// batches: 512 typical events fit, while large attachments are copied one or two at a time.
+const MAX_BATCH_BYTES: usize = 8 * 1024 * 1024;
 /// Appends taken in one group commit at most.
 const MAX_BATCH: usize = 512;
 
@@ -137,14 +140,21 @@ impl Writer {
         loop {
             match appends.recv_timeout(TICK) {
                 Ok(first) => {
+                    let mut bytes = first.payload.len();
                     let mut batch = vec![first];
-                    while batch.len() < MAX_BATCH {
+                    // Bounded in bytes too: the batch is copied into one buffer, and a few
+                    // large attachments would otherwise be copied together.
+                    while batch.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
                         match appends.try_recv() {
-                            Ok(request) => batch.push(request),
+                            Ok(request) => {
+                                bytes += request.payload.len();
+                                batch.push(request);
+                            }
                             Err(_) => break,
                         }
                     }
                     self.commit(batch);
+                    self.release_large_buffer();
                     self.upkeep(false);
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => self.upkeep(true),
@@ -177,6 +187,14 @@ impl Writer {
                 self.fail(WriteFault::NoSpace, &detail);
             }
             _ => {}
+        }
+    }
+
+    /// Frees the batch buffer after a batch of large records (a 60 MB attachment): kept, it
+    /// would hold that memory until the process ends.
+    fn release_large_buffer(&mut self) {
+        if self.buffer.capacity() > MAX_BATCH_BYTES {
+            self.buffer = Vec::new();
         }
     }
 
