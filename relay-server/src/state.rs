@@ -11,6 +11,7 @@ use crate::actors::outcomes::Outcomes;
 use crate::actors::spool_reader::{Gates, ReaderUse, SpoolReader};
 use crate::actors::symbolicator::SymbolicatorGate;
 use crate::endpoints::abuse::AbuseGuard;
+use crate::endpoints::budget::InflightBudget;
 use crate::metrics;
 use crate::projects::Projects;
 use crate::ratelimit::RateLimiter;
@@ -28,6 +29,8 @@ pub struct ServiceState {
     pub outcomes: Outcomes,
     /// Per-client-IP request limiter and the bound on concurrent requests.
     pub abuse: AbuseGuard,
+    /// The bytes of request bodies held at once, across requests.
+    pub budget: InflightBudget,
     /// Where accepted envelopes go before the 200.
     pub spool: Arc<Spool>,
     /// The symbolicator gate, for its depth metric.
@@ -51,6 +54,7 @@ impl ServiceState {
             rate_limiter: RateLimiter::new(&config.projects),
             outcomes,
             abuse: AbuseGuard::new(&config.limits),
+            budget: InflightBudget::new(config.limits.max_inflight_bytes),
             config: Arc::new(config),
             spool,
             symbolicator,

@@ -19,6 +19,18 @@ pub struct Limits {
     pub per_ip_requests_per_second: u32,
     /// Intake requests handled at once; beyond, 503 with `Retry-After`. Defaults to 1024.
     pub max_concurrent_requests: usize,
+    /// Intake requests handled at once from one client IP; beyond, 503 with `Retry-After`.
+    /// Keeps one address (slow or hostile) from holding every request slot. Defaults to 256.
+    pub max_concurrent_requests_per_ip: usize,
+    /// Bytes of request bodies held at once across all requests, from the first byte read
+    /// until the envelope is spooled: bodies as received, decompressed, and the spool record.
+    /// A request that does not fit is answered 503 with `Retry-After`. Must hold the largest
+    /// request (`max_request_size`, `max_attachment_size`) twice over, as a record is built
+    /// from a held body. Defaults to 256 MiB.
+    pub max_inflight_bytes: usize,
+    /// Seconds a request body may take to arrive, from the handler's start; a slower body is
+    /// answered 408. Defaults to 30.
+    pub body_timeout_secs: u64,
 }
 
 /// A mebibyte, for byte-sized defaults.
@@ -33,6 +45,34 @@ impl Default for Limits {
             max_attachment_size: 100 * MIB,
             per_ip_requests_per_second: 1000,
             max_concurrent_requests: 1024,
+            max_concurrent_requests_per_ip: 256,
+            max_inflight_bytes: 256 * MIB,
+            body_timeout_secs: 30,
         }
+    }
+}
+
+impl Limits {
+    /// The largest body one request may hold: as received, or decompressed.
+    pub fn largest_body(&self) -> usize {
+        self.max_request_size
+            .max(self.max_attachment_size)
+            .max(self.max_envelope_size)
+    }
+
+    /// Checks that the in-flight budget can hold the largest request while its spool record
+    /// is built; a smaller budget would refuse such a request forever.
+    pub(super) fn validate_budget(&self) -> Result<(), super::ConfigError> {
+        let needed = self.largest_body().saturating_mul(2);
+        if self.max_inflight_bytes < needed {
+            return Err(super::ConfigError::new(
+                "limits.max_inflight_bytes",
+                format!(
+                    "must be at least {needed}: twice the largest of max_request_size, \
+                     max_envelope_size and max_attachment_size"
+                ),
+            ));
+        }
+        Ok(())
     }
 }

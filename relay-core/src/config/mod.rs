@@ -135,6 +135,14 @@ impl Config {
                 "limits.max_attachment_size",
                 self.limits.max_attachment_size,
             ),
+            (
+                "limits.max_concurrent_requests_per_ip",
+                self.limits.max_concurrent_requests_per_ip,
+            ),
+            (
+                "limits.body_timeout_secs",
+                self.limits.body_timeout_secs as usize,
+            ),
             ("pipeline.max_in_flight", self.pipeline.max_in_flight),
             (
                 "pipeline.delivery_window_bytes",
@@ -167,6 +175,7 @@ impl Config {
             }
         }
         self.validate_symbol_sources()?;
+        self.limits.validate_budget()?;
         if self.spool.segment_bytes > self.spool.max_disk_bytes {
             return Err(ConfigError::new(
                 "spool.segment_bytes",

@@ -1,10 +1,12 @@
-//! Abuse protection in front of the intake: a per-client-IP request rate and a bound on
-//! concurrent requests.
+//! Abuse protection in front of the intake: a per-client-IP request rate, a bound on
+//! concurrent requests, and a bound on concurrent requests per client IP (so that one address,
+//! say with a thousand bodies trickling in a byte a second, cannot hold every request slot).
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
@@ -16,17 +18,71 @@ use super::error::ApiError;
 /// Checks taken between sweeps of idle per-IP entries.
 const SWEEP_EVERY: u64 = 10_000;
 
-/// Per-IP rate and concurrency bound; see the module docs.
+/// Per-IP rate and concurrency bounds; see the module docs.
 pub struct AbuseGuard {
     per_ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
     concurrent: Arc<Semaphore>,
+    per_ip_active: Arc<IpSlots>,
     checks: AtomicU64,
     clock: DefaultClock,
 }
 
+/// Requests in progress per client IP; an address leaves the map with its last request.
+struct IpSlots {
+    active: Mutex<HashMap<IpAddr, usize>>,
+    max: usize,
+}
+
+/// A request's place under the bounds; dropping it frees the slots.
+#[derive(Debug)]
+pub struct Admission {
+    _global: OwnedSemaphorePermit,
+    _ip: Option<IpSlot>,
+}
+
+/// One request's slot of its address.
+#[derive(Debug)]
+struct IpSlot {
+    slots: Arc<IpSlots>,
+    ip: IpAddr,
+}
+
+impl std::fmt::Debug for IpSlots {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IpSlots").field("max", &self.max).finish()
+    }
+}
+
+impl IpSlots {
+    fn take(self: &Arc<Self>, ip: IpAddr) -> Option<IpSlot> {
+        let mut active = self.active.lock().expect("ip slots lock");
+        let count = active.entry(ip).or_insert(0);
+        if *count >= self.max {
+            return None;
+        }
+        *count += 1;
+        Some(IpSlot {
+            slots: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut active = self.slots.active.lock().expect("ip slots lock");
+        if let Some(count) = active.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                active.remove(&self.ip);
+            }
+        }
+    }
+}
+
 impl AbuseGuard {
-    /// Builds the guard from `limits.per_ip_requests_per_second` and
-    /// `limits.max_concurrent_requests`.
+    /// Builds the guard from `limits.per_ip_requests_per_second`,
+    /// `limits.max_concurrent_requests` and `limits.max_concurrent_requests_per_ip`.
     pub fn new(limits: &Limits) -> Self {
         let per_ip = NonZeroU32::new(limits.per_ip_requests_per_second).map(|rate| {
             let burst = rate.saturating_mul(NonZeroU32::new(2).expect("2 is not zero"));
@@ -35,13 +91,17 @@ impl AbuseGuard {
         AbuseGuard {
             per_ip,
             concurrent: Arc::new(Semaphore::new(limits.max_concurrent_requests)),
+            per_ip_active: Arc::new(IpSlots {
+                active: Mutex::new(HashMap::new()),
+                max: limits.max_concurrent_requests_per_ip,
+            }),
             checks: AtomicU64::new(0),
             clock: DefaultClock::default(),
         }
     }
 
-    /// Admits a request from `ip`; the permit bounds concurrency until it is dropped.
-    pub fn admit(&self, ip: Option<IpAddr>) -> Result<OwnedSemaphorePermit, ApiError> {
+    /// Admits a request from `ip`; the admission bounds concurrency until it is dropped.
+    pub fn admit(&self, ip: Option<IpAddr>) -> Result<Admission, ApiError> {
         if let (Some(limiter), Some(ip)) = (&self.per_ip, ip) {
             if self
                 .checks
@@ -61,12 +121,27 @@ impl AbuseGuard {
                 });
             }
         }
-        self.concurrent.clone().try_acquire_owned().map_err(|_| {
+        // The address's own bound first: a flood from one address must not take global slots.
+        let ip_slot = match ip {
+            Some(ip) => Some(self.per_ip_active.take(ip).ok_or_else(|| {
+                crate::metrics::count_rejection("per_ip_concurrency");
+                ApiError::Overloaded {
+                    detail: format!("too many concurrent requests from {ip}; retry later"),
+                    retry_after_secs: 1,
+                }
+            })?),
+            None => None,
+        };
+        let global = self.concurrent.clone().try_acquire_owned().map_err(|_| {
             crate::metrics::count_rejection("concurrency");
             ApiError::Overloaded {
                 detail: "too many concurrent requests; retry later".to_owned(),
                 retry_after_secs: 1,
             }
+        })?;
+        Ok(Admission {
+            _global: global,
+            _ip: ip_slot,
         })
     }
 }
@@ -111,5 +186,35 @@ mod tests {
         ));
         drop(a);
         assert!(guard.admit(None).is_ok());
+    }
+
+    #[test]
+    fn one_address_cannot_take_every_slot() {
+        let guard = AbuseGuard::new(&Limits {
+            max_concurrent_requests: 10,
+            max_concurrent_requests_per_ip: 3,
+            ..Limits::default()
+        });
+        let flooder: IpAddr = "127.0.0.1".parse().unwrap();
+        let held: Vec<_> = (0..3)
+            .map(|_| guard.admit(Some(flooder)).unwrap())
+            .collect();
+        for _ in 0..20 {
+            assert!(matches!(
+                guard.admit(Some(flooder)),
+                Err(ApiError::Overloaded {
+                    retry_after_secs: 1,
+                    ..
+                })
+            ));
+        }
+        // Refusals of the address took no global slot: 7 remain for everyone else.
+        let other: IpAddr = "127.0.0.2".parse().unwrap();
+        let others: Vec<_> = (0..3).map(|_| guard.admit(Some(other)).unwrap()).collect();
+        assert_eq!(guard.concurrent.available_permits(), 4);
+        drop(held);
+        assert!(guard.admit(Some(flooder)).is_ok());
+        drop(others);
+        assert!(guard.per_ip_active.active.lock().unwrap().is_empty());
     }
 }

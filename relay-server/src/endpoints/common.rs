@@ -1,18 +1,16 @@
-//! Steps shared by the intake endpoints: bounded body reading and decoding, authentication,
-//! item checks, quotas, and appending the envelope to the spool.
+//! Steps shared by the intake endpoints: authentication, item checks, quotas, and appending
+//! the envelope to the spool (body reading and decoding: [`super::body`]).
 
 use std::net::IpAddr;
 
-use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use chrono::Utc;
-use futures::StreamExt;
 use relay_core::config::Limits;
 use relay_core::{Auth, AuthError, Dsn, Envelope, EventId, ItemType};
-use relay_processing::decode::{decode_bounded, ContentEncoding};
 use serde_json::{json, Value};
 
+use super::budget::{Charge, CHUNK_WAIT};
 use super::error::ApiError;
 use super::error::RATE_LIMITS_HEADER;
 use super::quotas;
@@ -20,66 +18,6 @@ use crate::managed::Scoping;
 use crate::projects::AccessError;
 use crate::spool::entry::{self, EntryMeta};
 use crate::state::ServiceState;
-
-/// Reads the request body, refusing more than `limit` bytes (as sent, before decoding).
-///
-/// Works for chunked bodies without `Content-Length`, as @sentry/node sends them.
-pub async fn read_body(
-    req: &HttpRequest,
-    mut payload: web::Payload,
-    limit: usize,
-) -> Result<Bytes, ApiError> {
-    let too_large =
-        || ApiError::TooLarge(format!("request body exceeds the limit of {limit} bytes"));
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|len| len > limit) {
-        return Err(too_large());
-    }
-    let mut body = BytesMut::with_capacity(declared.unwrap_or(8192).min(limit));
-    while let Some(chunk) = payload.next().await {
-        let chunk =
-            chunk.map_err(|e| ApiError::BadRequest(format!("cannot read request body: {e}")))?;
-        if body.len() + chunk.len() > limit {
-            return Err(too_large());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body.freeze())
-}
-
-/// Compressed bodies up to this size are decoded on the HTTP worker itself.
-const INLINE_DECODE_BYTES: usize = 64 * 1024;
-
-/// Undoes the `Content-Encoding`, producing at most `limit` bytes.
-///
-/// Decompression runs on the blocking pool so a large body does not stall an HTTP worker.
-pub async fn decode_body(req: &HttpRequest, body: Bytes, limit: usize) -> Result<Bytes, ApiError> {
-    let value = req
-        .headers()
-        .get(header::CONTENT_ENCODING)
-        .map(|v| v.to_str().unwrap_or("?"));
-    let encoding = ContentEncoding::from_header(value)?;
-    if encoding == ContentEncoding::Identity {
-        if body.len() > limit {
-            return Err(ApiError::TooLarge(format!(
-                "body exceeds the limit of {limit} bytes"
-            )));
-        }
-        return Ok(body);
-    }
-    // Small bodies (nearly all SDK requests) decode faster than a hop to the blocking pool.
-    if body.len() <= INLINE_DECODE_BYTES {
-        return Ok(decode_bounded(encoding, &body, limit)?.into());
-    }
-    let decoded = web::block(move || decode_bounded(encoding, &body, limit))
-        .await
-        .map_err(|e| ApiError::Internal(format!("decompression task failed: {e}")))??;
-    Ok(decoded.into())
-}
 
 /// Credentials from the `X-Sentry-Auth` or `Authorization` header or the query string.
 pub fn request_auth(req: &HttpRequest) -> Result<Option<Auth>, ApiError> {
@@ -237,47 +175,62 @@ pub fn admit_sender(
     Ok(scoping)
 }
 
+/// Room for a spool record's metadata line, charged with the envelope bytes.
+const META_BYTES: usize = 512;
+
 /// Checks the envelope, counts its client reports, applies quotas and spools what is left.
 ///
-/// `original` is the envelope's wire form, spooled as is when no item was removed.
+/// `original` is the envelope's wire form, spooled as is when no item was removed. `charge`
+/// holds the request's bytes: the spool record is charged before it is built (it is a second
+/// copy of the envelope for a moment), then only the record stays charged until it is
+/// written.
 pub async fn accept(
     state: &ServiceState,
     scoping: &Scoping,
     mut envelope: Envelope,
     original: Option<Bytes>,
+    charge: &mut Charge,
 ) -> Result<Accepted, ApiError> {
     let event_id = check_items(&envelope, &state.config.limits)?;
     quotas::track_client_reports(state, scoping, &envelope);
     let rate_limits = quotas::enforce_quotas(state, scoping, &mut envelope)?;
-    let bytes = match original {
-        Some(original) if rate_limits.is_none() => original,
-        _ => envelope.to_vec().into(),
+    let meta = entry_meta(scoping, event_id);
+    let record = match original {
+        Some(original) if rate_limits.is_none() => {
+            charge.grow(original.len() + META_BYTES, CHUNK_WAIT).await?;
+            entry::encode(&meta, &original)
+        }
+        _ => {
+            let size = envelope.wire_size_hint() + META_BYTES;
+            charge.grow(size, CHUNK_WAIT).await?;
+            entry::encode_envelope(&meta, &envelope)
+        }
     };
-    spool(state, &bytes, event_id, scoping).await?;
+    // The envelope (and the body it points into) is gone: only the record is held now.
+    drop(envelope);
+    charge.shrink_to(record.capacity());
+    spool(state, record).await?;
     Ok(Accepted {
         event_id,
         rate_limits,
     })
 }
 
-/// Appends the envelope to the spool; once this returns, the envelope will reach Kafka.
-///
-/// A full spool, a writer with too many appends waiting, or a disk that cannot be written
-/// (full, failing, directory gone) answers 503 with `Retry-After`.
-async fn spool(
-    state: &ServiceState,
-    envelope: &[u8],
-    event_id: Option<EventId>,
-    scoping: &Scoping,
-) -> Result<(), ApiError> {
-    let meta = EntryMeta {
+fn entry_meta(scoping: &Scoping, event_id: Option<EventId>) -> EntryMeta {
+    EntryMeta {
         project_id: scoping.project_id,
         public_key: scoping.public_key.clone(),
         received: Utc::now(),
         event_id,
         client_ip: scoping.client_ip,
-    };
-    let record = entry::encode(&meta, envelope);
+    }
+}
+
+/// Appends the record to the spool; once this returns, the envelope will reach Kafka.
+///
+/// A full spool, a writer with too many appends waiting, or a disk that cannot be written
+/// (full, failing, directory gone) answers 503 with `Retry-After`.
+async fn spool(state: &ServiceState, record: Vec<u8>) -> Result<(), ApiError> {
     state
         .spool
         .append(record)

@@ -5,9 +5,8 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use relay_core::Envelope;
 
-use super::common::{
-    accept, admit_sender, client_ip, decode_body, envelope_dsn_key, read_body, request_auth,
-};
+use super::body::{decode_body, read_body, BodyRules};
+use super::common::{accept, admit_sender, client_ip, envelope_dsn_key, request_auth};
 use super::error::ApiError;
 use super::quotas::track_invalid;
 use crate::managed::Scoping;
@@ -51,14 +50,17 @@ async fn receive(
     scoping: Option<Scoping>,
 ) -> Result<HttpResponse, ApiError> {
     let limits = &state.config.limits;
-    let body = read_body(req, payload, limits.max_request_size).await?;
-    let body = decode_body(req, body, limits.max_envelope_size).await?;
+    // Holds the body's bytes in the in-flight budget until the envelope is spooled.
+    let mut charge = state.budget.charge();
+    let rules = BodyRules::new(limits, limits.max_request_size);
+    let body = read_body(req, payload, rules, &mut charge).await?;
+    let body = decode_body(req, body, limits.max_envelope_size, &mut charge).await?;
     let envelope = Envelope::parse(body.clone())?;
     let scoping = match scoping {
         Some(scoping) => scoping,
         None => admit_sender(state, req, project_id, envelope_dsn_key(&envelope)?)?,
     };
-    Ok(accept(state, &scoping, envelope, Some(body))
+    Ok(accept(state, &scoping, envelope, Some(body), &mut charge)
         .await?
         .json_response())
 }

@@ -35,6 +35,9 @@ pub enum ApiError {
         /// The `X-Sentry-Rate-Limits` value, for quotas.
         rate_limits: Option<String>,
     },
+    /// The body did not arrive within `limits.body_timeout_secs`; 408.
+    #[error("{0}")]
+    BodyTimeout(String),
     /// The relay is at capacity; 503 with `Retry-After`.
     #[error("{detail}")]
     Overloaded {
@@ -75,6 +78,7 @@ impl From<DecodeError> for ApiError {
             DecodeError::TooLarge { .. } => ApiError::TooLarge(error.to_string()),
             DecodeError::Unsupported(_) => ApiError::UnsupportedEncoding(error.to_string()),
             DecodeError::Corrupt { .. } => ApiError::BadRequest(error.to_string()),
+            DecodeError::OverBudget => super::budget::BudgetError::Exhausted.into(),
         }
     }
 }
@@ -98,6 +102,7 @@ impl ResponseError for ApiError {
             ApiError::Access(_) => StatusCode::FORBIDDEN,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

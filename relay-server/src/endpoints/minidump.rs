@@ -13,7 +13,9 @@ use relay_core::{Envelope, EnvelopeHeaders, EventId, Item, ItemHeaders, ItemType
 use relay_processing::minidump::unwrap_minidump;
 use serde_json::{json, Map, Value};
 
-use super::common::{accept, admit_sender, client_ip, decode_body, read_body, request_auth};
+use super::body::{decode_body, read_body, BodyRules};
+use super::budget::{Charge, CHUNK_WAIT};
+use super::common::{accept, admit_sender, client_ip, request_auth};
 use super::error::ApiError;
 use super::quotas::track_invalid;
 use crate::managed::Scoping;
@@ -57,11 +59,14 @@ async fn receive(
     let limits = &state.config.limits;
     // A minidump can be larger than an ordinary request; it is bounded as an attachment.
     let request_limit = limits.max_request_size.max(limits.max_attachment_size);
-    let body = read_body(req, payload, request_limit).await?;
-    let body = decode_body(req, body, limits.max_envelope_size).await?;
+    // Holds the body's bytes in the in-flight budget until the envelope is spooled.
+    let mut charge = state.budget.charge();
+    let rules = BodyRules::new(limits, request_limit);
+    let body = read_body(req, payload, rules, &mut charge).await?;
+    let body = decode_body(req, body, limits.max_envelope_size, &mut charge).await?;
 
     let mut upload = match multipart_boundary(req)? {
-        Some(boundary) => parse_multipart(body, boundary).await?,
+        Some(boundary) => parse_multipart(body, boundary, &mut charge).await?,
         None => Upload {
             minidump: Some(FileField {
                 filename: None,
@@ -79,7 +84,7 @@ async fn receive(
     minidump.data = unwrap(minidump.data, limits.max_attachment_size).await?;
 
     let (envelope, event_id) = build_envelope(upload, minidump)?;
-    match accept(state, scoping, envelope, None).await {
+    match accept(state, scoping, envelope, None, &mut charge).await {
         // Limited dumps are answered as usual (see `handle`); the outcome is recorded.
         Ok(_) | Err(ApiError::TooManyRequests { .. }) => Ok(event_id_response(event_id)),
         Err(error) => Err(error),
@@ -128,16 +133,28 @@ fn multipart_boundary(req: &HttpRequest) -> Result<Option<String>, ApiError> {
         .map_err(|e| ApiError::BadRequest(format!("invalid multipart content type: {e}")))
 }
 
-async fn parse_multipart(body: Bytes, boundary: String) -> Result<Upload, ApiError> {
+/// Splits the body into its fields, each a slice of one buffer: a large file is not copied
+/// again.
+///
+/// multer copies the body into its buffer once (charged while both exist); the fields are
+/// slices of that buffer, so afterwards the request holds the body's size once.
+async fn parse_multipart(
+    body: Bytes,
+    boundary: String,
+    charge: &mut Charge,
+) -> Result<Upload, ApiError> {
+    let held_before = charge.held();
+    charge.grow(body.len(), CHUNK_WAIT).await?;
+    // One item: multer then holds the whole body in one buffer and every field is one slice.
     let stream = futures::stream::once(async move { Ok::<_, std::convert::Infallible>(body) });
     let mut multipart = multer::Multipart::new(stream, boundary);
     let bad = |e: multer::Error| ApiError::BadRequest(format!("invalid multipart body: {e}"));
     let mut upload = Upload::default();
-    while let Some(field) = multipart.next_field().await.map_err(bad)? {
+    while let Some(mut field) = multipart.next_field().await.map_err(bad)? {
         let name = field.name().unwrap_or_default().to_owned();
         let filename = field.file_name().map(str::to_owned);
         let content_type = field.content_type().map(|m| m.to_string());
-        let data = field.bytes().await.map_err(bad)?;
+        let data = field_bytes(&mut field).await.map_err(bad)?;
         if name == MINIDUMP_FIELD {
             upload.minidump = Some(FileField {
                 filename,
@@ -157,7 +174,23 @@ async fn parse_multipart(body: Bytes, boundary: String) -> Result<Upload, ApiErr
             merge_form_field(&mut upload.event, &name, text)?;
         }
     }
+    // The body was handed to multer and is gone; multer's buffer, which the fields slice,
+    // takes its place.
+    charge.shrink_to(held_before);
     Ok(upload)
+}
+
+/// A field's data: its one slice of multer's buffer when it came whole (always, as the body
+/// is given in one piece), else the pieces joined.
+async fn field_bytes(field: &mut multer::Field<'_>) -> Result<Bytes, multer::Error> {
+    let mut pieces = Vec::new();
+    while let Some(piece) = field.chunk().await? {
+        pieces.push(piece);
+    }
+    if pieces.len() <= 1 {
+        return Ok(pieces.pop().unwrap_or_default());
+    }
+    Ok(pieces.concat().into())
 }
 
 /// Folds one text field into the event: `sentry` (JSON), `sentry[a][b]`, or `extra`.

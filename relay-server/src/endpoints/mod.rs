@@ -9,6 +9,8 @@
 //! | `GET /metrics` | [`metrics`] |
 
 pub mod abuse;
+mod body;
+pub mod budget;
 mod common;
 mod envelope;
 mod error;

@@ -5,7 +5,8 @@ use bytes::Bytes;
 use relay_core::{Envelope, EnvelopeHeaders, Item, ItemHeaders, ItemType};
 use serde_json::Value;
 
-use super::common::{accept, admit_sender, client_ip, decode_body, read_body, request_auth};
+use super::body::{decode_body, read_body, BodyRules};
+use super::common::{accept, admit_sender, client_ip, request_auth};
 use super::error::ApiError;
 use super::quotas::track_invalid;
 use crate::managed::Scoping;
@@ -39,10 +40,13 @@ async fn receive(
     scoping: &Scoping,
 ) -> Result<HttpResponse, ApiError> {
     let limits = &state.config.limits;
-    let body = read_body(req, payload, limits.max_request_size).await?;
-    let body = decode_body(req, body, limits.max_event_size).await?;
+    // Holds the body's bytes in the in-flight budget until the event is spooled.
+    let mut charge = state.budget.charge();
+    let rules = BodyRules::new(limits, limits.max_request_size);
+    let body = read_body(req, payload, rules, &mut charge).await?;
+    let body = decode_body(req, body, limits.max_event_size, &mut charge).await?;
     let envelope = envelope_from_event(body)?;
-    Ok(accept(state, scoping, envelope, None)
+    Ok(accept(state, scoping, envelope, None, &mut charge)
         .await?
         .json_response())
 }
