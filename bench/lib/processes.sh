@@ -81,6 +81,7 @@ projects:
     keys: ["$PUBLIC_KEY"]
 limits:
   per_ip_requests_per_second: 0
+  max_concurrent_requests_per_ip: 0
 $extra
 YAML
   RELAY_LOG=warn "$RELAY" run --config "$data.yaml" > "$data.log" 2>&1 &

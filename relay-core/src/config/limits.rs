@@ -20,7 +20,8 @@ pub struct Limits {
     /// Intake requests handled at once; beyond, 503 with `Retry-After`. Defaults to 1024.
     pub max_concurrent_requests: usize,
     /// Intake requests handled at once from one client IP; beyond, 503 with `Retry-After`.
-    /// Keeps one address (slow or hostile) from holding every request slot. Defaults to 256.
+    /// Keeps one address (slow or hostile) from holding every request slot. 0 turns the
+    /// limit off (load tests from one machine). Defaults to 256.
     pub max_concurrent_requests_per_ip: usize,
     /// Bytes of request bodies held at once across all requests, from the first byte read
     /// until the envelope is spooled: bodies as received, decompressed, and the spool record.

@@ -136,10 +136,6 @@ impl Config {
                 self.limits.max_attachment_size,
             ),
             (
-                "limits.max_concurrent_requests_per_ip",
-                self.limits.max_concurrent_requests_per_ip,
-            ),
-            (
                 "limits.body_timeout_secs",
                 self.limits.body_timeout_secs as usize,
             ),

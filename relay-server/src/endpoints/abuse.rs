@@ -122,7 +122,7 @@ impl AbuseGuard {
             }
         }
         // The address's own bound first: a flood from one address must not take global slots.
-        let ip_slot = match ip {
+        let ip_slot = match ip.filter(|_| self.per_ip_active.max > 0) {
             Some(ip) => Some(self.per_ip_active.take(ip).ok_or_else(|| {
                 crate::metrics::count_rejection("per_ip_concurrency");
                 ApiError::Overloaded {
@@ -216,5 +216,15 @@ mod tests {
         assert!(guard.admit(Some(flooder)).is_ok());
         drop(others);
         assert!(guard.per_ip_active.active.lock().unwrap().is_empty());
+
+        let unlimited = AbuseGuard::new(&Limits {
+            max_concurrent_requests_per_ip: 0,
+            ..Limits::default()
+        });
+        let all: Vec<_> = (0..100).map(|_| unlimited.admit(Some(flooder))).collect();
+        assert!(
+            all.iter().all(Result::is_ok),
+            "0 turns the per-IP bound off"
+        );
     }
 }
