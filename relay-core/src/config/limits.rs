@@ -77,3 +77,20 @@ impl Limits {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_budget_must_hold_the_largest_request_twice() {
+        assert_eq!(Limits::default().validate_budget(), Ok(()));
+        let limits = Limits {
+            max_attachment_size: 200 * MIB,
+            ..Limits::default()
+        };
+        let error = limits.validate_budget().unwrap_err();
+        assert_eq!(error.key, "limits.max_inflight_bytes");
+        assert!(error.reason.contains(&(400 * MIB).to_string()), "{error}");
+    }
+}
