@@ -13,15 +13,13 @@ use std::time::Duration;
 
 use tokio::sync::{AcquireError, Semaphore, TryAcquireError};
 
-use super::error::ApiError;
-
 /// How long a chunk of a streaming body may wait for budget before the request is refused:
 /// long enough to ride out a burst ending, short enough that requests waiting on each other
 /// give their bytes back quickly.
 pub const CHUNK_WAIT: Duration = Duration::from_secs(1);
 
 /// Seconds a client refused for lack of budget is asked to wait.
-const RETRY_AFTER_SECS: u64 = 1;
+pub(super) const RETRY_AFTER_SECS: u64 = 1;
 
 /// The shared budget; cheap to clone.
 #[derive(Clone, Debug)]
@@ -44,19 +42,6 @@ pub enum BudgetError {
     /// Not available now (or not within the wait).
     #[error("the relay holds too many request bytes; retry later")]
     Exhausted,
-}
-
-impl From<BudgetError> for ApiError {
-    fn from(error: BudgetError) -> Self {
-        crate::metrics::count_rejection("inflight_bytes");
-        match error {
-            BudgetError::NeverFits { .. } => ApiError::TooLarge(error.to_string()),
-            BudgetError::Exhausted => ApiError::Overloaded {
-                detail: error.to_string(),
-                retry_after_secs: RETRY_AFTER_SECS,
-            },
-        }
-    }
 }
 
 impl InflightBudget {
@@ -221,23 +206,5 @@ mod tests {
         let (got, ()) = tokio::join!(waiter.grow(10, CHUNK_WAIT), give_back);
         assert_eq!(got, Ok(()));
         assert_eq!(budget.available(), 990);
-    }
-
-    #[test]
-    fn refusals_answer_503_with_retry_after_or_413() {
-        let overloaded: ApiError = BudgetError::Exhausted.into();
-        assert!(matches!(
-            overloaded,
-            ApiError::Overloaded {
-                retry_after_secs: 1,
-                ..
-            }
-        ));
-        let never: ApiError = BudgetError::NeverFits {
-            wanted: 2,
-            capacity: 1,
-        }
-        .into();
-        assert!(matches!(never, ApiError::TooLarge(_)));
     }
 }

@@ -7,6 +7,7 @@ use relay_processing::decode::DecodeError;
 use relay_processing::minidump::MinidumpError;
 use serde_json::json;
 
+use super::budget::{BudgetError, RETRY_AFTER_SECS};
 use crate::projects::AccessError;
 
 /// A failed request. The body is always `{"detail": "<what is wrong>"}`.
@@ -78,7 +79,20 @@ impl From<DecodeError> for ApiError {
             DecodeError::TooLarge { .. } => ApiError::TooLarge(error.to_string()),
             DecodeError::Unsupported(_) => ApiError::UnsupportedEncoding(error.to_string()),
             DecodeError::Corrupt { .. } => ApiError::BadRequest(error.to_string()),
-            DecodeError::OverBudget => super::budget::BudgetError::Exhausted.into(),
+            DecodeError::OverBudget => BudgetError::Exhausted.into(),
+        }
+    }
+}
+
+impl From<BudgetError> for ApiError {
+    fn from(error: BudgetError) -> Self {
+        crate::metrics::count_rejection("inflight_bytes");
+        match error {
+            BudgetError::NeverFits { .. } => ApiError::TooLarge(error.to_string()),
+            BudgetError::Exhausted => ApiError::Overloaded {
+                detail: error.to_string(),
+                retry_after_secs: RETRY_AFTER_SECS,
+            },
         }
     }
 }
@@ -139,5 +153,28 @@ impl ResponseError for ApiError {
             _ => {}
         }
         response.json(json!({ "detail": self.to_string() }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_answer_503_with_retry_after_or_413() {
+        let overloaded: ApiError = BudgetError::Exhausted.into();
+        assert!(matches!(
+            overloaded,
+            ApiError::Overloaded {
+                retry_after_secs: 1,
+                ..
+            }
+        ));
+        let never: ApiError = BudgetError::NeverFits {
+            wanted: 2,
+            capacity: 1,
+        }
+        .into();
+        assert!(matches!(never, ApiError::TooLarge(_)));
     }
 }
