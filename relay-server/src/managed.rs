@@ -15,6 +15,7 @@
 //! outcomes.
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, Utc};
 use relay_core::{Envelope, EventId};
@@ -182,13 +183,30 @@ impl ManagedEnvelope {
     }
 }
 
+/// Set once the relay stops its actors at shutdown. Envelopes dropped with them are expected
+/// then (their spool entries are not released, so they are published after the next start)
+/// and are not logged one by one: the shutdown logs how many entries wait in the spool.
+static STOPPING: AtomicBool = AtomicBool::new(false);
+
+/// Marks the pipeline as stopping: from now on a dropped envelope is not an error.
+pub fn pipeline_stopping() {
+    STOPPING.store(true, Ordering::Relaxed);
+}
+
 impl Drop for ManagedEnvelope {
     fn drop(&mut self) {
         if self.reply.is_some() {
-            tracing::error!(
-                project = self.meta.project_id,
-                "envelope dropped without a verdict"
-            );
+            if STOPPING.load(Ordering::Relaxed) {
+                tracing::debug!(
+                    project = self.meta.project_id,
+                    "envelope dropped at shutdown"
+                );
+            } else {
+                tracing::error!(
+                    project = self.meta.project_id,
+                    "envelope dropped without a verdict"
+                );
+            }
             self.answer(Verdict::Rejected(Rejection::Internal(
                 "envelope dropped by a pipeline stage",
             )));

@@ -340,6 +340,7 @@ async fn close_producer(producer: kafka::Producer, closed: kafka::context::Produ
         tracing::info!(%error, "Kafka did not confirm every message before the stop");
     }
     drop(producer);
+    crate::managed::pipeline_stopping();
     actix::System::current().stop();
     if tokio::time::timeout(PRODUCER_CLOSE_TIMEOUT, closed)
         .await
