@@ -52,6 +52,20 @@ pub struct RequestMeta {
     pub sent_at: Option<DateTime<Utc>>,
 }
 
+#[cfg(test)]
+impl RequestMeta {
+    /// A request for `project_id` received now, with no key, address or `sent_at`.
+    pub fn for_test(project_id: u64) -> Self {
+        RequestMeta {
+            project_id,
+            public_key: String::new(),
+            received: Utc::now(),
+            client_ip: None,
+            sent_at: None,
+        }
+    }
+}
+
 /// How the pipeline finished with an envelope.
 #[derive(Debug)]
 pub enum Verdict {

@@ -208,7 +208,6 @@ impl MailboxDepth {
 mod tests {
     use std::time::Duration;
 
-    use chrono::Utc;
     use relay_core::Envelope;
 
     use super::*;
@@ -245,13 +244,7 @@ mod tests {
         });
         let mut verdicts = Vec::new();
         for _ in 0..20 {
-            let meta = RequestMeta {
-                project_id: 1,
-                public_key: String::new(),
-                received: Utc::now(),
-                client_ip: None,
-                sent_at: None,
-            };
+            let meta = RequestMeta::for_test(1);
             let (managed, verdict) = ManagedEnvelope::new(Envelope::default(), meta, None, 0);
             mailbox.forward(SlowJob(managed));
             verdicts.push(verdict);

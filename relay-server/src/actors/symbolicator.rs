@@ -237,7 +237,6 @@ impl SymbolicatorGate {
 
 #[cfg(test)]
 mod tests {
-    use chrono::Utc;
     use relay_core::envelope::{Item, ItemHeaders};
     use relay_core::{Config, Envelope, ItemType};
     use serde_json::json;
@@ -274,13 +273,7 @@ mod tests {
             items,
             ..Envelope::default()
         };
-        let meta = RequestMeta {
-            project_id: 1,
-            public_key: String::new(),
-            received: Utc::now(),
-            client_ip: None,
-            sent_at: None,
-        };
+        let meta = RequestMeta::for_test(1);
         ManagedEnvelope::new(envelope, meta, Some(json!({})), lane).0
     }
 

@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use chrono::Utc;
 use relay_core::config::{HttpSymbolSource, ProjectConfig, SymbolServerLayout};
 use relay_core::envelope::{Item, ItemHeaders};
 use relay_core::{Config, Envelope, ItemType};
@@ -209,13 +208,7 @@ impl Harness {
             items: vec![Item::new(headers, bytes.clone())],
             ..Envelope::default()
         };
-        let meta = RequestMeta {
-            project_id: project,
-            public_key: String::new(),
-            received: Utc::now(),
-            client_ip: None,
-            sent_at: None,
-        };
+        let meta = RequestMeta::for_test(project);
         let (managed, _verdict) = ManagedEnvelope::new(envelope, meta, Some(json!({})), 0);
         self.mailbox.forward(FetchSymbols(managed));
         let forwarded = tokio::time::timeout(Duration::from_secs(60), self.forwarded.recv())
