@@ -48,7 +48,7 @@ PEAK_RSS_LIMIT_MB = 800
 SETTLED_RSS_LIMIT_MB = 300
 
 SLOW_SOCKETS = 1100
-SLOW_SECONDS = 40
+SLOW_SECONDS = 60  # the 60 s of slow-body connections
 
 
 def proc_status_mb(pid: int, field: str) -> float:
