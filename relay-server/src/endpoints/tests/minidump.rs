@@ -80,8 +80,7 @@ async fn minidump_upload_becomes_event_and_attachment_chunks() {
     );
     assert!(chunks.iter().all(|(key, _)| *key == simple_id));
 
-    let raw = post("/api/42/minidump/", dump.clone())
-        .insert_header(("Content-Type", "application/octet-stream"));
+    let raw = post_raw_minidump(dump.clone());
     assert_eq!(
         test::call_service(&app, raw.to_request()).await.status(),
         StatusCode::OK

@@ -170,6 +170,16 @@ fn post(path: &str, body: impl Into<Vec<u8>>) -> test::TestRequest {
         .set_payload(body.into())
 }
 
+/// A raw (`application/octet-stream`) minidump upload for project 42.
+fn post_raw_minidump(dump: impl Into<Vec<u8>>) -> test::TestRequest {
+    post("/api/42/minidump/", dump).insert_header(("Content-Type", "application/octet-stream"))
+}
+
+/// An envelope holding `event` as its one item, with an empty envelope header.
+fn event_envelope(event: &Value) -> String {
+    format!("{{}}\n{{\"type\":\"event\"}}\n{event}\n")
+}
+
 async fn body_json(response: actix_web::dev::ServiceResponse) -> Value {
     serde_json::from_slice(&test::read_body(response).await).unwrap()
 }

@@ -249,7 +249,7 @@ async fn events_are_filtered_scrubbed_grouped_and_counted_as_issues() {
         json!({"message": "please ignore me now"}),
     ];
     for event in events.iter().chain(&filtered) {
-        let body = format!("{{}}\n{{\"type\":\"event\"}}\n{event}\n");
+        let body = event_envelope(event);
         assert_eq!(
             test::call_service(&app, post("/api/42/envelope/", body).to_request())
                 .await

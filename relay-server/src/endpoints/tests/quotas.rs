@@ -70,8 +70,7 @@ async fn quotas_limit_items_and_outcomes_add_up() {
     assert!(response.headers().get("X-Sentry-Rate-Limits").is_none());
     // The minidump endpoint never answers 429; the limited crash is counted, not published.
     let dump = std::fs::read(fixtures().join("native/linux-x86_64/linux.dmp")).unwrap();
-    let req =
-        post("/api/42/minidump/", dump).insert_header(("Content-Type", "application/octet-stream"));
+    let req = post_raw_minidump(dump);
     assert_eq!(
         test::call_service(&app, req.to_request()).await.status(),
         StatusCode::OK

@@ -12,8 +12,7 @@ async fn minidump_is_symbolicated_with_the_projects_debug_files() {
     let state = start_relay(config, &cluster);
     let app = app!(state);
     let dump = std::fs::read(native.join("linux.dmp")).unwrap();
-    let req =
-        post("/api/42/minidump/", dump).insert_header(("Content-Type", "application/octet-stream"));
+    let req = post_raw_minidump(dump);
     assert_eq!(
         test::call_service(&app, req.to_request()).await.status(),
         StatusCode::OK
@@ -66,7 +65,7 @@ async fn javascript_frames_are_resolved_through_the_projects_source_maps() {
             {"function": "e", "abs_path": url, "filename": "test.min.js", "lineno": 1, "colno": 64},
         ]}}]},
     });
-    let body = format!("{{}}\n{{\"type\":\"event\"}}\n{event}\n");
+    let body = event_envelope(&event);
     assert_eq!(
         test::call_service(&app, post("/api/42/envelope/", body).to_request())
             .await
@@ -103,8 +102,7 @@ async fn minidump_is_symbolicated_with_symbols_from_an_http_server() {
     let state = start_relay(config, &cluster);
     let app = app!(state);
     let dump = std::fs::read(native.join("test.dmp")).unwrap();
-    let req =
-        post("/api/42/minidump/", dump).insert_header(("Content-Type", "application/octet-stream"));
+    let req = post_raw_minidump(dump);
     assert_eq!(
         test::call_service(&app, req.to_request()).await.status(),
         StatusCode::OK
