@@ -14,7 +14,10 @@
 pub mod aggregate;
 pub mod decode;
 pub mod filter;
+#[doc(hidden)]
+pub mod fuzz_targets;
 pub mod grouping;
+pub mod intake;
 pub mod minidump;
 pub mod normalize;
 pub mod pii;

@@ -21,7 +21,7 @@
 //! deadline never fails symbolication; frames keep their addresses and say why in `status`.
 
 pub mod cache;
-mod cfi;
+pub(crate) mod cfi;
 pub mod downloads;
 pub mod event;
 mod provider;

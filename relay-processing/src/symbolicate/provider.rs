@@ -277,7 +277,8 @@ mod tests {
 
     use super::*;
     use crate::symbolicate::cache::indexed_text;
-    use crate::symbolicate::cfi::tests::{native_dir, Symbolizer};
+    use crate::symbolicate::cfi::probe::Symbolizer;
+    use crate::symbolicate::cfi::tests::native_dir;
     use crate::symbolicate::cfi::{cache_file_parts, read_cache_file, Index, TextAt};
     use crate::symbolicate::sources::LocalDirectory;
 

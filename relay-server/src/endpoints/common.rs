@@ -3,12 +3,12 @@
 
 use std::net::IpAddr;
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse};
 use bytes::Bytes;
 use chrono::Utc;
-use relay_core::config::Limits;
-use relay_core::{Auth, AuthError, Dsn, Envelope, EventId, ItemType};
-use serde_json::{json, Value};
+use relay_core::{Auth, Envelope, EventId};
+use relay_processing::intake;
+use serde_json::json;
 
 use super::budget::{Charge, CHUNK_WAIT};
 use super::error::ApiError;
@@ -21,44 +21,13 @@ use crate::state::ServiceState;
 
 /// Credentials from the `X-Sentry-Auth` or `Authorization` header or the query string.
 pub fn request_auth(req: &HttpRequest) -> Result<Option<Auth>, ApiError> {
-    for name in ["x-sentry-auth", "authorization"] {
-        let Some(value) = req.headers().get(name) else {
-            continue;
-        };
-        let value = value
-            .to_str()
-            .map_err(|_| ApiError::BadRequest(format!("{name} header is not valid text")))?;
-        match Auth::from_header(value) {
-            Ok(auth) => return Ok(Some(auth)),
-            // `Authorization` may carry other schemes meant for a proxy; ignore those.
-            Err(AuthError::WrongScheme) if name == "authorization" => continue,
-            Err(error) => {
-                return Err(ApiError::BadRequest(format!(
-                    "invalid {name} header: {error}"
-                )))
-            }
-        }
-    }
-    let query = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
-        .map_err(|e| ApiError::BadRequest(format!("invalid query string: {e}")))?;
-    if query.iter().any(|(k, _)| k == "sentry_key") {
-        let pairs = query.iter().map(|(k, v)| (k.as_str(), v.as_str()));
-        return Auth::from_pairs(pairs)
-            .map(Some)
-            .map_err(|e| ApiError::BadRequest(format!("invalid query string auth: {e}")));
-    }
-    Ok(None)
+    let header = |name: &str| req.headers().get(name).map(|v| v.as_bytes());
+    Ok(intake::auth::request_auth(header, req.query_string())?)
 }
 
 /// The public key from an envelope's `dsn` header, when the request itself carried none.
 pub fn envelope_dsn_key(envelope: &Envelope) -> Result<Option<String>, ApiError> {
-    let Some(dsn) = &envelope.headers.dsn else {
-        return Ok(None);
-    };
-    let dsn: Dsn = dsn.parse().map_err(|e: AuthError| {
-        ApiError::BadRequest(format!("invalid envelope dsn header: {e}"))
-    })?;
-    Ok(Some(dsn.public_key))
+    Ok(intake::auth::envelope_dsn_key(envelope)?)
 }
 
 /// Checks that `public_key` (if any) may send to `project_id`, and returns it.
@@ -70,69 +39,6 @@ pub fn authorize(
     let public_key = public_key.ok_or(AccessError::MissingKey)?;
     state.projects.check(project_id, &public_key)?;
     Ok(public_key)
-}
-
-/// Checks item sizes and the event item, and returns the event id answered to the client.
-///
-/// The event's own `event_id` wins, then the envelope header's; an event without either gets
-/// a new one, which the spool entry records so a replay publishes the same id.
-pub fn check_items(envelope: &Envelope, limits: &Limits) -> Result<Option<EventId>, ApiError> {
-    let mut event_id = None;
-    let mut seen_event = false;
-    for (index, item) in envelope.items.iter().enumerate() {
-        let size = item.payload.len();
-        if item.ty().is_event() {
-            if size > limits.max_event_size {
-                return Err(ApiError::TooLarge(format!(
-                    "{} item {index} is {size} bytes; the limit is {}",
-                    item.ty(),
-                    limits.max_event_size
-                )));
-            }
-            if seen_event {
-                return Err(ApiError::BadRequest(format!(
-                    "item {index}: an envelope may carry only one event"
-                )));
-            }
-            seen_event = true;
-            event_id = Some(check_event(&item.payload, item.ty(), index)?);
-        } else if item.ty() == &ItemType::Attachment && size > limits.max_attachment_size {
-            return Err(ApiError::TooLarge(format!(
-                "attachment item {index} is {size} bytes; the limit is {}",
-                limits.max_attachment_size
-            )));
-        }
-    }
-    Ok(event_id
-        .flatten()
-        .or(envelope.headers.event_id)
-        .or_else(|| seen_event.then(EventId::new)))
-}
-
-/// Checks that an event payload is a JSON object; returns its own valid `event_id`, if any.
-fn check_event(payload: &[u8], ty: &ItemType, index: usize) -> Result<Option<EventId>, ApiError> {
-    /// Only the id is needed here; the rest is checked for syntax and skipped, not built.
-    #[derive(serde::Deserialize)]
-    struct EventHead {
-        #[serde(default)]
-        event_id: Option<Value>,
-    }
-    let head: EventHead = serde_json::from_slice(payload).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => {
-            ApiError::BadRequest(format!("{ty} item {index} must be a JSON object"))
-        }
-        _ => ApiError::BadRequest(format!("{ty} item {index} is not valid JSON: {e}")),
-    })?;
-    match head.event_id {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(id)) => id
-            .parse()
-            .map(Some)
-            .map_err(|e| ApiError::BadRequest(format!("{ty} item {index}: {e}"))),
-        Some(other) => Err(ApiError::BadRequest(format!(
-            "{ty} item {index}: invalid event id {other}: expected a string"
-        ))),
-    }
 }
 
 /// What the intake did with an accepted request.
@@ -191,7 +97,7 @@ pub async fn accept(
     original: Option<Bytes>,
     charge: &mut Charge,
 ) -> Result<Accepted, ApiError> {
-    let event_id = check_items(&envelope, &state.config.limits)?;
+    let event_id = intake::items::check_items(&envelope, &state.config.limits)?;
     quotas::track_client_reports(state, scoping, &envelope);
     let rate_limits = quotas::enforce_quotas(state, scoping, &mut envelope)?;
     let meta = entry_meta(scoping, event_id);

@@ -4,6 +4,7 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use relay_core::EnvelopeError;
 use relay_processing::decode::DecodeError;
+use relay_processing::intake::IntakeError;
 use relay_processing::minidump::MinidumpError;
 use serde_json::json;
 
@@ -93,6 +94,18 @@ impl From<BudgetError> for ApiError {
                 detail: error.to_string(),
                 retry_after_secs: RETRY_AFTER_SECS,
             },
+        }
+    }
+}
+
+impl From<IntakeError> for ApiError {
+    fn from(error: IntakeError) -> Self {
+        match error {
+            IntakeError::BadRequest(detail) => ApiError::BadRequest(detail),
+            IntakeError::TooLarge(detail) => ApiError::TooLarge(detail),
+            IntakeError::Envelope(error) => error.into(),
+            IntakeError::Decode(error) => error.into(),
+            IntakeError::Minidump(error) => error.into(),
         }
     }
 }

@@ -1,9 +1,7 @@
 //! `POST /api/{project_id}/store/`: the legacy endpoint taking one JSON event.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use bytes::Bytes;
-use relay_core::{Envelope, EnvelopeHeaders, Item, ItemHeaders, ItemType};
-use serde_json::Value;
+use relay_processing::intake::store::envelope_from_event;
 
 use super::body::{decode_body, read_body, BodyRules};
 use super::common::{accept, admit_sender, client_ip, request_auth};
@@ -49,23 +47,4 @@ async fn receive(
     Ok(accept(state, scoping, envelope, None, &mut charge)
         .await?
         .json_response())
-}
-
-/// Wraps a store request's JSON event in a one-item envelope.
-fn envelope_from_event(body: Bytes) -> Result<Envelope, ApiError> {
-    let event: Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::BadRequest(format!("event is not valid JSON: {e}")))?;
-    let Some(object) = event.as_object() else {
-        return Err(ApiError::BadRequest(
-            "event must be a JSON object".to_owned(),
-        ));
-    };
-    let ty = match object.get("type").and_then(Value::as_str) {
-        Some("transaction") => ItemType::Transaction,
-        _ => ItemType::Event,
-    };
-    Ok(Envelope {
-        headers: EnvelopeHeaders::default(),
-        items: vec![Item::new(ItemHeaders::new(ty), body)],
-    })
 }

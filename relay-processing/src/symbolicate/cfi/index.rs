@@ -34,8 +34,9 @@ pub(crate) struct Index {
 }
 
 impl Index {
-    /// same text (tests only: building no longer parses the whole text to check).
-    #[cfg(test)]
+    /// Whether the index holds the records breakpad-symbols keeps when it parses the
+    /// same text (tests and the `breakpad` fuzz target: building no longer parses the whole
+    /// text to check).
     pub(crate) fn agrees_with(&self, parsed: &minidump_unwind::SymbolFile) -> bool {
         macro_rules! ranges {
             ($map:expr) => {

@@ -45,6 +45,7 @@ mod format;
 mod index;
 mod lookup;
 mod parse;
+pub(crate) mod probe;
 #[cfg(test)]
 pub(crate) mod tests;
 

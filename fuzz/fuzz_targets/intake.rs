@@ -1,0 +1,4 @@
+//! The `intake` target: see `relay_processing::fuzz_targets::intake`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| relay_processing::fuzz_targets::intake(data));

@@ -1,0 +1,4 @@
+//! The `minidump` target: see `relay_processing::fuzz_targets::minidump`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| relay_processing::fuzz_targets::minidump(data));

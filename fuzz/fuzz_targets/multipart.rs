@@ -1,0 +1,4 @@
+//! The `multipart` target: see `relay_processing::fuzz_targets::multipart`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| relay_processing::fuzz_targets::multipart(data));

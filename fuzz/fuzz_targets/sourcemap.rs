@@ -1,0 +1,4 @@
+//! The `sourcemap` target: see `relay_processing::fuzz_targets::sourcemap`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| relay_processing::fuzz_targets::sourcemap(data));
