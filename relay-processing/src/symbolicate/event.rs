@@ -2,7 +2,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{NativeCrash, NativeFrame, NativeModule, NativeThread};
+use super::{CutOff, NativeCrash, NativeFrame, NativeModule, NativeThread};
 
 /// Writes the crash into a Sentry event (a JSON object).
 ///
@@ -13,6 +13,8 @@ use super::{NativeCrash, NativeFrame, NativeModule, NativeThread};
 /// - `debug_meta.images`: every module with its ids and `debug_status`/`unwind_status`.
 /// - `contexts.os` and `contexts.device.arch` when the event lacks them, `platform` `native`
 ///   and `level` `fatal` for a crash when unset.
+/// - `errors`: one `{"type": "native_walk_cut_off", "reason", "details"}` for each bound that cut
+///   the walk short ([`NativeCrash::cut_off`]), added to those already there.
 ///
 /// Frames are oldest-first in the event (Sentry's order). Anything else in the event is kept;
 /// `exception`, `threads` and `debug_meta.images` are replaced. A non-object `event` is left
@@ -102,6 +104,43 @@ pub fn apply_to_event(crash: &NativeCrash, event: &mut Value) {
     event.entry("platform").or_insert_with(|| json!("native"));
     if crash.crashed {
         event.entry("level").or_insert_with(|| json!("fatal"));
+    }
+    note_cut_offs(crash, event);
+}
+
+/// Records in the event's `errors` (where Sentry's protocol keeps processing problems) each
+/// bound that cut the walk short, with the threads it cut.
+fn note_cut_offs(crash: &NativeCrash, event: &mut Map<String, Value>) {
+    if crash.cut_off.is_empty() {
+        return;
+    }
+    let errors = event.entry("errors").or_insert_with(|| json!([]));
+    if !errors.is_array() {
+        *errors = json!([]);
+    }
+    let Some(errors) = errors.as_array_mut() else {
+        return;
+    };
+    for cut in &crash.cut_off {
+        let threads = crash
+            .threads
+            .iter()
+            .filter(|t| t.cut_off == Some(*cut))
+            .count();
+        let details = match cut {
+            CutOff::Threads => "the dump has more threads than symbolication.max_threads; \
+                                the rest were left out"
+                .to_owned(),
+            _ => format!(
+                "{threads} thread(s) walked only in part: {}",
+                cut.describe()
+            ),
+        };
+        errors.push(json!({
+            "type": "native_walk_cut_off",
+            "reason": cut.as_str(),
+            "details": details,
+        }));
     }
 }
 
@@ -220,6 +259,7 @@ impl NativeCrash {
                     "name": thread.name,
                     "crashed": thread.crashed,
                     "frames": frames,
+                    "cut_off": thread.cut_off.map(CutOff::as_str),
                 })
             })
             .collect::<Vec<_>>();
@@ -246,6 +286,7 @@ impl NativeCrash {
             "cpu_arch": self.system.cpu_arch,
             "threads": threads,
             "modules": modules,
+            "cut_off": self.cut_off.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
         })
     }
 }

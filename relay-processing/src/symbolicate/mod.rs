@@ -3,6 +3,9 @@
 //! - [`stackwalk`]: [`symbolicate_minidump`] walks every thread of a minidump with rust-minidump
 //!   (CFI first, stack scanning as the fallback) and symbolicates each frame into a
 //!   [`NativeCrash`]; [`referenced_modules`] lists what a dump needs, for symbol downloaders.
+//! - [`budget`]: [`WalkLimits`], the bounds on one dump's walk (deadline, threads, frames,
+//!   stack bytes, frame memory), and [`CutOff`], which of them cut a walk short; `walk` walks
+//!   the threads one by one within them.
 //! - [`sources`]: the [`SymbolSource`] trait and [`LocalDirectory`], a directory of debug files
 //!   in any layout indexed by debug id and code id; [`ModuleRef::server_files`], where symbol
 //!   servers keep a module's files in each [`ServerLayout`].
@@ -20,6 +23,7 @@
 //! with a minimal executor on the calling (SyncArbiter) thread. A missing debug file or the
 //! deadline never fails symbolication; frames keep their addresses and say why in `status`.
 
+pub mod budget;
 pub mod cache;
 pub(crate) mod cfi;
 pub mod downloads;
@@ -27,7 +31,9 @@ pub mod event;
 mod provider;
 pub mod sources;
 pub mod stackwalk;
+mod walk;
 
+pub use self::budget::{CutOff, WalkLimits};
 pub use self::cache::{evict_to_size, Eviction, StoreStats, SymbolStore};
 pub use self::downloads::{is_cab, unpack_cab, unpacked_cab_size, DownloadedFiles, UnpackError};
 pub use self::event::apply_to_event;
@@ -35,7 +41,9 @@ pub use self::sources::{
     identify, DebugFile, Features, FileRole, LocalDirectory, ModuleRef, ServerFile, ServerLayout,
     SymbolSource,
 };
-pub use self::stackwalk::{referenced_modules, symbolicate_minidump, StackwalkError};
+pub use self::stackwalk::{
+    referenced_modules, symbolicate_minidump, symbolicate_minidump_within, StackwalkError,
+};
 
 /// What happened to one frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -111,6 +119,8 @@ pub struct NativeCrash {
     pub threads: Vec<NativeThread>,
     /// All loaded modules, in dump order.
     pub modules: Vec<NativeModule>,
+    /// The bounds that cut the walk short (each once, first hit first); empty for a full walk.
+    pub cut_off: Vec<CutOff>,
 }
 
 impl NativeCrash {
@@ -146,6 +156,8 @@ pub struct NativeThread {
     pub frames: Vec<NativeFrame>,
     /// Registers of the innermost frame, by name.
     pub registers: Vec<(String, u64)>,
+    /// Why this thread's walk stopped before the end of its stack, if a bound stopped it.
+    pub cut_off: Option<CutOff>,
 }
 
 /// One stack frame.

@@ -3,22 +3,22 @@
 //! inline frames and demangling either way; Breakpad CFI for unwinding.
 //!
 //! One provider lives for one minidump; it remembers which modules the walk touched and what
-//! loading them gave, which becomes the per-module status of the result.
-
-use std::collections::HashMap;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+//! loading them gave, which becomes the per-module status of the result. It also holds the
+//! dump's [`WalkBudget`] and stops the walk once a bound is hit (see `walk`).
 
 use async_trait::async_trait;
 use minidump::Module;
 use minidump_unwind::{
     FileError, FileKind, FillSymbolError, FrameSymbolizer, FrameWalker, SymbolProvider,
 };
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use symbolic::common::{clean_path, Language, Name, NameMangling};
 use symbolic::demangle::{Demangle, DemangleOptions};
 use symbolic::symcache::SymCache;
 
+use super::budget::{CutOff, WalkBudget};
 use super::cache::{ModuleSymbols, SymbolStore, Symbols};
 use super::cfi::Cfi;
 use super::sources::ModuleRef;
@@ -26,17 +26,35 @@ use super::sources::ModuleRef;
 /// The store seen through one minidump.
 pub(crate) struct StoreProvider<'a> {
     store: &'a SymbolStore,
-    deadline: Option<Instant>,
+    budget: WalkBudget,
     /// Modules touched by the walk, by base address.
     touched: Mutex<HashMap<u64, Arc<ModuleSymbols>>>,
 }
 
 impl<'a> StoreProvider<'a> {
-    pub(crate) fn new(store: &'a SymbolStore, deadline: Option<Instant>) -> Self {
+    pub(crate) fn new(store: &'a SymbolStore, budget: WalkBudget) -> Self {
         StoreProvider {
             store,
-            deadline,
+            budget,
             touched: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub(crate) fn budget(&self) -> &WalkBudget {
+        &self.budget
+    }
+
+    /// Whether the walk must stop here. Past the deadline the module still counts as touched
+    /// (with a timeout status, nothing is loaded then), so that its frames say `timeout`.
+    fn must_stop(&self, module: &dyn Module) -> bool {
+        match self.budget.check() {
+            None => false,
+            Some(cut) => {
+                if cut == CutOff::Deadline {
+                    self.symbols(module);
+                }
+                true
+            }
         }
     }
 
@@ -50,9 +68,10 @@ impl<'a> StoreProvider<'a> {
         if let Some(found) = self.touched(base) {
             return found;
         }
-        let loaded = self
-            .store
-            .load(&ModuleRef::from_module(module), self.deadline);
+        let loaded = self.store.load(
+            &ModuleRef::from_module(module),
+            self.budget.limits().deadline,
+        );
         self.touched
             .lock()
             .unwrap()
@@ -77,6 +96,10 @@ impl SymbolProvider for StoreProvider<'_> {
         module: &(dyn Module + Sync),
         frame: &mut (dyn FrameSymbolizer + Send),
     ) -> Result<(), FillSymbolError> {
+        if self.must_stop(module) {
+            // Never completes: the walk is dropped here, keeping the frames found so far.
+            return std::future::pending().await;
+        }
         let symbols = self.symbols(module);
         // An error tells the walker "no symbols for this module", so stack scanning stays
         // permissive there; Ok with no function rejects a scanned candidate.
@@ -96,6 +119,9 @@ impl SymbolProvider for StoreProvider<'_> {
         module: &(dyn Module + Sync),
         walker: &mut (dyn FrameWalker + Send),
     ) -> Option<()> {
+        if self.must_stop(module) {
+            return std::future::pending().await;
+        }
         let symbols = self.symbols(module);
         symbols.cfi.data.as_ref()?.walk_frame(module, walker)
     }

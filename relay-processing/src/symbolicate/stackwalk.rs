@@ -1,14 +1,17 @@
 //! Walking a minidump's threads and turning rust-minidump's result into a [`NativeCrash`].
 
+use std::collections::HashMap;
 use std::time::Instant;
 
 use minidump::{Minidump, MinidumpModule, MinidumpModuleList, Module};
-use minidump_processor::{ProcessError, ProcessState};
-use minidump_unwind::{CallStack, FrameTrust, StackFrame};
+use minidump_processor::ProcessError;
+use minidump_unwind::{FrameTrust, StackFrame};
 
+use super::budget::{CutOff, WalkBudget, WalkLimits};
 use super::cache::SymbolStore;
 use super::provider::StoreProvider;
 use super::sources::ModuleRef;
+use super::walk::{cpu_arch, image_type, walk_dump, WalkedDump, WalkedThread};
 use super::{
     FrameStatus, ImageStatus, NativeCrash, NativeFrame, NativeModule, NativeThread, SystemInfo,
 };
@@ -25,19 +28,35 @@ pub enum StackwalkError {
     Process(#[from] ProcessError),
 }
 
-/// Walks every thread of `minidump` and symbolicates the frames with `symbols`.
+/// Walks every thread of `minidump` and symbolicates the frames with `symbols`, within the
+/// default [`WalkLimits`] and `deadline`.
 ///
 /// CPU-bound and blocking: call it on a symbolication thread. After `deadline` no further debug
-/// file is loaded; frames in modules not loaded yet get [`FrameStatus::Timeout`].
+/// file is loaded and no further frame walked; frames in modules not loaded yet get
+/// [`FrameStatus::Timeout`].
 pub fn symbolicate_minidump(
     minidump: &[u8],
     symbols: &SymbolStore,
     deadline: Option<Instant>,
 ) -> Result<NativeCrash, StackwalkError> {
+    let limits = WalkLimits {
+        deadline,
+        ..WalkLimits::default()
+    };
+    symbolicate_minidump_within(minidump, symbols, &limits)
+}
+
+/// [`symbolicate_minidump`] within `limits`: a walk cut short by a bound returns what was
+/// walked, and [`NativeCrash::cut_off`] and [`NativeThread::cut_off`] say which bound it was.
+pub fn symbolicate_minidump_within(
+    minidump: &[u8],
+    symbols: &SymbolStore,
+    limits: &WalkLimits,
+) -> Result<NativeCrash, StackwalkError> {
     let dump = Minidump::read(minidump)?;
-    let provider = StoreProvider::new(symbols, deadline);
-    let state = futures_executor::block_on(minidump_processor::process_minidump(&dump, &provider))?;
-    Ok(convert(&state, &provider))
+    let provider = StoreProvider::new(symbols, WalkBudget::new(limits.clone()));
+    let walked = walk_dump(&dump, &provider)?;
+    Ok(convert(&walked, &provider))
 }
 
 /// The modules a minidump references, so that an async downloader can fetch their debug files
@@ -48,57 +67,40 @@ pub fn referenced_modules(minidump: &[u8]) -> Result<Vec<ModuleRef>, StackwalkEr
     Ok(modules.iter().map(|m| ModuleRef::from_module(m)).collect())
 }
 
-fn convert(state: &ProcessState, provider: &StoreProvider<'_>) -> NativeCrash {
-    let image_type = match state.system_info.os {
-        minidump::system_info::Os::Windows => "pe",
-        minidump::system_info::Os::MacOs | minidump::system_info::Os::Ios => "macho",
-        _ => "elf",
-    };
-    let modules = state
+fn convert(walked: &WalkedDump, provider: &StoreProvider<'_>) -> NativeCrash {
+    let image_type = image_type(walked.system.os);
+    let modules = walked
         .modules
         .iter()
         .map(|module| convert_module(module, image_type, provider))
         .collect::<Vec<_>>();
-
-    let crashing = state.requesting_thread;
-    let threads = state
+    // Frames find their module by base address; a map keeps that linear in the frame count.
+    let mut module_index = HashMap::new();
+    for (index, module) in walked.modules.iter().enumerate() {
+        // The first of several modules at one base, as the walker's own lookup finds.
+        module_index.entry(module.base_address()).or_insert(index);
+    }
+    let threads = walked
         .threads
         .iter()
-        .enumerate()
-        .map(|(index, stack)| convert_thread(stack, crashing == Some(index), state, &modules))
+        .map(|thread| convert_thread(thread, &module_index, &modules))
         .collect();
 
-    let exception = state.exception_info.as_ref();
     NativeCrash {
-        crashed: state.crashed(),
-        crash_reason: exception.map(|e| e.reason.to_string()),
-        crash_address: exception.map(|e| e.address.0),
-        assertion: state.assertion.clone(),
+        crashed: walked.exception.is_some(),
+        crash_reason: walked.exception.as_ref().map(|(reason, _)| reason.clone()),
+        crash_address: walked.exception.as_ref().map(|(_, address)| *address),
+        // rust-minidump reads no assertion stream.
+        assertion: None,
         system: SystemInfo {
-            os_name: state.system_info.os.long_name().into_owned(),
-            os_version: state.system_info.os_version.clone(),
-            os_build: state.system_info.os_build.clone(),
-            cpu_arch: cpu_arch(state.system_info.cpu),
+            os_name: walked.system.os.long_name().into_owned(),
+            os_version: walked.system.os_version.clone(),
+            os_build: walked.system.os_build.clone(),
+            cpu_arch: cpu_arch(walked.system.cpu),
         },
         threads,
         modules,
-    }
-}
-
-/// Sentry's names for CPU architectures.
-fn cpu_arch(cpu: minidump::system_info::Cpu) -> String {
-    use minidump::system_info::Cpu;
-    match cpu {
-        Cpu::X86 => "x86".into(),
-        Cpu::X86_64 => "x86_64".into(),
-        Cpu::Arm => "arm".into(),
-        Cpu::Arm64 => "arm64".into(),
-        Cpu::Ppc => "ppc".into(),
-        Cpu::Ppc64 => "ppc64".into(),
-        Cpu::Mips => "mips".into(),
-        Cpu::Mips64 => "mips64".into(),
-        Cpu::Sparc => "sparc".into(),
-        _ => "unknown".into(),
+        cut_off: walked.cut_off.clone(),
     }
 }
 
@@ -134,14 +136,14 @@ fn convert_module(
 }
 
 fn convert_thread(
-    stack: &CallStack,
-    crashed: bool,
-    state: &ProcessState,
+    thread: &WalkedThread,
+    module_index: &HashMap<u64, usize>,
     modules: &[NativeModule],
 ) -> NativeThread {
+    let stack = &thread.stack;
     let mut frames = Vec::with_capacity(stack.frames.len());
     for frame in &stack.frames {
-        push_frames(frame, state, modules, &mut frames);
+        push_frames(frame, thread.cut_off, module_index, modules, &mut frames);
     }
     let registers = stack
         .frames
@@ -156,25 +158,25 @@ fn convert_thread(
     NativeThread {
         id: stack.thread_id,
         name: stack.thread_name.clone(),
-        crashed,
+        crashed: thread.crashed,
         frames,
         registers,
+        cut_off: thread.cut_off,
     }
 }
 
 /// Appends the inlined frames (innermost first) and then the frame itself.
 fn push_frames(
     frame: &StackFrame,
-    state: &ProcessState,
+    cut_off: Option<CutOff>,
+    module_index: &HashMap<u64, usize>,
     modules: &[NativeModule],
     out: &mut Vec<NativeFrame>,
 ) {
-    let module_index = frame.module.as_ref().and_then(|m| {
-        state
-            .modules
-            .iter()
-            .position(|candidate| candidate.base_address() == m.base_address())
-    });
+    let module_index = frame
+        .module
+        .as_ref()
+        .and_then(|m| module_index.get(&m.base_address()).copied());
     let module = module_index.map(|i| &modules[i]);
     let status = if frame.function_name.is_some() {
         FrameStatus::Symbolicated
@@ -182,6 +184,8 @@ fn push_frames(
         match module.map(|m| m.debug_status) {
             None => FrameStatus::UnknownImage,
             Some(ImageStatus::Timeout) => FrameStatus::Timeout,
+            // A frame the deadline stopped before its module was looked up.
+            Some(ImageStatus::Unused) if cut_off == Some(CutOff::Deadline) => FrameStatus::Timeout,
             Some(ImageStatus::Malformed) => FrameStatus::Malformed,
             Some(_) => FrameStatus::MissingSymbol,
         }
