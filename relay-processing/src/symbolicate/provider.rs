@@ -63,7 +63,7 @@ impl<'a> StoreProvider<'a> {
         self.touched.lock().unwrap().get(&base).cloned()
     }
 
-    fn symbols(&self, module: &dyn Module) -> Arc<ModuleSymbols> {
+    pub(crate) fn symbols(&self, module: &dyn Module) -> Arc<ModuleSymbols> {
         let base = module.base_address();
         if let Some(found) = self.touched(base) {
             return found;

@@ -153,8 +153,12 @@ pub(crate) fn walk_dump<'a, T: std::ops::Deref<Target = [u8]> + 'a>(
         if cut.is_none() && !stack.frames.is_empty() {
             cut = walk_thread(&streams, thread, &mut stack, &modules, &system, provider);
         } else if let Some(frame) = stack.frames.first_mut() {
-            // Not walked: the context frame still names its module.
+            // Not walked: the context frame still names its module, and past the deadline the
+            // module is marked timed out (nothing is loaded then).
             frame.module = modules.module_at_address(frame.instruction).cloned();
+            if let (Some(CutOff::Deadline), Some(module)) = (cut, &frame.module) {
+                provider.symbols(module);
+            }
         }
         if let Some(cut) = cut {
             if !cut_off.contains(&cut) {
