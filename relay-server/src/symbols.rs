@@ -7,11 +7,12 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use relay_core::config::SymbolicationConfig;
 use relay_core::{Config, Envelope, Item, ItemType};
 use relay_processing::sourcemap::SourceMapStore;
-use relay_processing::symbolicate::{LocalDirectory, SymbolSource, SymbolStore};
+use relay_processing::symbolicate::{LocalDirectory, SymbolSource, SymbolStore, WalkLimits};
 
 /// Size bound of the built source map caches on disk.
 const SOURCEMAP_CACHE_BYTES: u64 = 1 << 30;
@@ -24,6 +25,7 @@ pub struct ProjectSymbolStores {
     js_per_project: HashMap<u64, Arc<SourceMapStore>>,
     js_shared: Option<Arc<SourceMapStore>>,
     timeout: Duration,
+    walk_limits: WalkLimits,
     max_minidump_size: usize,
 }
 
@@ -81,6 +83,7 @@ impl ProjectSymbolStores {
             js_per_project,
             js_shared,
             timeout: Duration::from_secs(config.symbolication.timeout_secs),
+            walk_limits: walk_limits(&config.symbolication),
             max_minidump_size: config.limits.max_attachment_size,
         })
     }
@@ -108,9 +111,29 @@ impl ProjectSymbolStores {
         self.timeout
     }
 
+    /// The bounds of one minidump's walk that started at `started`: the deadline
+    /// (`symbolication.timeout_secs`) and the `symbolication.max_*` walk limits.
+    pub fn walk_limits(&self, started: Instant) -> WalkLimits {
+        WalkLimits {
+            deadline: Some(started + self.timeout),
+            ..self.walk_limits.clone()
+        }
+    }
+
     /// The largest minidump unpacked (`limits.max_attachment_size`).
     pub fn max_minidump_size(&self) -> usize {
         self.max_minidump_size
+    }
+}
+
+/// The walk limits of the `symbolication` section, without a deadline (set per event).
+fn walk_limits(config: &SymbolicationConfig) -> WalkLimits {
+    WalkLimits {
+        deadline: None,
+        max_threads: config.max_threads,
+        max_frames_per_thread: config.max_frames_per_thread,
+        max_stack_bytes: config.max_stack_bytes,
+        max_walk_bytes: config.max_walk_bytes,
     }
 }
 

@@ -44,6 +44,18 @@ pub struct SymbolicationConfig {
     /// How long a file a symbol server does not have (404) is not asked for again, in
     /// seconds; failures (timeouts, 5xx) are retried after at most 5 minutes. Defaults to 3600.
     pub negative_cache_secs: u64,
+    /// Threads of one minidump that are walked, the crashing thread first; the others are left
+    /// out of the event. Defaults to 1024.
+    pub max_threads: usize,
+    /// Frames walked per thread, innermost first; the walk of a deeper stack stops there.
+    /// Defaults to 1000.
+    pub max_frames_per_thread: usize,
+    /// Bytes of one thread's stack memory the walker reads, from the stack pointer up (a dump
+    /// may give every thread the same huge stack). Defaults to 1 MiB.
+    pub max_stack_bytes: u64,
+    /// Approximate memory the walked frames of one minidump may take, in bytes; once passed,
+    /// the thread being walked stops and no further thread is walked. Defaults to 64 MiB.
+    pub max_walk_bytes: u64,
 }
 
 impl Default for SymbolicationConfig {
@@ -58,6 +70,10 @@ impl Default for SymbolicationConfig {
             timeout_secs: 20,
             fetch_deadline_secs: 30,
             negative_cache_secs: 3600,
+            max_threads: 1024,
+            max_frames_per_thread: 1000,
+            max_stack_bytes: 1024 * 1024,
+            max_walk_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -129,6 +145,13 @@ impl SymbolicationConfig {
                 self.fetch_deadline_secs,
             ),
             ("symbolication.max_download_bytes", self.max_download_bytes),
+            ("symbolication.max_threads", self.max_threads as u64),
+            (
+                "symbolication.max_frames_per_thread",
+                self.max_frames_per_thread as u64,
+            ),
+            ("symbolication.max_stack_bytes", self.max_stack_bytes),
+            ("symbolication.max_walk_bytes", self.max_walk_bytes),
         ];
         for (key, value) in positive {
             if value == 0 {

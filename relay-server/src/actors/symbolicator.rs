@@ -22,7 +22,7 @@ use std::time::Instant;
 use actix::prelude::*;
 use relay_processing::minidump::unwrap_minidump;
 use relay_processing::sourcemap::{is_javascript_event, symbolicate_js_event};
-use relay_processing::symbolicate::{apply_to_event, symbolicate_minidump};
+use relay_processing::symbolicate::{apply_to_event, symbolicate_minidump_within};
 use serde_json::{json, Value};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -129,8 +129,15 @@ fn symbolicate_native(envelope: &mut ManagedEnvelope, symbols: &ProjectSymbolSto
     };
     let dump = unwrapped.as_deref().unwrap_or(&minidump.payload);
     let store = symbols.native_store(meta.project_id);
-    match symbolicate_minidump(dump, store, Some(started + symbols.timeout())) {
-        Ok(crash) => apply_to_event(&crash, event),
+    // A dump cut off by a bound still gives what was walked; the event's `errors` say which
+    // bound (`native_walk_cut_off`), and this thread is free for the next event.
+    match symbolicate_minidump_within(dump, store, &symbols.walk_limits(started)) {
+        Ok(crash) => {
+            if !crash.cut_off.is_empty() {
+                tracing::info!(cut_off = ?crash.cut_off, "minidump walk cut short by its bounds");
+            }
+            apply_to_event(&crash, event)
+        }
         Err(error) => note_error(event, "native_bad_dump", &error.to_string()),
     }
     tracing::debug!(elapsed = ?started.elapsed(), "minidump symbolicated");
