@@ -26,6 +26,7 @@ pub struct ProjectSymbolStores {
     js_shared: Option<Arc<SourceMapStore>>,
     timeout: Duration,
     walk_limits: WalkLimits,
+    max_event_frames: usize,
     max_minidump_size: usize,
 }
 
@@ -84,6 +85,7 @@ impl ProjectSymbolStores {
             js_shared,
             timeout: Duration::from_secs(config.symbolication.timeout_secs),
             walk_limits: walk_limits(&config.symbolication),
+            max_event_frames: config.processing.normalize.max_frames,
             max_minidump_size: config.limits.max_attachment_size,
         })
     }
@@ -117,6 +119,15 @@ impl ProjectSymbolStores {
         WalkLimits {
             deadline: Some(started + self.timeout),
             ..self.walk_limits.clone()
+        }
+    }
+
+    /// Frames per stack trace written into an event (`processing.normalize.max_frames`; 0
+    /// for no limit): symbolication runs after normalization, so it trims its own.
+    pub fn max_event_frames(&self) -> usize {
+        match self.max_event_frames {
+            0 => usize::MAX,
+            n => n,
         }
     }
 

@@ -20,6 +20,14 @@ use super::{CutOff, NativeCrash, NativeFrame, NativeModule, NativeThread};
 /// `exception`, `threads` and `debug_meta.images` are replaced. A non-object `event` is left
 /// alone.
 pub fn apply_to_event(crash: &NativeCrash, event: &mut Value) {
+    apply_to_event_within(crash, event, usize::MAX);
+}
+
+/// [`apply_to_event`] writing at most `max_frames` frames per stack trace: the oldest and the
+/// newest halves, with `frames_omitted` naming the range left out, as normalization trims
+/// (`processing.normalize.max_frames`). Normalization runs before symbolication, so without
+/// this a deep walk would be published whole.
+pub fn apply_to_event_within(crash: &NativeCrash, event: &mut Value, max_frames: usize) {
     let Some(event) = event.as_object_mut() else {
         return;
     };
@@ -47,7 +55,7 @@ pub fn apply_to_event(crash: &NativeCrash, event: &mut Value) {
     });
     if let Some(thread) = crashing {
         exception["thread_id"] = json!(thread.id);
-        exception["stacktrace"] = event_stacktrace(thread, crash);
+        exception["stacktrace"] = event_stacktrace(thread, crash, max_frames);
     }
     event.insert("exception".into(), json!({ "values": [exception] }));
 
@@ -59,7 +67,7 @@ pub fn apply_to_event(crash: &NativeCrash, event: &mut Value) {
                 "id": thread.id,
                 "crashed": thread.crashed,
                 "current": thread.crashed,
-                "stacktrace": event_stacktrace(thread, crash),
+                "stacktrace": event_stacktrace(thread, crash, max_frames),
             });
             if let Some(name) = &thread.name {
                 value["name"] = json!(name);
@@ -144,11 +152,18 @@ fn note_cut_offs(crash: &NativeCrash, event: &mut Map<String, Value>) {
     }
 }
 
-fn event_stacktrace(thread: &NativeThread, crash: &NativeCrash) -> Value {
-    let frames = thread
-        .frames
-        .iter()
-        .rev()
+fn event_stacktrace(thread: &NativeThread, crash: &NativeCrash, max_frames: usize) -> Value {
+    let total = thread.frames.len();
+    let (head, tail) = match total > max_frames && max_frames > 0 {
+        true => (max_frames / 2, max_frames - max_frames / 2),
+        false => (total, 0),
+    };
+    // Oldest first: the first `head` and the last `tail` of the reversed list.
+    let oldest_first = thread.frames.iter().rev();
+    let frames = oldest_first
+        .clone()
+        .take(head)
+        .chain(oldest_first.skip(total - tail).take(tail))
         .map(|frame| event_frame(frame, crash))
         .collect::<Vec<_>>();
     let registers = thread
@@ -156,7 +171,11 @@ fn event_stacktrace(thread: &NativeThread, crash: &NativeCrash) -> Value {
         .iter()
         .map(|(name, value)| (name.clone(), json!(hex(*value))))
         .collect::<Map<_, _>>();
-    json!({ "frames": frames, "registers": registers })
+    let mut stacktrace = json!({ "frames": frames, "registers": registers });
+    if head + tail < total {
+        stacktrace["frames_omitted"] = json!([head, total - tail]);
+    }
+    stacktrace
 }
 
 fn event_frame(frame: &NativeFrame, crash: &NativeCrash) -> Value {

@@ -36,7 +36,7 @@ mod walk;
 pub use self::budget::{CutOff, WalkLimits};
 pub use self::cache::{evict_to_size, Eviction, StoreStats, SymbolStore};
 pub use self::downloads::{is_cab, unpack_cab, unpacked_cab_size, DownloadedFiles, UnpackError};
-pub use self::event::apply_to_event;
+pub use self::event::{apply_to_event, apply_to_event_within};
 pub use self::sources::{
     identify, DebugFile, Features, FileRole, LocalDirectory, ModuleRef, ServerFile, ServerLayout,
     SymbolSource,

@@ -22,7 +22,7 @@ use std::time::Instant;
 use actix::prelude::*;
 use relay_processing::minidump::unwrap_minidump;
 use relay_processing::sourcemap::{is_javascript_event, symbolicate_js_event};
-use relay_processing::symbolicate::{apply_to_event, symbolicate_minidump_within};
+use relay_processing::symbolicate::{apply_to_event_within, symbolicate_minidump_within};
 use serde_json::{json, Value};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -136,7 +136,7 @@ fn symbolicate_native(envelope: &mut ManagedEnvelope, symbols: &ProjectSymbolSto
             if !crash.cut_off.is_empty() {
                 tracing::info!(cut_off = ?crash.cut_off, "minidump walk cut short by its bounds");
             }
-            apply_to_event(&crash, event)
+            apply_to_event_within(&crash, event, symbols.max_event_frames())
         }
         Err(error) => note_error(event, "native_bad_dump", &error.to_string()),
     }
