@@ -77,7 +77,8 @@ impl Index {
     /// Line records (most of a symbol file) are checked field by field but not kept: they
     /// only extend the byte range of their `FUNC`.
     pub(crate) fn build(text: &[u8]) -> Option<Index> {
-        if text.last().is_some_and(|&b| b != b'\n') {
+        // Empty text too: breakpad-symbols refuses it (found by the `breakpad` fuzz target).
+        if text.last() != Some(&b'\n') {
             return None;
         }
         let mut builder = Builder::default();
@@ -311,7 +312,9 @@ fn keep_last_by_id(mut entries: Vec<Entry>) -> Vec<Entry> {
 }
 
 /// Whether Breakpad text has any `STACK` record (else it provides no unwind information), for
-/// text without an index: one scan of the whole text.
+/// text without an index: one scan of the whole text for a line starting with `STACK `
+/// (a function or file name containing the word is no record: found by the `breakpad` fuzz
+/// target).
 pub(crate) fn has_stack_records(text: &[u8]) -> bool {
-    memchr::memmem::find(text, b"STACK ").is_some()
+    text.starts_with(b"STACK ") || memchr::memmem::find(text, b"\nSTACK ").is_some()
 }
