@@ -89,7 +89,7 @@ impl Projects {
         let entry = self
             .keys
             .get(&public_key.to_ascii_lowercase())
-            .ok_or_else(|| AccessError::UnknownKey(public_key.to_owned()))?;
+            .ok_or_else(|| AccessError::UnknownKey(shown_key(public_key)))?;
         if entry.project_id != project_id {
             return Err(AccessError::WrongProject {
                 key: public_key.to_owned(),
@@ -103,6 +103,19 @@ impl Projects {
             return Err(AccessError::DisabledKey(public_key.to_owned()));
         }
         Ok(())
+    }
+}
+
+/// Characters of an unknown key repeated in the refusal (a configured key has 32).
+const SHOWN_KEY_CHARS: usize = 64;
+
+/// An unknown key as the refusal names it: whole up to [`SHOWN_KEY_CHARS`] characters, else
+/// its start and its length, so that a client sending a 10 KiB key does not get it echoed
+/// back (nor written to the log) in full.
+fn shown_key(key: &str) -> String {
+    match key.char_indices().nth(SHOWN_KEY_CHARS) {
+        None => key.to_owned(),
+        Some((end, _)) => format!("{}... ({} bytes)", &key[..end], key.len()),
     }
 }
 
@@ -200,6 +213,24 @@ mod tests {
             p.check(7, "00000000000000000000000000000007"),
             Err(AccessError::DisabledProject(7))
         );
+    }
+
+    #[test]
+    fn a_long_unknown_key_is_not_repeated_whole() {
+        let p = projects();
+        let long = "k".repeat(10 * 1024);
+        let Err(error) = p.check(42, &long) else {
+            panic!("a 10 KiB key is unknown");
+        };
+        let text = error.to_string();
+        assert!(text.len() < 120, "{text}");
+        assert!(
+            text.ends_with(&format!("{}... (10240 bytes)", "k".repeat(64))),
+            "{text}"
+        );
+        let multibyte = "\u{e9}".repeat(100);
+        assert!(shown_key(&multibyte).starts_with(&"\u{e9}".repeat(64)));
+        assert_eq!(shown_key("ffff"), "ffff");
     }
 
     #[test]
