@@ -20,6 +20,9 @@ pub enum ApiError {
     /// Credentials are missing or refused; 401 or 403.
     #[error(transparent)]
     Access(#[from] AccessError),
+    /// No endpoint takes the request's method and path; 404.
+    #[error("{0}")]
+    NotFound(String),
     /// A size limit was exceeded; 413.
     #[error("{0}")]
     TooLarge(String),
@@ -127,6 +130,7 @@ impl ResponseError for ApiError {
                 StatusCode::UNAUTHORIZED
             }
             ApiError::Access(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
