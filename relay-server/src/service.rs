@@ -235,6 +235,7 @@ pub fn run(mut config: Config) -> anyhow::Result<()> {
     let spool = Spool::open(&spool_dir, config.spool.clone())
         .map_err(|e| anyhow::anyhow!("cannot open the spool in {}: {e}", spool_dir.display()))?;
     let symbols = ProjectSymbolStores::load(&config)?;
+    raise_open_files_limit();
     let result = actix_web::rt::System::new().block_on(serve(config, spool.clone(), symbols));
     // Everything answered 200 is written; make it durable before exiting.
     spool.close();
@@ -269,6 +270,10 @@ async fn serve(
             .app_data(app_state.clone())
             .configure(endpoints::configure)
     })
+    // A client that sends its request head slower than this is answered 408 and disconnected
+    // by actix before any handler runs: a slowloris connection holds a socket this long, and
+    // never a request slot (`limits.max_concurrent_requests`).
+    .client_request_timeout(REQUEST_HEAD_TIMEOUT)
     .bind(&listen)
     .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?
     .shutdown_timeout(shutdown_timeout)
@@ -295,6 +300,47 @@ async fn serve(
     drop(embedded);
     Ok(())
 }
+
+/// How long a client may take to send a request line and headers (actix's default, stated
+/// here because the slowloris defence rests on it; docs/security-hostile.md).
+const REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Raises the soft limit of open files to the hard limit. Every connection is a file: at the
+/// usual soft limit of 1024, a thousand idle or trickling connections would make `accept`
+/// fail, and actix-server then stops accepting for half a second at a time, shutting out
+/// every other client too. (Go's runtime does the same at start.)
+#[cfg(unix)]
+fn raise_open_files_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed to them.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return;
+    }
+    if limit.rlim_cur >= limit.rlim_max {
+        return;
+    }
+    let before = limit.rlim_cur;
+    limit.rlim_cur = limit.rlim_max;
+    // SAFETY: as above.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } == 0 {
+        tracing::debug!(
+            before,
+            after = limit.rlim_cur,
+            "raised the open files limit"
+        );
+    } else {
+        tracing::warn!(
+            limit = before,
+            "cannot raise the open files limit; each connection uses one"
+        );
+    }
+}
+
+#[cfg(not(unix))]
+fn raise_open_files_limit() {}
 
 /// Waits for SIGTERM or SIGINT, then stops the server gracefully (and only the server).
 async fn stop_on_signal(server: actix_web::dev::ServerHandle) {
