@@ -325,7 +325,12 @@ impl Delivery {
             let (mut managed, verdict) = match managed_envelope(&meta, envelope.clone(), self.lane)
             {
                 Ok(managed) => managed,
-                Err(error) => return self.drop_entry("invalid", &error),
+                Err(error) => {
+                    // Answered 200 at intake, but its event does not parse (invalid UTF-8,
+                    // nesting deeper than the parser's limit): counted like any invalid event.
+                    self.track_invalid(&meta, &envelope);
+                    return self.drop_entry("invalid", &error);
+                }
             };
             managed.hold_slot(slot);
             let categories = item_categories(&managed.envelope);
@@ -386,6 +391,21 @@ impl Delivery {
                 }
                 Err(_) => return self.drop_entry("internal", "the pipeline dropped the entry"),
             }
+        }
+    }
+
+    /// Counts every item of a spooled envelope as `invalid` (`invalid_event`).
+    fn track_invalid(&self, meta: &EntryMeta, bytes: &Bytes) {
+        let Ok(envelope) = Envelope::parse(bytes.clone()) else {
+            return;
+        };
+        for item in &item_categories(&envelope) {
+            self.outcomes.track_item(
+                (meta.project_id, Some(&meta.public_key)),
+                item,
+                Outcome::Invalid,
+                Some("invalid_event"),
+            );
         }
     }
 

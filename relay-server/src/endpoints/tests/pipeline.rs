@@ -304,3 +304,38 @@ async fn events_are_filtered_scrubbed_grouped_and_counted_as_issues() {
             .collect();
     assert_eq!(outcome_totals(&cluster, &expected).await, expected);
 }
+
+/// An event the intake's quick check lets through (it skips the strings it does not need,
+/// and skips nested values without building them) but the pipeline's parser refuses: answered
+/// 200, then counted as `invalid`, never dropped silently. The next event is published.
+#[actix_web::test]
+async fn events_that_do_not_parse_after_the_spool_are_counted_invalid() {
+    let (mut config, _data_dir) = test_config();
+    config.outcomes.flush_interval_secs = 1;
+    let cluster = start_cluster(&config);
+    let state = start_relay(config, &cluster);
+    let app = app!(state);
+
+    let bad_utf8 = b"{}\n{\"type\":\"event\"}\n{\"message\":\"caf\xe9 \xff\"}\n".to_vec();
+    let deep = format!(
+        "{{}}\n{{\"type\":\"event\"}}\n{{\"extra\":{{\"deep\":{}{}}}}}\n",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    for body in [bad_utf8, deep.into_bytes()] {
+        let response = test::call_service(&app, post("/api/42/envelope/", body).to_request()).await;
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    let good = event_envelope(&json!({"message": "after the invalid ones"}));
+    let response = test::call_service(&app, post("/api/42/envelope/", good).to_request()).await;
+    assert_eq!(response.status(), StatusCode::OK);
+
+    let published = consume(&cluster, "relay.events", 1).await;
+    assert_eq!(published.len(), 1);
+    let expected: BTreeMap<(String, String), u64> =
+        [(("error", "accepted"), 1), (("error", "invalid"), 2)]
+            .into_iter()
+            .map(|((c, o), n)| ((c.to_owned(), o.to_owned()), n))
+            .collect();
+    assert_eq!(outcome_totals(&cluster, &expected).await, expected);
+}
