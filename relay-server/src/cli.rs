@@ -94,9 +94,13 @@ fn load(args: &ConfigArgs) -> anyhow::Result<relay_core::Config> {
 }
 
 fn init_logging(format: LogFormat) {
+    // actix-http's HTTP/1 dispatcher logs every request it cannot parse (a malformed or
+    // oversized head, a bad chunk) as an ERROR, before any handler or limit runs: any client
+    // could write to the log at will. The client gets its 400/431; the log stays quiet.
     let filter = tracing_subscriber::EnvFilter::try_from_env("RELAY_LOG").unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(
-            "info,librdkafka=warn,minidump_processor=error,minidump=error",
+            "info,librdkafka=warn,minidump_processor=error,minidump=error,\
+             actix_http::h1::dispatcher=off",
         )
     });
     let builder = tracing_subscriber::fmt()
