@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use relay_core::config::SymbolicationConfig;
 use relay_core::{Config, Envelope, Item, ItemType};
-use relay_processing::sourcemap::SourceMapStore;
+use relay_processing::sourcemap::{JsLimits, SourceMapStore, StoreOptions};
 use relay_processing::symbolicate::{LocalDirectory, SymbolSource, SymbolStore, WalkLimits};
 
 /// Size bound of the built source map caches on disk.
@@ -26,6 +26,7 @@ pub struct ProjectSymbolStores {
     js_shared: Option<Arc<SourceMapStore>>,
     timeout: Duration,
     walk_limits: WalkLimits,
+    js_limits: JsLimits,
     max_event_frames: usize,
     max_minidump_size: usize,
 }
@@ -50,11 +51,15 @@ impl ProjectSymbolStores {
             Ok(Arc::new(SymbolStore::new(sources, Some(cache_dir.clone()))))
         };
         let sourcemaps = |dir: &PathBuf| -> anyhow::Result<Arc<SourceMapStore>> {
-            let store =
-                SourceMapStore::open(dir, cache_dir.join("sourcemaps"), SOURCEMAP_CACHE_BYTES)
-                    .map_err(|e| {
-                        anyhow::anyhow!("cannot open JavaScript artifacts {}: {e}", dir.display())
-                    })?;
+            let options = StoreOptions {
+                max_artifact_bytes: config.symbolication.max_sourcemap_bytes,
+                ..StoreOptions::default()
+            };
+            let cache = (cache_dir.join("sourcemaps"), SOURCEMAP_CACHE_BYTES);
+            let store = SourceMapStore::with_options(Some(dir.clone()), Some(cache), options)
+                .map_err(|e| {
+                    anyhow::anyhow!("cannot open JavaScript artifacts {}: {e}", dir.display())
+                })?;
             Ok(Arc::new(store))
         };
         let mut js_per_project = HashMap::new();
@@ -85,6 +90,11 @@ impl ProjectSymbolStores {
             js_shared,
             timeout: Duration::from_secs(config.symbolication.timeout_secs),
             walk_limits: walk_limits(&config.symbolication),
+            js_limits: JsLimits {
+                max_frames: config.symbolication.max_js_frames,
+                max_sourcemaps: config.symbolication.max_js_sourcemaps,
+                deadline: None,
+            },
             max_event_frames: config.processing.normalize.max_frames,
             max_minidump_size: config.limits.max_attachment_size,
         })
@@ -119,6 +129,15 @@ impl ProjectSymbolStores {
         WalkLimits {
             deadline: Some(started + self.timeout),
             ..self.walk_limits.clone()
+        }
+    }
+
+    /// The bounds of one event's JavaScript symbolication that started at `started`: the
+    /// deadline (`symbolication.timeout_secs`) and `symbolication.max_js_*`.
+    pub fn js_limits(&self, started: Instant) -> JsLimits {
+        JsLimits {
+            deadline: Some(started + self.timeout),
+            ..self.js_limits
         }
     }
 

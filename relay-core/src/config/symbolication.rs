@@ -32,8 +32,9 @@ pub struct SymbolicationConfig {
     /// files count together. A file too large counts as missing for `negative_cache_secs`.
     /// Downloads also count against `max_cache_bytes` as they arrive. Defaults to 256 MiB.
     pub max_download_bytes: u64,
-    /// Deadline for symbolicating one event, in seconds; frames not done by then are marked
-    /// `timeout` and the event goes on. Defaults to 20.
+    /// Deadline for symbolicating one event (a minidump's walk, or an event's JavaScript
+    /// frames), in seconds; frames not done by then are marked `timeout` and the event goes
+    /// on. Defaults to 20.
     pub timeout_secs: u64,
     /// Deadline for downloading one event's debug files from `http_sources`, in seconds; the
     /// event then goes on with what has arrived. Also the longest one download may run (from
@@ -56,6 +57,15 @@ pub struct SymbolicationConfig {
     /// Approximate memory the walked frames of one minidump may take, in bytes; once passed,
     /// the thread being walked stops and no further thread is walked. Defaults to 64 MiB.
     pub max_walk_bytes: u64,
+    /// JavaScript frames resolved per event (the innermost of a stack trace first); later
+    /// frames keep their minified position with status `frame_limit`. Defaults to 250.
+    pub max_js_frames: usize,
+    /// Distinct minified files whose source map is looked up per event (and original sources
+    /// read for context lines); frames of further files get `sourcemap_limit`. Defaults to 64.
+    pub max_js_sourcemaps: usize,
+    /// Largest minified file or source map read (plain file or artifact bundle entry), in
+    /// bytes; a larger one is not loaded and its frames get `too_large`. Defaults to 64 MiB.
+    pub max_sourcemap_bytes: u64,
 }
 
 impl Default for SymbolicationConfig {
@@ -74,6 +84,9 @@ impl Default for SymbolicationConfig {
             max_frames_per_thread: 1000,
             max_stack_bytes: 1024 * 1024,
             max_walk_bytes: 64 * 1024 * 1024,
+            max_js_frames: 250,
+            max_js_sourcemaps: 64,
+            max_sourcemap_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -152,6 +165,12 @@ impl SymbolicationConfig {
             ),
             ("symbolication.max_stack_bytes", self.max_stack_bytes),
             ("symbolication.max_walk_bytes", self.max_walk_bytes),
+            ("symbolication.max_js_frames", self.max_js_frames as u64),
+            ("symbolication.max_js_sourcemaps", self.max_js_sourcemaps as u64),
+            (
+                "symbolication.max_sourcemap_bytes",
+                self.max_sourcemap_bytes,
+            ),
         ];
         for (key, value) in positive {
             if value == 0 {

@@ -22,16 +22,26 @@
 //!
 //! Frames that already carry `data.sourcemap_status` are left alone, so processing an event
 //! twice (a retried spool entry) changes nothing. Nothing here fails an event.
+//!
+//! # Bounds
+//!
+//! [`JsLimits`] bounds the work of one event: frames resolved, distinct files looked up, and
+//! a deadline. A frame past a bound keeps its minified position and gets `frame_limit`,
+//! `sourcemap_limit` or `timeout` as its status; the event's `errors` gain one
+//! `{"type": "js_symbolication_cut_off", "reason": ...}` entry per bound hit. The size of one
+//! artifact is bounded by the store ([`StoreOptions::max_artifact_bytes`](super::StoreOptions)):
+//! frames of a file too large get `too_large`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use serde_json::{Map, Value};
 
 use super::store::ResolvedMap;
 use super::url::{self, display_filename, module_name};
 use super::view::{Context, Location, Scope, CONTEXT_LINES};
-use super::SourceMapStore;
+use super::{SourceMapError, SourceMapStore};
 
 /// What happened to one frame, written as `data.sourcemap_status`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -44,6 +54,16 @@ pub enum FrameStatus {
     InvalidSourcemap,
     /// The map does not cover the frame's line and column.
     InvalidLocation,
+    /// The minified file or its map is larger than the store reads (see
+    /// `data.sourcemap_error`).
+    TooLarge,
+    /// Not resolved: the event already had [`JsLimits::max_frames`] frames resolved.
+    FrameLimit,
+    /// Not resolved: its file would have been the event's lookup past
+    /// [`JsLimits::max_sourcemaps`].
+    SourcemapLimit,
+    /// Not resolved: the event's [`JsLimits::deadline`] had passed.
+    Timeout,
 }
 
 impl FrameStatus {
@@ -54,6 +74,46 @@ impl FrameStatus {
             Self::MissingSourcemap => "missing_sourcemap",
             Self::InvalidSourcemap => "invalid_sourcemap",
             Self::InvalidLocation => "invalid_location",
+            Self::TooLarge => "too_large",
+            Self::FrameLimit => "frame_limit",
+            Self::SourcemapLimit => "sourcemap_limit",
+            Self::Timeout => "timeout",
+        }
+    }
+
+    /// The bound that left the frame unresolved, as written into the event's `errors`.
+    fn cut_off_reason(self) -> Option<&'static str> {
+        match self {
+            Self::FrameLimit => Some("too_many_frames"),
+            Self::SourcemapLimit => Some("too_many_sourcemaps"),
+            Self::Timeout => Some("timeout"),
+            _ => None,
+        }
+    }
+}
+
+/// Bounds of one event's JavaScript symbolication; `Default` gives the documented values.
+#[derive(Clone, Copy, Debug)]
+pub struct JsLimits {
+    /// Frames resolved per event; later frames get `frame_limit`. Within a stack trace the
+    /// innermost (last) frames are preferred. Defaults to 250.
+    pub max_frames: usize,
+    /// Distinct minified files looked up per event (each may mean reading and building a
+    /// map); frames of further files get `sourcemap_limit`. Also bounds the original source
+    /// files read for context lines (frames past it are resolved without them). Defaults
+    /// to 64.
+    pub max_sourcemaps: usize,
+    /// No frame is resolved after this instant; the rest get `timeout`. Checked between
+    /// frames, so one map being built when it passes finishes first. Defaults to none.
+    pub deadline: Option<Instant>,
+}
+
+impl Default for JsLimits {
+    fn default() -> Self {
+        Self {
+            max_frames: 250,
+            max_sourcemaps: 64,
+            deadline: None,
         }
     }
 }
@@ -71,6 +131,10 @@ pub struct JsStats {
     pub invalid_sourcemap: usize,
     /// Frames outside what their map covers.
     pub invalid_location: usize,
+    /// Frames whose minified file or map is over the size bound.
+    pub too_large: usize,
+    /// Frames left unresolved by a [`JsLimits`] bound.
+    pub cut_off: usize,
 }
 
 impl JsStats {
@@ -81,6 +145,10 @@ impl JsStats {
             FrameStatus::MissingSourcemap => self.missing_sourcemap += 1,
             FrameStatus::InvalidSourcemap => self.invalid_sourcemap += 1,
             FrameStatus::InvalidLocation => self.invalid_location += 1,
+            FrameStatus::TooLarge => self.too_large += 1,
+            FrameStatus::FrameLimit | FrameStatus::SourcemapLimit | FrameStatus::Timeout => {
+                self.cut_off += 1
+            }
         }
     }
 }
@@ -101,19 +169,39 @@ pub fn is_javascript_event(event: &Value) -> bool {
     found
 }
 
-/// Resolves every JavaScript frame of `event` through `store` and rewrites it in place (see
-/// the module documentation for the fields). Runs CPU-bound and blocking (file reads, cache
-/// builds): call it on the symbolication threads, not on an async executor.
+/// Resolves every JavaScript frame of `event` through `store` with the default
+/// [`JsLimits`]; see [`symbolicate_js_event_within`].
 pub fn symbolicate_js_event(event: &mut Value, store: &SourceMapStore) -> JsStats {
+    symbolicate_js_event_within(event, store, &JsLimits::default())
+}
+
+/// Resolves every JavaScript frame of `event` through `store`, within `limits`, and rewrites it
+/// in place (see the module documentation for the fields). Runs CPU-bound and blocking (file
+/// reads, cache builds): call it on the symbolication threads, not on an async executor.
+pub fn symbolicate_js_event_within(
+    event: &mut Value,
+    store: &SourceMapStore,
+    limits: &JsLimits,
+) -> JsStats {
     let debug_ids = debug_ids(event);
     let mut resolver = Resolver {
         store,
+        limits: *limits,
         debug_ids,
         resolved: HashMap::new(),
         sources: HashMap::new(),
     };
     let mut stats = JsStats::default();
+    let mut frames_left = limits.max_frames;
+    let mut reasons = Vec::new();
     for_each_frames_mut(event, &mut |frames| {
+        // When the frame budget runs out inside this stack trace, its outermost frames are
+        // the ones left: the innermost are nearest the error.
+        let candidates = frames
+            .iter()
+            .filter(|f| f.as_object().and_then(candidate).is_some())
+            .count();
+        let mut skip = candidates.saturating_sub(frames_left);
         // Frames are ordered caller first: the caller's token at its call site names the
         // function the next frame is in, when scopes are unknown.
         let mut caller_name: Option<String> = None;
@@ -122,31 +210,82 @@ pub fn symbolicate_js_event(event: &mut Value, store: &SourceMapStore) -> JsStat
                 caller_name = None;
                 continue;
             };
-            match symbolicate_frame(frame, &mut resolver, caller_name.take()) {
-                Some((status, name)) => {
-                    stats.count(status);
-                    caller_name = name;
-                }
-                None => caller_name = None,
+            let Some(found) = candidate(frame) else {
+                caller_name = None;
+                continue;
+            };
+            let (status, name) = if skip > 0 {
+                skip -= 1;
+                mark(frame, FrameStatus::FrameLimit);
+                (FrameStatus::FrameLimit, None)
+            } else {
+                frames_left = frames_left.saturating_sub(1);
+                symbolicate_frame(frame, found, &mut resolver, caller_name.take())
+            };
+            stats.count(status);
+            if status.cut_off_reason().is_some() && !reasons.contains(&status) {
+                reasons.push(status);
             }
+            caller_name = name;
         }
     });
+    note_cut_off(event, &reasons, limits);
     stats
 }
 
+/// Adds one `js_symbolication_cut_off` entry to the event's `errors` per bound that left
+/// frames unresolved (`reasons` holds their statuses, once each).
+fn note_cut_off(event: &mut Value, reasons: &[FrameStatus], limits: &JsLimits) {
+    let Some(object) = event.as_object_mut() else {
+        return;
+    };
+    if reasons.is_empty() {
+        return;
+    }
+    let errors = object
+        .entry("errors")
+        .or_insert_with(|| Value::Array(Vec::new()));
+    if !errors.is_array() {
+        *errors = Value::Array(Vec::new());
+    }
+    let errors = errors.as_array_mut().expect("just made an array");
+    for status in reasons {
+        let details = match status {
+            FrameStatus::FrameLimit => format!("at most {} frames resolved", limits.max_frames),
+            FrameStatus::SourcemapLimit => {
+                format!("at most {} files looked up", limits.max_sourcemaps)
+            }
+            _ => "symbolication deadline passed".to_owned(),
+        };
+        errors.push(serde_json::json!({
+            "type": "js_symbolication_cut_off",
+            "reason": status.cut_off_reason(),
+            "details": details,
+        }));
+    }
+}
+
+/// Why a file's map could not be used: the frame's status and `data.sourcemap_error`.
+type Unusable = (FrameStatus, String);
+
 struct Resolver<'a> {
     store: &'a SourceMapStore,
+    limits: JsLimits,
     debug_ids: HashMap<String, String>,
-    /// Per event: one lookup per file, shared by its frames.
-    resolved: HashMap<String, Result<Option<ResolvedMap>, String>>,
+    /// Per event: one lookup per file, shared by its frames; at most `limits.max_sourcemaps`.
+    resolved: HashMap<String, Result<Option<ResolvedMap>, Unusable>>,
     /// Per event: original source files read from the artifacts.
     sources: HashMap<String, Option<Arc<str>>>,
 }
 
 impl Resolver<'_> {
-    fn resolve(&mut self, abs_path: &str) -> Result<Option<ResolvedMap>, String> {
+    fn resolve(&mut self, abs_path: &str) -> Result<Option<ResolvedMap>, Unusable> {
         if let Some(found) = self.resolved.get(abs_path) {
             return found.clone();
+        }
+        if self.resolved.len() >= self.limits.max_sourcemaps {
+            // Not remembered: the map stays full, so later frames of this file land here too.
+            return Err((FrameStatus::SourcemapLimit, String::new()));
         }
         let debug_id = self
             .debug_ids
@@ -155,7 +294,13 @@ impl Resolver<'_> {
         let found = self
             .store
             .resolve(abs_path, debug_id)
-            .map_err(|e| e.to_string());
+            .map_err(|error| {
+                let status = match error {
+                    SourceMapError::TooLarge { .. } => FrameStatus::TooLarge,
+                    _ => FrameStatus::InvalidSourcemap,
+                };
+                (status, error.to_string())
+            });
         self.resolved.insert(abs_path.to_owned(), found.clone());
         found
     }
@@ -164,6 +309,10 @@ impl Resolver<'_> {
     /// artifacts hold that file.
     fn context_from_artifact(&mut self, abs_path: &str, line: u32) -> Option<Context> {
         let store = self.store;
+        if !self.sources.contains_key(abs_path) && self.sources.len() >= self.limits.max_sourcemaps
+        {
+            return None;
+        }
         let text = self
             .sources
             .entry(abs_path.to_owned())
@@ -200,13 +349,16 @@ fn debug_ids(event: &Value) -> HashMap<String, String> {
         .collect()
 }
 
-/// Resolves one frame. `None` when the frame is not a candidate (left untouched); otherwise
-/// its status and the token name at its minified position (for the next frame).
-fn symbolicate_frame(
-    frame: &mut Map<String, Value>,
-    resolver: &mut Resolver<'_>,
-    caller_name: Option<String>,
-) -> Option<(FrameStatus, Option<String>)> {
+/// The minified position of a frame to resolve.
+struct Candidate {
+    abs_path: String,
+    lineno: u64,
+    colno: u64,
+}
+
+/// The frame's minified position, if it is a frame to resolve: a JavaScript frame with a file,
+/// `lineno` and `colno`, not of the engine itself, and not handled before.
+fn candidate(frame: &Map<String, Value>) -> Option<Candidate> {
     if frame
         .get("data")
         .and_then(|d| d.get("sourcemap_status"))
@@ -222,25 +374,48 @@ fn symbolicate_frame(
     let abs_path = frame
         .get("abs_path")
         .or_else(|| frame.get("filename"))
-        .and_then(Value::as_str)?
-        .to_owned();
+        .and_then(Value::as_str)?;
     let lineno = frame.get("lineno").and_then(Value::as_u64)?;
     let colno = frame.get("colno").and_then(Value::as_u64)?;
-    if is_engine_internal(&abs_path) {
+    if is_engine_internal(abs_path) {
         return None;
     }
+    Some(Candidate {
+        abs_path: abs_path.to_owned(),
+        lineno,
+        colno,
+    })
+}
 
+/// Resolves one candidate frame: its status and the token name at its minified position
+/// (for the next frame).
+fn symbolicate_frame(
+    frame: &mut Map<String, Value>,
+    found: Candidate,
+    resolver: &mut Resolver<'_>,
+    caller_name: Option<String>,
+) -> (FrameStatus, Option<String>) {
+    let Candidate {
+        abs_path,
+        lineno,
+        colno,
+    } = found;
+    if resolver.limits.deadline.is_some_and(|d| Instant::now() >= d) {
+        mark(frame, FrameStatus::Timeout);
+        return (FrameStatus::Timeout, None);
+    }
     let resolved = match resolver.resolve(&abs_path) {
         Ok(Some(resolved)) => resolved,
         Ok(None) => {
             mark(frame, FrameStatus::MissingSourcemap);
-            return Some((FrameStatus::MissingSourcemap, None));
+            return (FrameStatus::MissingSourcemap, None);
         }
-        Err(error) => {
-            let data = data_mut(frame);
-            data.insert("sourcemap_error".into(), error.into());
-            mark(frame, FrameStatus::InvalidSourcemap);
-            return Some((FrameStatus::InvalidSourcemap, None));
+        Err((status, error)) => {
+            if !error.is_empty() {
+                data_mut(frame).insert("sourcemap_error".into(), error.into());
+            }
+            mark(frame, status);
+            return (status, None);
         }
     };
     let location = u32::try_from(lineno)
@@ -250,7 +425,7 @@ fn symbolicate_frame(
     let Some(location) = location else {
         set_map_info(frame, &resolved);
         mark(frame, FrameStatus::InvalidLocation);
-        return Some((FrameStatus::InvalidLocation, None));
+        return (FrameStatus::InvalidLocation, None);
     };
     let abs_path = location
         .source
@@ -264,7 +439,7 @@ fn symbolicate_frame(
         (None, None) => None,
     };
     rewrite(frame, &resolved, &location, abs_path, context, caller_name);
-    Some((FrameStatus::Symbolicated, location.name.clone()))
+    (FrameStatus::Symbolicated, location.name.clone())
 }
 
 /// Frames of the engine itself, which no source map covers.

@@ -48,6 +48,9 @@ pub mod url;
 pub mod view;
 
 pub use error::SourceMapError;
-pub use event::{is_javascript_event, symbolicate_js_event, FrameStatus, JsStats};
+pub use event::{
+    is_javascript_event, symbolicate_js_event, symbolicate_js_event_within, FrameStatus, JsLimits,
+    JsStats,
+};
 pub use store::{ResolvedMap, ResolvedWith, SourceMapStore, StoreOptions};
 pub use view::{Location, RawLocation, RawScope, Scope, SourceMapView};

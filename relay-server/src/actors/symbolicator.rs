@@ -21,7 +21,7 @@ use std::time::Instant;
 
 use actix::prelude::*;
 use relay_processing::minidump::unwrap_minidump;
-use relay_processing::sourcemap::{is_javascript_event, symbolicate_js_event};
+use relay_processing::sourcemap::{is_javascript_event, symbolicate_js_event_within};
 use relay_processing::symbolicate::{apply_to_event_within, symbolicate_minidump_within};
 use serde_json::{json, Value};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -153,7 +153,13 @@ fn symbolicate_javascript(envelope: &mut ManagedEnvelope, symbols: &ProjectSymbo
         return;
     };
     if is_javascript_event(event) {
-        let stats = symbolicate_js_event(event, store);
+        // Frames past a bound keep their minified positions; the event's `errors` say which
+        // bound (`js_symbolication_cut_off`), and this thread is free for the next event.
+        let limits = symbols.js_limits(Instant::now());
+        let stats = symbolicate_js_event_within(event, store, &limits);
+        if stats.cut_off > 0 {
+            tracing::info!(?stats, "JavaScript symbolication cut short by its bounds");
+        }
         tracing::debug!(?stats, "JavaScript frames resolved");
     }
 }

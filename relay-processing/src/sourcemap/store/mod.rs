@@ -53,7 +53,10 @@ pub struct StoreOptions {
     pub index_refresh: Duration,
     /// Built caches (and failures) kept open in memory. Defaults to 64.
     pub memory_entries: usize,
-    /// Largest artifact (minified file, map, bundle entry) read, in bytes. Defaults to 256 MiB.
+    /// Largest artifact (minified file, map, bundle entry) read, in bytes: a file's size (a
+    /// bundle entry's declared size, before it is decompressed) is checked before it is read,
+    /// and reading stops at the bound whatever the size said. A larger artifact is not
+    /// loaded: its frames get `too_large`. Defaults to 64 MiB.
     pub max_artifact_bytes: u64,
 }
 
@@ -62,7 +65,7 @@ impl Default for StoreOptions {
         Self {
             index_refresh: Duration::from_secs(10),
             memory_entries: 64,
-            max_artifact_bytes: 256 << 20,
+            max_artifact_bytes: 64 << 20,
         }
     }
 }
