@@ -212,6 +212,11 @@ fn an_oversize_bundle_entry_is_refused_by_its_declared_size() {
     let mut event = event(frames_at("https://example.com/test.min.js"));
     let stats = symbolicate_js_event_within(&mut event, &store, &JsLimits::default());
     assert_eq!(stats.too_large, 3);
-    let error = frames(&event)[0]["data"]["sourcemap_error"].as_str().unwrap();
-    assert!(error.contains("b.zip") && error.contains("too large"), "{error}");
+    let error = frames(&event)[0]["data"]["sourcemap_error"]
+        .as_str()
+        .unwrap();
+    assert!(
+        error.contains("b.zip") && error.contains("too large"),
+        "{error}"
+    );
 }

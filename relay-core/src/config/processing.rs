@@ -50,6 +50,19 @@ pub struct NormalizeConfig {
     /// Largest databag, in bytes of JSON; entries past the budget are removed and the
     /// container's original item count is recorded in `_meta`. Defaults to 16384.
     pub max_databag_size: usize,
+    /// Most exceptions kept in `exception.values` (the last ones: the last is the one raised);
+    /// the original count is recorded in `_meta`. Defaults to 25.
+    pub max_exceptions: usize,
+    /// Most threads kept in `threads.values` (crashed and current threads always, then the
+    /// first others); the original count is recorded in `_meta`. Threads added by minidump
+    /// symbolication are bounded by `symbolication.max_threads` instead. Defaults to 256.
+    pub max_threads: usize,
+    /// Most tags kept (the first ones, after the other tag rules); the original count is
+    /// recorded in `_meta`. Defaults to 200.
+    pub max_tags: usize,
+    /// Most entries kept in `contexts` (the first ones in key order); the original count is
+    /// recorded in `_meta`. Defaults to 50.
+    pub max_contexts: usize,
 }
 
 impl Default for NormalizeConfig {
@@ -65,6 +78,10 @@ impl Default for NormalizeConfig {
             max_string_length: 8192,
             max_databag_depth: 5,
             max_databag_size: 16 * 1024,
+            max_exceptions: 25,
+            max_threads: 256,
+            max_tags: 200,
+            max_contexts: 50,
         }
     }
 }

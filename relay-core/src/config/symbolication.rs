@@ -166,7 +166,10 @@ impl SymbolicationConfig {
             ("symbolication.max_stack_bytes", self.max_stack_bytes),
             ("symbolication.max_walk_bytes", self.max_walk_bytes),
             ("symbolication.max_js_frames", self.max_js_frames as u64),
-            ("symbolication.max_js_sourcemaps", self.max_js_sourcemaps as u64),
+            (
+                "symbolication.max_js_sourcemaps",
+                self.max_js_sourcemaps as u64,
+            ),
             (
                 "symbolication.max_sourcemap_bytes",
                 self.max_sourcemap_bytes,

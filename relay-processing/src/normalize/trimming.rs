@@ -16,7 +16,11 @@
 //! Rules, in order:
 //!
 //! 1. Breadcrumbs: at most `max_breadcrumbs`, the latest ones (`_meta` at
-//!    `breadcrumbs.values`).
+//!    `breadcrumbs.values`). Likewise, so that no list of the event is wider than the SDKs
+//!    ever send: at most `max_exceptions` of `exception.values` (the last ones, the last
+//!    being the one raised), `max_threads` of `threads.values` (crashed and current ones
+//!    always, then the first others), `max_tags` tags (the first) and `max_contexts` entries
+//!    of `contexts` (the first in key order).
 //! 2. Databags (`extra`, each entry of `contexts`, `request.data`, `request.env`,
 //!    `user.data`, breadcrumb and span `data`, frame `vars`): containers nested deeper than
 //!    `max_databag_depth` become `null`; once a databag has used `max_databag_size` bytes of
@@ -37,6 +41,7 @@ type Meta = (Vec<String>, Value);
 pub(crate) fn trim_event(object: &mut Map<String, Value>, config: &NormalizeConfig) {
     let mut metas = Vec::new();
     trim_breadcrumbs(object, config, &mut metas);
+    trim_breadth(object, config, &mut metas);
     for_each_databag(object, &mut |path, bag| {
         let mut budget = config.max_databag_size;
         trim_databag(bag, &Path::root(path), 0, &mut budget, config, &mut metas);
@@ -110,6 +115,73 @@ fn trim_breadcrumbs(
         let original = list.len();
         list.drain(..original - config.max_breadcrumbs);
         metas.push((path, json!({"len": original})));
+    }
+}
+
+/// Bounds the number of exceptions, threads, tags and contexts (rule 1).
+fn trim_breadth(object: &mut Map<String, Value>, config: &NormalizeConfig, metas: &mut Vec<Meta>) {
+    if let Some((list, path)) = values_list(object, "exception") {
+        if list.len() > config.max_exceptions {
+            let original = list.len();
+            list.drain(..original - config.max_exceptions);
+            metas.push((path, json!({"len": original})));
+        }
+    }
+    if let Some((list, path)) = values_list(object, "threads") {
+        if list.len() > config.max_threads {
+            let original = list.len();
+            let flagged = |thread: &Value| {
+                let flag = |key: &str| thread.get(key).and_then(Value::as_bool) == Some(true);
+                flag("crashed") || flag("current")
+            };
+            // Crashed and current threads are few; the others fill the rest of the bound.
+            let mut others_left = config
+                .max_threads
+                .saturating_sub(list.iter().filter(|t| flagged(t)).count());
+            list.retain(|thread| {
+                if flagged(thread) {
+                    return true;
+                }
+                let keep = others_left > 0;
+                others_left = others_left.saturating_sub(1);
+                keep
+            });
+            // Should the flagged ones alone exceed the bound, the end is cut.
+            list.truncate(config.max_threads);
+            metas.push((path, json!({"len": original})));
+        }
+    }
+    for (key, max) in [("tags", config.max_tags), ("contexts", config.max_contexts)] {
+        let original = match object.get_mut(key) {
+            Some(Value::Array(list)) if list.len() > max => {
+                let original = list.len();
+                list.truncate(max);
+                original
+            }
+            Some(Value::Object(map)) if map.len() > max => {
+                let original = map.len();
+                let kept: Map<String, Value> = std::mem::take(map).into_iter().take(max).collect();
+                *map = kept;
+                original
+            }
+            _ => continue,
+        };
+        metas.push((vec![key.to_owned()], json!({"len": original})));
+    }
+}
+
+/// The list of `exception`/`threads` (`{"values": [...]}` or a bare list) and its path.
+fn values_list<'a>(
+    object: &'a mut Map<String, Value>,
+    key: &str,
+) -> Option<(&'a mut Vec<Value>, Vec<String>)> {
+    match object.get_mut(key)? {
+        Value::Object(container) => match container.get_mut("values") {
+            Some(Value::Array(list)) => Some((list, vec![key.to_owned(), "values".to_owned()])),
+            _ => None,
+        },
+        Value::Array(list) => Some((list, vec![key.to_owned()])),
+        _ => None,
     }
 }
 
@@ -626,6 +698,70 @@ mod tests {
         assert_eq!(kept.len(), 100);
         assert_eq!(kept[0]["message"], "c20");
         assert_eq!(event["_meta"]["breadcrumbs"]["values"][""]["len"], 120);
+    }
+
+    #[test]
+    fn only_the_last_exceptions_are_kept() {
+        let values: Vec<Value> = (0..30).map(|i| json!({"type": format!("E{i}")})).collect();
+        let event = run(
+            json!({"exception": {"values": values}}),
+            NormalizeConfig::default(),
+        );
+        let kept = event["exception"]["values"].as_array().unwrap();
+        assert_eq!(kept.len(), 25);
+        assert_eq!(kept[0]["type"], "E5");
+        assert_eq!(kept[24]["type"], "E29");
+        assert_eq!(event["_meta"]["exception"]["values"][""]["len"], 30);
+    }
+
+    #[test]
+    fn threads_past_the_bound_go_but_the_crashed_one_stays() {
+        let mut threads: Vec<Value> = (0..10).map(|i| json!({"id": i})).collect();
+        threads[8]["crashed"] = json!(true);
+        let config = NormalizeConfig {
+            max_threads: 4,
+            ..NormalizeConfig::default()
+        };
+        let event = run(json!({"threads": {"values": threads}}), config);
+        let ids: Vec<u64> = event["threads"]["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["id"].as_u64().unwrap())
+            .collect();
+        assert_eq!(ids, [0, 1, 2, 8]);
+        assert_eq!(event["_meta"]["threads"]["values"][""]["len"], 10);
+    }
+
+    #[test]
+    fn tags_and_contexts_past_the_bound_go() {
+        let tags: Vec<Value> = (0..5).map(|i| json!([format!("t{i}"), "v"])).collect();
+        let contexts: Map<String, Value> = (0..5)
+            .map(|i| (format!("c{i}"), json!({"type": "x"})))
+            .collect();
+        let config = NormalizeConfig {
+            max_tags: 3,
+            max_contexts: 2,
+            ..NormalizeConfig::default()
+        };
+        let event = run(json!({"tags": tags, "contexts": contexts}), config);
+        assert_eq!(
+            event["tags"],
+            json!([["t0", "v"], ["t1", "v"], ["t2", "v"]])
+        );
+        assert_eq!(event["_meta"]["tags"][""]["len"], 5);
+        let kept: Vec<&String> = event["contexts"].as_object().unwrap().keys().collect();
+        assert_eq!(kept, ["c0", "c1"]);
+        assert_eq!(event["_meta"]["contexts"][""]["len"], 5);
+    }
+
+    #[test]
+    fn narrow_events_leave_no_breadth_meta() {
+        let event = run(
+            json!({"exception": {"values": [{"type": "E"}]}, "tags": {"a": "b"}}),
+            NormalizeConfig::default(),
+        );
+        assert!(event.get("_meta").is_none());
     }
 
     #[test]

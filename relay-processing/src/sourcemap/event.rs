@@ -291,16 +291,13 @@ impl Resolver<'_> {
             .debug_ids
             .get(url::strip_query(abs_path))
             .map(String::as_str);
-        let found = self
-            .store
-            .resolve(abs_path, debug_id)
-            .map_err(|error| {
-                let status = match error {
-                    SourceMapError::TooLarge { .. } => FrameStatus::TooLarge,
-                    _ => FrameStatus::InvalidSourcemap,
-                };
-                (status, error.to_string())
-            });
+        let found = self.store.resolve(abs_path, debug_id).map_err(|error| {
+            let status = match error {
+                SourceMapError::TooLarge { .. } => FrameStatus::TooLarge,
+                _ => FrameStatus::InvalidSourcemap,
+            };
+            (status, error.to_string())
+        });
         self.resolved.insert(abs_path.to_owned(), found.clone());
         found
     }
@@ -400,7 +397,11 @@ fn symbolicate_frame(
         lineno,
         colno,
     } = found;
-    if resolver.limits.deadline.is_some_and(|d| Instant::now() >= d) {
+    if resolver
+        .limits
+        .deadline
+        .is_some_and(|d| Instant::now() >= d)
+    {
         mark(frame, FrameStatus::Timeout);
         return (FrameStatus::Timeout, None);
     }
