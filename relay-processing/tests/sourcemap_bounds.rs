@@ -1,4 +1,4 @@
-//! The bounds of one event's JavaScript symbolication (docs/bounds.md): frames resolved, files
+//! The bounds of one event's JavaScript symbolication (docs/security.md, "Bounds on one event's work"): frames resolved, files
 //! looked up, the deadline, and the size of one artifact (plain file or bundle entry). Frames
 //! past a bound keep their minified positions and say why; the other frames are resolved.
 

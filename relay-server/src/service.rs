@@ -302,7 +302,7 @@ async fn serve(
 }
 
 /// How long a client may take to send a request line and headers (actix's default, stated
-/// here because the slowloris defence rests on it; docs/security-hostile.md).
+/// here because the slowloris defence rests on it; docs/security.md, "Hostile traffic").
 const REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Raises the soft limit of open files to the hard limit. Every connection is a file: at the

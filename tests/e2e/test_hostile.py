@@ -3,7 +3,7 @@
 Each case sends one kind of abuse and asserts the exact answer: a 4xx with a JSON `detail`,
 or `200` followed by an `invalid` outcome where the check happens after the spool. After
 every case a normal event must be answered 200 within 2 s and reach Kafka. What each case
-gets, and which limit causes it, is written down in docs/security-hostile.md.
+gets, and which limit causes it, is written down in docs/security.md, "Hostile traffic".
 
 Bytes that `requests` cannot produce (negative or 2^64 lengths, chunked-encoding lies, 1 MiB
 of headers, 2,000 headers, trickled heads) go through raw sockets.
@@ -328,7 +328,7 @@ def test_item_length_lies(relay, kafka, case):
 
 
 # Content-Length header lies, which `requests` will not send: actix-http refuses the head
-# before any handler runs, with an empty 400 (see docs/security-hostile.md).
+# before any handler runs, with an empty 400 (see docs/security.md, "Hostile traffic").
 CONTENT_LENGTHS = {"negative": "-1", "two_to_the_64": str(U64_OVERFLOW),
                    "two_values": "10, 20", "not_a_number": "12abc"}
 
