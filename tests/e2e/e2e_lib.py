@@ -10,6 +10,7 @@ import gzip
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -691,6 +692,16 @@ def run_client(argv: list[str], env_extra: dict[str, str], timeout: float = 120)
 
 def gzip_bytes(data: bytes) -> bytes:
     return gzip.compress(data)
+
+
+def raise_fd_limit(needed: int) -> None:
+    """Raises this process's open-files soft limit to `needed` sockets (load tests)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < needed:
+        if hard != resource.RLIM_INFINITY and hard < needed:
+            raise AssertionError(f"RLIMIT_NOFILE hard limit {hard} is below the {needed} "
+                                 "sockets needed")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
 
 
 def which(name: str) -> str:

@@ -39,6 +39,7 @@ from e2e_lib import (
     event_envelope,
     new_event_id,
     one_event,
+    raise_fd_limit,
     which,
 )
 
@@ -169,14 +170,6 @@ def test_parallel_large_uploads_stay_within_the_budget(fresh_relays, kafka, tmp_
 # ----------------------------------------------------------------------------------------------
 # slow clients
 # ----------------------------------------------------------------------------------------------
-
-
-def raise_fd_limit(needed: int) -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < needed:
-        if hard != resource.RLIM_INFINITY and hard < needed:
-            pytest.fail(f"RLIMIT_NOFILE hard limit {hard} is below the {needed} sockets needed")
-        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
 
 
 class SlowFlood:

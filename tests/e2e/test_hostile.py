@@ -39,6 +39,7 @@ from e2e_lib import (
     make_envelope,
     new_event_id,
     one_event,
+    raise_fd_limit,
     simple_event,
 )
 
@@ -624,14 +625,6 @@ def test_multipart_with_50000_fields(relay, kafka):
 SLOW_SOCKETS = 2000
 SLOW_SECONDS = 40
 HEAD_TIMEOUT = 5  # actix's client_request_timeout, set in service.rs
-
-
-def raise_fd_limit(needed: int) -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < needed:
-        if hard != resource.RLIM_INFINITY and hard < needed:
-            pytest.fail(f"RLIMIT_NOFILE hard limit {hard} is below the {needed} sockets needed")
-        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
 
 
 class Trickle:
