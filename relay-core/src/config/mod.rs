@@ -38,7 +38,7 @@ pub use pii::PiiConfig;
 pub use pipeline::PipelineConfig;
 pub use processing::{AggregatorConfig, NormalizeConfig, ProcessingConfig};
 use projects::validate_projects;
-pub use projects::{KeyConfig, ProjectConfig, QuotaConfig, QuotaScope};
+pub use projects::{origin_matches, KeyConfig, ProjectConfig, QuotaConfig, QuotaScope};
 pub use spool::{FsyncPolicy, SpoolConfig};
 use symbolication::validate_http_source;
 pub use symbolication::{HttpSymbolSource, SymbolServerLayout, SymbolicationConfig};

@@ -47,6 +47,10 @@ pub struct ProjectConfig {
     /// PII scrubbing options (see `docs/processing.md`). Defaults to scrubbing on.
     #[serde(default, deserialize_with = "null_as_default")]
     pub pii: PiiConfig,
+    /// Browser origins that may send to this project (see [`origin_matches`]). Empty, the
+    /// default, allows every origin; requests without an `Origin` header are never refused.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
 }
 
 impl ProjectConfig {
@@ -63,8 +67,63 @@ impl ProjectConfig {
             quotas: Vec::new(),
             filters: FilterConfig::default(),
             pii: PiiConfig::default(),
+            allowed_origins: Vec::new(),
         }
     }
+
+    /// Whether a request with this `Origin` header may send to the project.
+    pub fn origin_allowed(&self, origin: &str) -> bool {
+        self.allowed_origins.is_empty()
+            || self
+                .allowed_origins
+                .iter()
+                .any(|pattern| origin_matches(pattern, origin))
+    }
+}
+
+/// Whether `origin` (as browsers send it: `scheme://host[:port]`) matches an
+/// `allowed_origins` pattern: `*` matches every origin; `*.example.org` matches any scheme
+/// and any subdomain of example.org (not example.org itself) on the default port; anything
+/// else must equal the origin, ignoring ASCII case.
+pub fn origin_matches(pattern: &str, origin: &str) -> bool {
+    if pattern == "*" {
+        return true;
+    }
+    // `suffix` keeps its leading dot, so `*.example.org` does not match `evilexample.org`.
+    match pattern.starts_with("*.").then(|| &pattern[1..]) {
+        Some(suffix) => origin
+            .split_once("://")
+            .map(|(_, host)| host.len() > suffix.len() && ends_with_ignore_case(host, suffix))
+            .unwrap_or(false),
+        None => pattern.eq_ignore_ascii_case(origin),
+    }
+}
+
+fn ends_with_ignore_case(text: &str, suffix: &str) -> bool {
+    let (text, suffix) = (text.as_bytes(), suffix.as_bytes());
+    text.len() >= suffix.len() && text[text.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
+}
+
+/// Why an `allowed_origins` pattern can never match, if so: it is checked at load so that a
+/// typo (a path, a missing scheme) does not silently refuse every browser.
+fn origin_pattern_error(pattern: &str) -> Option<&'static str> {
+    if pattern == "*" {
+        return None;
+    }
+    if let Some(domain) = pattern.strip_prefix("*.") {
+        let valid = !domain.is_empty()
+            && domain
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+        return (!valid).then_some("a wildcard must be `*.` and a domain, e.g. `*.example.org`");
+    }
+    let Some((scheme, host)) = pattern.split_once("://") else {
+        return Some("an origin needs a scheme, e.g. `https://app.example.com`");
+    };
+    if scheme.is_empty() || host.is_empty() || host.contains(['/', '*', '?', '#']) {
+        return Some("an origin is `scheme://host[:port]` without a path or `*` inside");
+    }
+    None
 }
 
 /// What a quota counts against.
@@ -180,6 +239,14 @@ pub(super) fn validate_projects(projects: &[ProjectConfig]) -> Result<(), Config
                 ));
             }
         }
+        for (o, pattern) in project.allowed_origins.iter().enumerate() {
+            if let Some(reason) = origin_pattern_error(pattern) {
+                return Err(ConfigError::new(
+                    format!("projects[{p}].allowed_origins[{o}]"),
+                    format!("{pattern:?}: {reason}"),
+                ));
+            }
+        }
         for (k, key) in project.keys.iter().enumerate() {
             let key = key.key();
             let path = format!("projects[{p}].keys[{k}]");
@@ -195,4 +262,73 @@ pub(super) fn validate_projects(projects: &[ProjectConfig]) -> Result<(), Config
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origin_patterns_match_exactly_or_by_subdomain() {
+        assert!(origin_matches("*", "https://anything.test"));
+        assert!(origin_matches(
+            "https://app.example.com",
+            "https://app.example.com"
+        ));
+        assert!(origin_matches(
+            "https://app.example.com",
+            "HTTPS://App.Example.com"
+        ));
+        assert!(!origin_matches(
+            "https://app.example.com",
+            "http://app.example.com"
+        ));
+        assert!(!origin_matches(
+            "https://app.example.com",
+            "https://app.example.com:8443"
+        ));
+        assert!(origin_matches("*.example.org", "https://a.example.org"));
+        assert!(origin_matches("*.example.org", "http://a.b.example.org"));
+        assert!(!origin_matches("*.example.org", "https://example.org"));
+        assert!(!origin_matches("*.example.org", "https://evilexample.org"));
+        assert!(!origin_matches(
+            "*.example.org",
+            "https://a.example.org.evil.test"
+        ));
+        assert!(!origin_matches("*.example.org", "null"));
+    }
+
+    #[test]
+    fn empty_allowed_origins_allow_every_origin() {
+        let mut project = ProjectConfig::new(1, Vec::new());
+        assert!(project.origin_allowed("https://any.test"));
+        project.allowed_origins = vec!["https://app.example.com".into(), "*.example.org".into()];
+        assert!(project.origin_allowed("https://x.example.org"));
+        assert!(!project.origin_allowed("https://any.test"));
+    }
+
+    #[test]
+    fn origin_patterns_are_checked_at_load() {
+        for good in [
+            "*",
+            "*.example.org",
+            "https://app.example.com",
+            "http://localhost:3000",
+        ] {
+            assert_eq!(origin_pattern_error(good), None, "{good}");
+        }
+        for bad in [
+            "app.example.com",
+            "*.",
+            "*example.org",
+            "https://a.test/path",
+            "https://*.a.test",
+        ] {
+            assert!(origin_pattern_error(bad).is_some(), "{bad}");
+        }
+        let mut project = ProjectConfig::new(1, vec![KeyConfig::Plain("a".repeat(32))]);
+        project.allowed_origins = vec!["example.com".into()];
+        let error = validate_projects(&[project]).unwrap_err().to_string();
+        assert!(error.contains("projects[0].allowed_origins[0]"), "{error}");
+    }
 }
