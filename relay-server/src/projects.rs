@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use relay_core::config::{KeyConfig, ProjectConfig};
+use relay_core::config::{origin_matches, KeyConfig, ProjectConfig};
 use relay_core::Config;
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +30,14 @@ pub enum AccessError {
     /// The project is disabled.
     #[error("project {0} is disabled")]
     DisabledProject(u64),
+    /// A browser request from an origin not in the project's `allowed_origins`.
+    #[error("origin {origin} is not allowed for project {project_id}")]
+    OriginNotAllowed {
+        /// The request's `Origin`, cut like an unknown key.
+        origin: String,
+        /// The project in the URL.
+        project_id: u64,
+    },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -45,6 +53,8 @@ pub struct Projects {
     disabled_projects: Vec<u64>,
     organizations: HashMap<u64, u64>,
     with_quotas: std::collections::HashSet<u64>,
+    /// Projects with `allowed_origins`; a project not here allows every origin.
+    allowed_origins: HashMap<u64, Vec<String>>,
 }
 
 impl Projects {
@@ -60,6 +70,11 @@ impl Projects {
             }
             if !project.quotas.is_empty() {
                 index.with_quotas.insert(project.id);
+            }
+            if !project.allowed_origins.is_empty() {
+                index
+                    .allowed_origins
+                    .insert(project.id, project.allowed_origins.clone());
             }
             for key in &project.keys {
                 index.keys.insert(
@@ -82,6 +97,17 @@ impl Projects {
     /// Whether the project has quotas to enforce.
     pub fn has_quotas(&self, project_id: u64) -> bool {
         self.with_quotas.contains(&project_id)
+    }
+
+    /// Whether a browser request from `origin` may send to `project_id` (an unknown project
+    /// allows every origin: its requests are refused by the key check instead).
+    pub fn origin_allowed(&self, project_id: u64, origin: &str) -> bool {
+        match self.allowed_origins.get(&project_id) {
+            None => true,
+            Some(patterns) => patterns
+                .iter()
+                .any(|pattern| origin_matches(pattern, origin)),
+        }
     }
 
     /// Checks that `public_key` may send to `project_id`.
@@ -112,7 +138,7 @@ const SHOWN_KEY_CHARS: usize = 64;
 /// An unknown key as the refusal names it: whole up to [`SHOWN_KEY_CHARS`] characters, else
 /// its start and its length, so that a client sending a 10 KiB key does not get it echoed
 /// back (nor written to the log) in full.
-fn shown_key(key: &str) -> String {
+pub(crate) fn shown_key(key: &str) -> String {
     match key.char_indices().nth(SHOWN_KEY_CHARS) {
         None => key.to_owned(),
         Some((end, _)) => format!("{}... ({} bytes)", &key[..end], key.len()),

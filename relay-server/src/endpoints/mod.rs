@@ -7,11 +7,14 @@
 //! | `POST /api/{project_id}/minidump/` | [`minidump`] |
 //! | `GET /healthz/{live,ready}`, `GET /api/relay/healthcheck/{live,ready}/` | [`health`] |
 //! | `GET /metrics` | [`metrics`] |
+//!
+//! Every intake route also answers CORS preflights and carries CORS headers ([`cors`]).
 
 pub mod abuse;
 mod body;
 pub mod budget;
 mod common;
+mod cors;
 mod envelope;
 mod error;
 mod health;
@@ -22,6 +25,7 @@ mod store;
 
 use actix_web::dev::{Service, ServiceResponse};
 use actix_web::{web, HttpRequest, HttpResponse};
+use futures::future::{ready, Either};
 
 use self::error::ApiError;
 
@@ -32,6 +36,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             // The extractors' own refusals answer plain text; ours answer JSON.
             .app_data(path_config())
             .default_service(web::to(no_route))
+            // Inside the counting below, so preflights and origin refusals are counted too;
+            // around the routing, so an `OPTIONS` is answered before it meets the 404.
+            .wrap_fn(|req, srv| {
+                let cors = cors::Cors::for_request(&req);
+                let call = match cors.as_ref().and_then(|cors| cors.answer_early(&req)) {
+                    Some(answer) => Either::Left(ready(Ok(req.into_response(answer)))),
+                    None => Either::Right(srv.call(req)),
+                };
+                async move {
+                    let mut response: ServiceResponse = call.await?;
+                    if let Some(cors) = cors {
+                        cors.decorate(response.headers_mut());
+                    }
+                    Ok(response)
+                }
+            })
             .wrap_fn(|req, srv| {
                 let response = srv.call(req);
                 async move {

@@ -263,6 +263,7 @@ async fn consume_blocking_for(
     .unwrap()
 }
 
+mod cors;
 mod envelope;
 mod minidump;
 mod pipeline;
