@@ -76,7 +76,7 @@ pub(crate) fn from_function_maps(decoded: &Decoded<'_>) -> Option<Scopes> {
 /// Scopes from the minified source; `None` when it has none or does not parse (lookups
 /// then work without scope names).
 pub(crate) fn from_minified(minified: &str, decoded: &Decoded<'_>) -> Option<Scopes> {
-    let extracted = match js_source_scopes::extract_scope_names(minified) {
+    let extracted = match extract_scope_names(minified)? {
         Ok(extracted) => extracted,
         Err(error) => {
             let error: &dyn std::error::Error = &error;
@@ -138,6 +138,19 @@ pub(crate) fn from_minified(minified: &str, decoded: &Decoded<'_>) -> Option<Sco
         }
     }
     Some(scopes)
+}
+
+/// swc's parser (under js-source-scopes) asserts things of its input in debug builds (the
+/// `sourcemap` fuzz target found one on a malformed arrow function): a panic there costs the
+/// scope names of that file, never the symbolication thread. `None` when it panicked.
+fn extract_scope_names(
+    minified: &str,
+) -> Option<Result<js_source_scopes::Scopes, js_source_scopes::ParseError>> {
+    let result = std::panic::catch_unwind(|| js_source_scopes::extract_scope_names(minified));
+    if result.is_err() {
+        tracing::warn!("the JavaScript parser panicked on a minified file: no scope names for it");
+    }
+    result.ok()
 }
 
 /// Maps minified identifiers back to their original names through the decoded tokens.
