@@ -694,6 +694,22 @@ def gzip_bytes(data: bytes) -> bytes:
     return gzip.compress(data)
 
 
+def curl_minidump(relay: Relay, dump: Path, *form: str, timeout: float = 60) -> str:
+    """Upload like a Breakpad/Crashpad handler (multipart, key in the query); returns the id."""
+    url = relay.url(f"/api/{PROJECT_ID}/minidump/?sentry_key={PUBLIC_KEY}")
+    args = [which("curl"), "-sS", "--max-time", str(int(timeout)), "-o", "-",
+            "-w", "\n%{http_code}", "-F", f"upload_file_minidump=@{dump}"]
+    for f in form:
+        args += ["-F", f]
+    r = subprocess.run(args + [url], capture_output=True, text=True, timeout=timeout + 10)
+    assert r.returncode == 0, f"curl failed ({r.returncode}): {r.stderr}"
+    body, _, status = r.stdout.rpartition("\n")
+    assert status == "200", f"minidump upload: {status} {body!r}\nrelay log:\n{relay.log()}"
+    eid = body.strip().replace("-", "").lower()
+    assert HEX32.match(eid), f"upload answered {body!r}"
+    return eid
+
+
 def raise_fd_limit(needed: int) -> None:
     """Raises this process's open-files soft limit to `needed` sockets (load tests)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)

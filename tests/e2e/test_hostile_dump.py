@@ -14,40 +14,22 @@ such entry.
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
 
 from e2e_lib import (
     FIXTURES_DIR,
-    HEX32,
     KAFKA_WAIT,
-    PROJECT_ID,
-    PUBLIC_KEY,
     Relay,
     check_envelope_message,
+    curl_minidump,
     exception_values,
     one_event,
-    which,
 )
 from hostile_dump import hostile_dump
 
 NATIVE = FIXTURES_DIR / "native"
 LINUX_DUMP = NATIVE / "linux-x86_64" / "linux.dmp"
-
-
-def upload(relay: Relay, dump, timeout: float = 60) -> str:
-    """Uploads like a Breakpad/Crashpad handler; returns the event id."""
-    url = relay.url(f"/api/{PROJECT_ID}/minidump/?sentry_key={PUBLIC_KEY}")
-    args = [which("curl"), "-sS", "--max-time", str(int(timeout)), "-o", "-",
-            "-w", "\n%{http_code}", "-F", f"upload_file_minidump=@{dump}", url]
-    r = subprocess.run(args, capture_output=True, text=True, timeout=timeout + 10)
-    assert r.returncode == 0, f"curl failed ({r.returncode}): {r.stderr}"
-    body, _, status = r.stdout.rpartition("\n")
-    assert status == "200", f"minidump upload: {status} {body!r}\nrelay log:\n{relay.log()}"
-    eid = body.strip().replace("-", "").lower()
-    assert HEX32.match(eid), f"upload answered {body!r}"
-    return eid
 
 
 def cut_offs(ev: dict) -> list[dict]:
@@ -74,8 +56,8 @@ def test_slow_dump_is_cut_off_and_the_next_is_symbolicated(tansu, kafka, tmp_pat
     )
     relay = Relay(tmp_path / "relay", tansu.bootstrap, extra_config=extra).start()
     try:
-        slow_id = upload(relay, slow)
-        normal_id = upload(relay, LINUX_DUMP)
+        slow_id = curl_minidump(relay, slow)
+        normal_id = curl_minidump(relay, LINUX_DUMP)
 
         ev = check_envelope_message(
             one_event(kafka, slow_id, "event", relay=relay, timeout=KAFKA_WAIT), "event",

@@ -50,6 +50,7 @@ from e2e_lib import (
     REPO_ROOT,
     Relay,
     check_envelope_message,
+    curl_minidump,
     collect_attachment,
     exception_values,
     one_event,
@@ -102,22 +103,6 @@ def relay_module(tansu, tmp_path_factory, artifacts_dir):
 # ----------------------------------------------------------------------------------------------
 # native
 # ----------------------------------------------------------------------------------------------
-
-
-def curl_minidump(relay: Relay, dump: Path, *form: str, timeout: float = 60) -> str:
-    """Upload like a Breakpad/Crashpad handler (multipart, key in the query); returns the id."""
-    url = relay.url(f"/api/{PROJECT_ID}/minidump/?sentry_key={PUBLIC_KEY}")
-    args = [which("curl"), "-sS", "--max-time", str(int(timeout)), "-o", "-",
-            "-w", "\n%{http_code}", "-F", f"upload_file_minidump=@{dump}"]
-    for f in form:
-        args += ["-F", f]
-    r = subprocess.run(args + [url], capture_output=True, text=True, timeout=timeout + 10)
-    assert r.returncode == 0, f"curl failed ({r.returncode}): {r.stderr}"
-    body, _, status = r.stdout.rpartition("\n")
-    assert status == "200", f"minidump upload: {status} {body!r}\nrelay log:\n{relay.log()}"
-    eid = body.strip().replace("-", "").lower()
-    assert HEX32.match(eid), f"upload answered {body!r}"
-    return eid
 
 
 def copy_dump(src: Path, tmp_path: Path) -> Path:
