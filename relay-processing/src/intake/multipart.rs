@@ -42,6 +42,29 @@ pub struct Upload {
     pub event: Map<String, Value>,
 }
 
+impl Upload {
+    /// An upload that is the dump itself, sent as the whole body without a form.
+    pub fn raw_dump(data: Bytes) -> Upload {
+        Upload {
+            minidump: Some(FileField {
+                filename: None,
+                content_type: None,
+                data,
+            }),
+            ..Upload::default()
+        }
+    }
+
+    /// Takes the dump out of the upload; a form without one is refused.
+    pub fn take_minidump(&mut self) -> Result<FileField, IntakeError> {
+        self.minidump.take().ok_or_else(|| {
+            IntakeError::BadRequest(format!(
+                "missing minidump: send the dump in the {MINIDUMP_FIELD:?} field"
+            ))
+        })
+    }
+}
+
 /// The boundary of a `multipart/*` content type; `None` for any other content type (the body
 /// is then the dump itself).
 pub fn multipart_boundary(content_type: Option<&str>) -> Result<Option<String>, IntakeError> {

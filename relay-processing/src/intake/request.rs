@@ -9,7 +9,7 @@ use relay_core::config::Limits;
 use relay_core::{Envelope, EventId};
 
 use super::auth::{envelope_dsn_key, request_auth};
-use super::multipart::{build_envelope, multipart_boundary, parse_multipart, MINIDUMP_FIELD};
+use super::multipart::{build_envelope, multipart_boundary, parse_multipart, Upload};
 use super::store::envelope_from_event;
 use super::{items, IntakeError};
 use crate::decode::{decode_bounded, ContentEncoding};
@@ -149,27 +149,13 @@ fn minidump_envelope(
 ) -> Result<(Envelope, EventId), IntakeError> {
     let mut upload = match multipart_boundary(request.header_text("content-type"))? {
         Some(boundary) => parse_multipart(body, boundary)?,
-        None => super::multipart::Upload {
-            minidump: Some(super::multipart::FileField {
-                filename: None,
-                content_type: None,
-                data: body,
-            }),
-            ..Default::default()
-        },
+        None => Upload::raw_dump(body),
     };
-    let mut minidump = upload.minidump.take().ok_or_else(missing_minidump)?;
+    let mut minidump = upload.take_minidump()?;
     if let Some(unwrapped) = unwrap_minidump(&minidump.data, limits.max_attachment_size)? {
         minidump.data = unwrapped.into();
     }
     build_envelope(upload, minidump)
-}
-
-/// The refusal of a minidump upload without the dump.
-pub fn missing_minidump() -> IntakeError {
-    IntakeError::BadRequest(format!(
-        "missing minidump: send the dump in the {MINIDUMP_FIELD:?} field"
-    ))
 }
 
 #[cfg(test)]

@@ -11,9 +11,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
 use relay_core::EventId;
 use relay_processing::intake::multipart::{
-    build_envelope, multipart_boundary, parse_multipart, FileField, Upload,
+    build_envelope, multipart_boundary, parse_multipart, Upload,
 };
-use relay_processing::intake::request::missing_minidump;
 use relay_processing::minidump::unwrap_minidump;
 
 use super::body::{decode_body, read_body, BodyRules};
@@ -71,16 +70,9 @@ async fn receive(
         .and_then(|v| v.to_str().ok());
     let mut upload = match multipart_boundary(content_type)? {
         Some(boundary) => parse_charged(body, boundary, &mut charge).await?,
-        None => Upload {
-            minidump: Some(FileField {
-                filename: None,
-                content_type: None,
-                data: body,
-            }),
-            ..Upload::default()
-        },
+        None => Upload::raw_dump(body),
     };
-    let mut minidump = upload.minidump.take().ok_or_else(missing_minidump)?;
+    let mut minidump = upload.take_minidump()?;
     minidump.data = unwrap(minidump.data, limits.max_attachment_size).await?;
 
     let (envelope, event_id) = build_envelope(upload, minidump)?;

@@ -197,9 +197,7 @@ impl SourceMapStore {
             // No minified file: a bare `<url>.map` still resolves (without scope names).
             let map_url = format!("{}.map", url::strip_query(abs_path));
             return match self.find_by_url(dir, &index, &map_url) {
-                Some(map) => self
-                    .load(None, &map, map_url.clone(), map_url, ResolvedWith::Url)
-                    .map(Some),
+                Some(map) => self.load_from_url(None, &map, map_url),
                 None => Ok(None),
             };
         };
@@ -234,15 +232,7 @@ impl SourceMapStore {
                 .find_by_url(dir, &index, &map_url)
                 .or_else(|| self.find_beside(dir, &index, &minified, &reference));
             if let Some(map) = map {
-                return self
-                    .load(
-                        Some(&minified),
-                        &map,
-                        map_url.clone(),
-                        map_url,
-                        ResolvedWith::Url,
-                    )
-                    .map(Some);
+                return self.load_from_url(Some(&minified), &map, map_url);
             }
         }
 
@@ -252,15 +242,7 @@ impl SourceMapStore {
             self.find_beside(dir, &index, &minified, &format!("{name}.map"))
         });
         match fallback {
-            Some(map) => self
-                .load(
-                    Some(&minified),
-                    &map,
-                    map_url.clone(),
-                    map_url,
-                    ResolvedWith::Url,
-                )
-                .map(Some),
+            Some(map) => self.load_from_url(Some(&minified), &map, map_url),
             None => Ok(None),
         }
     }
@@ -376,6 +358,17 @@ impl SourceMapStore {
     }
 
     /// The built cache for `map` (+ `minified`): memory, then disk, then built and stored.
+    /// A map found by its URL, which is also the base its sources resolve against.
+    fn load_from_url(
+        &self,
+        minified: Option<&Artifact>,
+        map: &Artifact,
+        map_url: String,
+    ) -> Result<Option<ResolvedMap>, SourceMapError> {
+        self.load(minified, map, map_url.clone(), map_url, ResolvedWith::Url)
+            .map(Some)
+    }
+
     fn load(
         &self,
         minified: Option<&Artifact>,
