@@ -136,6 +136,24 @@ def sourcemap_seeds() -> None:
         write("sourcemap", name, map_file.read_bytes() + b"\0" + source + b"\0" + positions + edits)
 
 
+def security_seeds() -> None:
+    """CSP reports in both forms browsers send to the security endpoint."""
+    query = f"sentry_key={KEY}"
+    report_uri = json.dumps({"csp-report": {
+        "document-uri": "http://127.0.0.1:8000/", "violated-directive": "img-src",
+        "effective-directive": "img-src", "original-policy": "img-src 'self'",
+        "blocked-uri": "http://127.0.0.1:9/x.png", "disposition": "enforce"}}).encode()
+    write("intake", "security-report-uri", framed(
+        "/api/42/security/", query, [("Content-Type", "application/csp-report")], report_uri))
+    batch = json.dumps([
+        {"type": "csp-violation", "age": 1, "url": "http://127.0.0.1:8000/", "user_agent": "x",
+         "body": {"blockedURL": "inline", "effectiveDirective": "script-src-elem"}},
+        {"type": "deprecation", "age": 1, "url": "http://127.0.0.1:8000/", "body": {"id": "x"}},
+    ]).encode()
+    write("intake", "security-report-to", framed(
+        "/api/42/security/", query, [("Content-Type", "application/reports+json")], batch))
+
+
 def structured_seeds() -> None:
     # Arbitrary bytes: the target builds an event from whatever it is given.
     seed = b"relay"
@@ -153,6 +171,7 @@ def main() -> None:
     sdk_seeds()
     native_seeds()
     sourcemap_seeds()
+    security_seeds()
     structured_seeds()
     for folder in sorted(SEEDS.iterdir()):
         files = list(folder.iterdir())

@@ -1,8 +1,8 @@
 //! What the intake endpoints check before an envelope is spooled, without HTTP.
 //!
 //! Credentials from headers and the query string ([`auth`]), the store endpoint's event
-//! ([`store`]), the minidump endpoint's multipart form ([`multipart`]) and the item checks
-//! every envelope passes ([`items`]). The handlers in relay-server call these between reading
+//! ([`store`]), the security endpoint's CSP reports ([`security`]), the minidump endpoint's
+//! multipart form ([`multipart`]) and the item checks every envelope passes ([`items`]). The handlers in relay-server call these between reading
 //! the body and spooling it; [`request::check_request`] runs the whole chain on one request's
 //! headers and body, for the `intake` fuzz target and for tests.
 
@@ -10,6 +10,7 @@ pub mod auth;
 pub mod items;
 pub mod multipart;
 pub mod request;
+pub mod security;
 pub mod store;
 
 use relay_core::EnvelopeError;

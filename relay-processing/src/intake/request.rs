@@ -10,6 +10,7 @@ use relay_core::{Envelope, EventId};
 
 use super::auth::{envelope_dsn_key, request_auth};
 use super::multipart::{build_envelope, multipart_boundary, parse_multipart, Upload};
+use super::security::envelope_from_reports;
 use super::store::envelope_from_event;
 use super::{items, IntakeError};
 use crate::decode::{decode_bounded, ContentEncoding};
@@ -24,6 +25,8 @@ pub enum Endpoint {
     Store,
     /// `POST /api/{project_id}/minidump/`
     Minidump,
+    /// `POST /api/{project_id}/security/`
+    Security,
 }
 
 /// An intake request as received: path, query string, headers (any case) and body.
@@ -79,6 +82,7 @@ pub fn parse_path(path: &str) -> Result<(u64, Endpoint), IntakeError> {
         "envelope/" => Endpoint::Envelope,
         "store/" => Endpoint::Store,
         "minidump/" => Endpoint::Minidump,
+        "security/" => Endpoint::Security,
         _ => return Err(not_found()),
     };
     let project_id = project
@@ -93,7 +97,7 @@ pub fn check_request(request: &IntakeRequest, limits: &Limits) -> Result<Checked
     let auth = request_auth(|name| request.header(name), &request.query)?;
     let (received_limit, decoded_limit) = match endpoint {
         Endpoint::Envelope => (limits.max_request_size, limits.max_envelope_size),
-        Endpoint::Store => (limits.max_request_size, limits.max_event_size),
+        Endpoint::Store | Endpoint::Security => (limits.max_request_size, limits.max_event_size),
         Endpoint::Minidump => (
             limits.max_request_size.max(limits.max_attachment_size),
             limits.max_envelope_size,
@@ -108,6 +112,7 @@ pub fn check_request(request: &IntakeRequest, limits: &Limits) -> Result<Checked
     let (envelope, minidump_id) = match endpoint {
         Endpoint::Envelope => (Envelope::parse(body)?, None),
         Endpoint::Store => (envelope_from_event(body)?, None),
+        Endpoint::Security => (envelope_from_reports(body)?.envelope, None),
         Endpoint::Minidump => {
             let (envelope, id) = minidump_envelope(request, body, limits)?;
             (envelope, Some(id))
@@ -179,6 +184,10 @@ mod tests {
     #[test]
     fn paths() {
         assert_eq!(parse_path("/api/42/store/").unwrap(), (42, Endpoint::Store));
+        assert_eq!(
+            parse_path("/api/42/security/").unwrap(),
+            (42, Endpoint::Security)
+        );
         let err = parse_path("/api/18446744073709551616/envelope/").unwrap_err();
         assert!(err.to_string().starts_with("invalid project id"), "{err}");
         assert!(parse_path("/api/42/other/").is_err());

@@ -5,6 +5,7 @@
 //! | `POST /api/{project_id}/envelope/` | [`envelope`] |
 //! | `POST /api/{project_id}/store/` | [`store`] |
 //! | `POST /api/{project_id}/minidump/` | [`minidump`] |
+//! | `POST /api/{project_id}/security/` | [`security`] |
 //! | `GET /healthz/{live,ready}`, `GET /api/relay/healthcheck/{live,ready}/` | [`health`] |
 //! | `GET /metrics` | [`metrics`] |
 //!
@@ -21,6 +22,7 @@ mod health;
 mod metrics;
 mod minidump;
 mod quotas;
+mod security;
 mod store;
 
 use actix_web::dev::{Service, ServiceResponse};
@@ -63,6 +65,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(envelope::configure)
             .configure(store::configure)
             .configure(minidump::configure)
+            .configure(security::configure)
             .configure(health::configure)
             .configure(metrics::configure),
     );

@@ -268,5 +268,6 @@ mod envelope;
 mod minidump;
 mod pipeline;
 mod quotas;
+mod security;
 mod store;
 mod symbolication;

@@ -1,0 +1,77 @@
+//! `POST /api/{project_id}/security/`: Content Security Policy reports, as browsers send them
+//! to a policy's `report-uri` or `report-to` endpoint.
+//!
+//! A browser cannot add headers to a report, so the key comes in the query string
+//! (`?sentry_key=...`). Each CSP report becomes a `security` item (data category `security`)
+//! and goes the way of every other item: quotas, outcomes, the spool, the events topic.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use relay_core::{DataCategory, Outcome};
+use relay_processing::intake::security::{envelope_from_reports, SkipReason};
+
+use super::body::{decode_body, read_body, BodyRules};
+use super::common::{accept, admit_sender, client_ip, request_auth};
+use super::error::ApiError;
+use super::quotas::track_invalid;
+use crate::managed::Scoping;
+use crate::state::ServiceState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/api/{project_id}/security/", web::post().to(handle));
+}
+
+async fn handle(
+    state: web::Data<ServiceState>,
+    req: HttpRequest,
+    project_id: web::Path<u64>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let _permit = state.abuse.admit(client_ip(&req))?;
+    let project_id = project_id.into_inner();
+    let key = request_auth(&req)?.map(|a| a.public_key);
+    let scoping = admit_sender(&state, &req, project_id, key)?;
+    let result = receive(&state, &req, payload, &scoping).await;
+    if let Err(error) = &result {
+        track_invalid(&state, &scoping, error);
+    }
+    result
+}
+
+async fn receive(
+    state: &ServiceState,
+    req: &HttpRequest,
+    payload: web::Payload,
+    scoping: &Scoping,
+) -> Result<HttpResponse, ApiError> {
+    let limits = &state.config.limits;
+    // Holds the body's bytes in the in-flight budget until the reports are spooled.
+    let mut charge = state.budget.charge();
+    let rules = BodyRules::new(limits, limits.max_request_size);
+    let body = read_body(req, payload, rules, &mut charge).await?;
+    let body = decode_body(req, body, limits.max_event_size, &mut charge).await?;
+    let reports = envelope_from_reports(body)?;
+    track_skipped(state, scoping, &reports.skipped);
+    Ok(accept(state, scoping, reports.envelope, None, &mut charge)
+        .await?
+        .json_response())
+}
+
+/// The reports of a batch that were left out are counted as `invalid` security items, one
+/// outcome per reason (a batch may hold thousands of small reports).
+fn track_skipped(state: &ServiceState, scoping: &Scoping, skipped: &[SkipReason]) {
+    for reason in [
+        SkipReason::NotCsp,
+        SkipReason::Malformed,
+        SkipReason::TooMany,
+    ] {
+        let count = skipped.iter().filter(|s| **s == reason).count() as u64;
+        if count > 0 {
+            state.outcomes.track_item(
+                (scoping.project_id, Some(&scoping.public_key)),
+                &[(DataCategory::Security, count)],
+                Outcome::Invalid,
+                Some(reason.as_str()),
+            );
+        }
+    }
+}
