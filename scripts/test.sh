@@ -39,10 +39,11 @@ if [[ "$(id -u)" != 0 ]]; then SUDO=(sudo); fi
 # 1. Debian packages (only the missing ones).
 #    build-essential: cc/c++/make for rdkafka-sys (librdkafka is built with ./configure && make)
 #    pkg-config + zlib1g-dev: were for libz-sys, which now builds its bundled zlib (feature
-#    `static`, linked in); still installed. curl: the minidump e2e test.
+#    `static`, linked in); still installed. curl: the minidump e2e test. chromium: the browser
+#    e2e test (tests/e2e/test_browser.py drives it with Playwright; no browser download).
 # ---------------------------------------------------------------------------------------------
 need_pkgs=()
-for p in build-essential pkg-config zlib1g-dev curl ca-certificates; do
+for p in build-essential pkg-config zlib1g-dev curl ca-certificates chromium; do
   dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
 done
 command -v python3 >/dev/null 2>&1 || need_pkgs+=(python3)

@@ -1,0 +1,379 @@
+"""A real browser against the relay (issue 18): headless Debian Chromium, driven by Playwright,
+loads a page from ANOTHER origin (a test HTTP server on its own port of 127.0.0.1; the relay
+listens on a second port, so every request to it is cross-origin).
+
+The page runs @sentry/browser 11.12.0 (npm, tests/node) bundled and minified by esbuild with
+the app in tests/clients/browser/src. The bundle's source map reaches the relay through
+`provide_sourcemaps` (the project's `js_artifacts` directory, laid out by URL, see
+docs/symbolication-js.md).
+
+- The captured error comes out of Kafka resolved: original functions, file and lines (the
+  column is checked by the source text it points at), and the browser console shows no CORS
+  error. The requests the SDK made carry an `Origin` other than the relay's, and every header
+  they carry is one the relay's preflight allows.
+- Under a quota (project 43: no errors at all) the relay answers 429 with
+  `X-Sentry-Rate-Limits` naming `error`; the SDK can read it (exposed by CORS), so it stops
+  sending errors (no further request carries one) while a transaction still goes out, and its
+  client report, sent when the page is left, counts the dropped errors as `ratelimit_backoff`
+  (an outcome `client_discard` on relay.outcomes).
+- Content Security Policy: a page whose policy forbids an image it loads makes Chromium report
+  the violation to the relay's security endpoint, once with `report-uri` (JSON
+  `{"csp-report": ...}`) and once with `report-to` (Reporting API, a preflighted cross-origin
+  POST of a batch); each arrives in Kafka as a `security` item.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import threading
+import uuid
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import requests
+
+from e2e_lib import (
+    HEX32,
+    KAFKA_WAIT,
+    PROJECT_ID,
+    PUBLIC_KEY,
+    REPO_ROOT,
+    Relay,
+    check_envelope_message,
+    exception_values,
+    free_port,
+    one_event,
+    which,
+)
+
+NODE_DIR = REPO_ROOT / "tests" / "node"
+APP_DIR = REPO_ROOT / "tests" / "clients" / "browser"
+ESBUILD = NODE_DIR / "node_modules" / ".bin" / "esbuild"
+CHROMIUM = "/usr/bin/chromium"
+SDK_VERSION = "11.12.0"
+
+QUOTA_PROJECT = 43
+QUOTA_KEY = "43043043043043043043043043043043"
+# The failing input: the second order has a negative quantity.
+ORDERS = ['{"quantity": 2, "price": 5}', '{"quantity": -3}']
+
+
+# ----------------------------------------------------------------------------------------------
+# the relay, the minified app and its source map
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def artifacts_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("js-artifacts")
+
+
+@pytest.fixture(scope="module")
+def relay_module(tansu, tmp_path_factory, artifacts_dir):
+    """Project 42 with a JavaScript artifact directory; project 43 refuses every error."""
+    extra = (
+        f"    js_artifacts: {json.dumps(str(artifacts_dir))}\n"
+        f"  - id: {QUOTA_PROJECT}\n"
+        f'    keys: ["{QUOTA_KEY}"]\n'
+        "    quotas:\n"
+        "      - { id: no-errors, categories: [error], scope: project, limit: 0, window: 60,"
+        " reason: e2e_quota }\n"
+        "outcomes:\n"
+        "  flush_interval_secs: 1\n"
+    )
+    relay = Relay(tmp_path_factory.mktemp("relay-browser"), tansu.bootstrap,
+                  extra_config=extra).start()
+    try:
+        yield relay
+    finally:
+        relay.stop()
+
+
+@pytest.fixture(scope="module")
+def site_dir(tmp_path_factory) -> Path:
+    """The page server's root: the pages, and `dist/` with the minified app."""
+    return tmp_path_factory.mktemp("site")
+
+
+@pytest.fixture(scope="module")
+def bundle(site_dir) -> dict:
+    """@sentry/browser + the app, bundled and minified by esbuild with an external map.
+
+    Built inside the site's root (`src/` beside `dist/`), as a web project's build would be, so
+    the map names the app's sources `../src/...` relative to the bundle."""
+    if not (NODE_DIR / "node_modules" / "@sentry" / "browser").is_dir():
+        pytest.fail("tests/node/node_modules is missing @sentry/browser: run scripts/test.sh")
+    if not ESBUILD.exists():
+        pytest.fail(f"{ESBUILD} is missing: run scripts/test.sh (npm ci installs esbuild)")
+    root = site_dir
+    shutil.copytree(APP_DIR / "src", root / "src")
+    # esbuild resolves bare imports from the importing file's folders upwards.
+    (root / "node_modules").symlink_to(NODE_DIR / "node_modules")
+    dist = site_dir / "dist"
+    r = subprocess.run(
+        [str(ESBUILD), "src/main.js", "--bundle", "--minify", "--sourcemap", "--format=iife",
+         "--target=es2020", f"--outfile={dist / 'app.min.js'}", "--log-level=warning"],
+        cwd=root, capture_output=True, text=True, timeout=120,
+    )
+    assert r.returncode == 0, f"esbuild failed ({r.returncode}):\n{r.stdout}\n{r.stderr}"
+    minified = dist / "app.min.js"
+    text = minified.read_text()
+    assert text.rstrip().endswith("//# sourceMappingURL=app.min.js.map"), text[-200:]
+    # really minified: the app's function names are only in the map
+    for name in ("validateQuantity", "parseOrder", "processBatch"):
+        assert name not in text, f"{name!r} survived minification"
+    sources = json.loads((dist / "app.min.js.map").read_text())["sources"]
+    assert "../src/orders.js" in sources, sources
+    return {"root": root, "dist": dist, "minified": minified,
+            "map": dist / "app.min.js.map"}
+
+
+def provide_sourcemaps(bundle: dict, artifacts_dir: Path) -> None:
+    """Gives the relay the minified file and its map: copied into the project's artifact
+    directory under `~/dist/` (the path of their URL on any host, as sentry-cli names them).
+
+    The one place to change when the relay takes `sentry-cli sourcemaps upload`."""
+    target = artifacts_dir / "~" / "dist"
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(bundle["minified"], target / "app.min.js")
+    shutil.copyfile(bundle["map"], target / "app.min.js.map")
+
+
+# ----------------------------------------------------------------------------------------------
+# the page server (the other origin) and the browser
+# ----------------------------------------------------------------------------------------------
+
+
+class PageServer:
+    """Serves `root` on its own port of 127.0.0.1; `headers[path]` adds response headers."""
+
+    def __init__(self, root: Path):
+        self.headers: dict[str, dict[str, str]] = {}
+        server = self
+
+        class Handler(SimpleHTTPRequestHandler):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, directory=str(root), **kwargs)
+
+            def end_headers(self):
+                for name, value in server.headers.get(self.path.split("?")[0], {}).items():
+                    self.send_header(name, value)
+                self.send_header("Cache-Control", "no-store")
+                super().end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.origin = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> "PageServer":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def site(site_dir, bundle):
+    (site_dir / "index.html").write_text(
+        "<!doctype html><title>orders</title><script src=\"/dist/app.min.js\"></script>\n")
+    (site_dir / "bye.html").write_text("<!doctype html><title>bye</title>\n")
+    with PageServer(site_dir) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: run scripts/test.sh (apt installs chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        # --no-sandbox: CI runs as root. --short-reporting-delay: the Reporting API sends its
+        # batches within a second instead of a minute.
+        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                               args=["--no-sandbox", "--short-reporting-delay"])
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+class Tab:
+    """One page in a fresh browser context, with what it logged and every request to the relay."""
+
+    def __init__(self, browser, relay: Relay):
+        self.context = browser.new_context()
+        self.page = self.context.new_page()
+        self.console: list[str] = []
+        self.errors: list[str] = []
+        self.requests: list[dict] = []
+        self.page.on("console", lambda m: self.console.append(f"{m.type}: {m.text}"))
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.on("requestfailed",
+                     lambda r: self.console.append(f"requestfailed: {r.url} {r.failure}"))
+        self.page.on("requestfinished", lambda r: self._record(r, relay))
+
+    def _record(self, request, relay: Relay) -> None:
+        if not request.url.startswith(relay.base):
+            return
+        response = request.response()
+        self.requests.append({
+            "method": request.method,
+            "url": request.url,
+            "headers": request.all_headers(),
+            "body": request.post_data_buffer or b"",
+            "status": response.status if response else None,
+            "response_headers": response.all_headers() if response else {},
+        })
+
+    def envelope_posts(self) -> list[dict]:
+        return [r for r in self.requests if r["method"] == "POST" and "/envelope/" in r["url"]]
+
+    def cors_errors(self) -> list[str]:
+        words = ("cors", "access-control", "cross-origin", "blocked by")
+        return [line for line in self.console if any(w in line.lower() for w in words)]
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture
+def tab(browser, relay):
+    t = Tab(browser, relay)
+    try:
+        yield t
+    finally:
+        t.close()
+
+
+def open_app(tab: Tab, site: PageServer, dsn: str, release: str) -> None:
+    q = requests.compat.urlencode({"dsn": dsn, "release": release})
+    tab.page.goto(f"{site.origin}/index.html?{q}")
+    tab.page.wait_for_function("window.e2e !== undefined", timeout=15000)
+    assert tab.page.evaluate("window.e2e.sdkVersion") == SDK_VERSION
+
+
+def envelope_item_types(body: bytes) -> list[str]:
+    """The item types of an envelope as the SDK sent it (`length` honoured when present)."""
+    _, _, rest = body.partition(b"\n")
+    types = []
+    while rest.strip():
+        line, _, rest = rest.partition(b"\n")
+        header = json.loads(line)
+        types.append(header["type"])
+        if "length" in header:
+            rest = rest[header["length"] + 1:]
+        else:
+            _, _, rest = rest.partition(b"\n")
+    return types
+
+
+# ----------------------------------------------------------------------------------------------
+# the resolved error
+# ----------------------------------------------------------------------------------------------
+
+
+CHROME_FRAME = re.compile(r"^\s*at (?:(?P<fn>\S+) \()?(?P<url>.+?):(?P<line>\d+):(?P<col>\d+)\)?$")
+
+
+def parse_chrome_stack(stack: str, url: str) -> list[tuple[str | None, int, int]]:
+    """(function, line, column) of the frames of `url` in a V8 `Error.stack`."""
+    out = []
+    for line in stack.splitlines()[1:]:
+        m = CHROME_FRAME.match(line)
+        if m and m["url"] == url:
+            out.append((m["fn"], int(m["line"]), int(m["col"])))
+    return out
+
+
+def source_line_of(path: Path, needle: str) -> int:
+    """1-based line of the only line of `path` containing `needle`."""
+    hits = [n for n, line in enumerate(path.read_text().splitlines(), 1) if needle in line]
+    assert len(hits) == 1, (needle, hits)
+    return hits[0]
+
+
+def test_browser_error_arrives_resolved_without_cors_errors(relay, kafka, tab, site, bundle,
+                                                           artifacts_dir):
+    provide_sourcemaps(bundle, artifacts_dir)
+    release = f"browser-e2e@{uuid.uuid4().hex[:8]}"
+    open_app(tab, site, relay.dsn, release)
+    sent = tab.page.evaluate("items => window.e2e.processOrders(items)", ORDERS)
+    assert sent and HEX32.match(sent["id"]), sent
+    assert tab.page.evaluate("window.e2e.flush(10000)") is True
+
+    ev = check_envelope_message(one_event(kafka, sent["id"], relay=relay), "event",
+                                sent["id"])["event"]
+    assert ev["platform"] == "javascript", ev["platform"]
+    assert ev.get("release") == release
+    values = [x for x in exception_values(ev) if x.get("type") == "RangeError"]
+    assert len(values) == 1, exception_values(ev)
+    assert values[0]["value"] == "invalid quantity: -3"
+    frames = values[0]["stacktrace"]["frames"]
+    dump = json.dumps(frames, indent=1)[:8000]
+    app_frames = [f for f in frames if str(f.get("abs_path", "")).endswith("/src/orders.js")]
+
+    minified_url = f"{site.origin}/dist/app.min.js"
+    browser_stack = set(parse_chrome_stack(sent["stack"], minified_url))
+    orders = APP_DIR / "src" / "orders.js"
+    expected = [  # outermost first, as in the event: (function, line, the text at the column)
+        ("processBatch", source_line_of(orders, "results.push(parseOrder(item))"), "parseOrder"),
+        ("parseOrder", source_line_of(orders, "order.total = validateQuantity"),
+         "validateQuantity"),
+        ("validateQuantity", source_line_of(orders, "throw new RangeError"), "new RangeError"),
+    ]
+    assert [f.get("function") for f in app_frames] == [e[0] for e in expected], dump
+    lines = orders.read_text().splitlines()
+    for f, (function, line, text_at_column) in zip(app_frames, expected):
+        ctx = json.dumps(f, indent=1)
+        data = f.get("data") or {}
+        assert f["abs_path"] == f"{site.origin}/src/orders.js", ctx
+        assert f.get("lineno") == line, ctx
+        assert lines[line - 1][f["colno"] - 1:].startswith(text_at_column), ctx
+        assert f.get("context_line") == lines[line - 1], ctx
+        assert data.get("sourcemap_status") == "symbolicated", ctx
+        # the minified position is kept, as the browser's own stack trace gave it
+        assert data.get("raw_filename") == minified_url, ctx
+        assert (f.get("raw_function"), data.get("raw_lineno"), data.get("raw_colno")) in \
+            browser_stack, (ctx, sent["stack"])
+
+    # Cross-origin, and the browser let the SDK read every answer.
+    posts = tab.envelope_posts()
+    assert posts, tab.requests
+    for r in posts:
+        assert r["headers"].get("origin") == site.origin != relay.base, r["headers"]
+        assert r["status"] == 200, r
+        assert r["response_headers"].get("access-control-allow-origin") == site.origin, r
+    assert tab.cors_errors() == [], tab.console
+    assert tab.errors == [], tab.errors
+    assert_preflight_allows_what_the_sdk_sends(relay, site, posts)
+
+
+# Headers a page may send cross-origin without a preflight asking for them (Fetch standard).
+SAFELISTED = {"accept", "accept-language", "content-language", "content-type", "range"}
+# Headers the browser itself sets: never listed in a preflight.
+BROWSER_SET = {"origin", "referer", "user-agent", "sec-ch-ua", "sec-ch-ua-mobile",
+               "sec-ch-ua-platform", "accept-encoding", "connection", "host", "content-length",
+               "sec-fetch-site", "sec-fetch-mode", "sec-fetch-dest"}
+
+
+def assert_preflight_allows_what_the_sdk_sends(relay: Relay, site: PageServer,
+                                               posts: list[dict]) -> None:
+    """Every header the SDK set on its requests is one the relay's preflight allows."""
+    sent = {name.lower() for r in posts for name in r["headers"]} - BROWSER_SET - SAFELISTED
+    url = relay.url(f"/api/{PROJECT_ID}/envelope/")
+    pre = requests.options(url, timeout=30, headers={
+        "Origin": site.origin, "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": ", ".join(sorted(sent | {"content-type"}))})
+    assert pre.status_code == 200, pre.text
+    allowed = {h.strip() for h in pre.headers["Access-Control-Allow-Headers"].split(",")}
+    assert sent <= allowed, (sent, allowed)
