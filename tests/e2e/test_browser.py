@@ -13,7 +13,7 @@ docs/symbolication-js.md).
   they carry is one the relay's preflight allows.
 - Under a quota (project 43: no errors at all) the relay answers 429 with
   `X-Sentry-Rate-Limits` naming `error`; the SDK can read it (exposed by CORS), so it stops
-  sending errors (no further request carries one) while a transaction still goes out, and its
+  sending errors (no further request carries one) while a span still goes out, and its
   client report, sent when the page is left, counts the dropped errors as `ratelimit_backoff`
   (an outcome `client_discard` on relay.outcomes).
 - Content Security Policy: a page whose policy forbids an image it loads makes Chromium report
@@ -29,6 +29,7 @@ import re
 import shutil
 import subprocess
 import threading
+import time
 import uuid
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -218,22 +219,43 @@ class Tab:
         self.requests: list[dict] = []
         self.page.on("console", lambda m: self.console.append(f"{m.type}: {m.text}"))
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
-        self.page.on("requestfailed",
-                     lambda r: self.console.append(f"requestfailed: {r.url} {r.failure}"))
-        self.page.on("requestfinished", lambda r: self._record(r, relay))
+        self.page.on("request", lambda r: self._started(r, relay))
+        self.page.on("requestfinished", self._finished)
+        self.page.on("requestfailed", self._failed)
 
-    def _record(self, request, relay: Relay) -> None:
-        if not request.url.startswith(relay.base):
+    def _started(self, request, relay: Relay) -> None:
+        # Recorded when it starts: a request the SDK made shows here even if it never ends.
+        if request.url.startswith(relay.base):
+            self.requests.append({"request": request, "method": request.method,
+                                  "url": request.url, "body": request.post_data_buffer or b"",
+                                  "status": None, "done": False})
+
+    def _entry(self, request) -> dict | None:
+        return next((r for r in self.requests if r["request"] is request), None)
+
+    def _finished(self, request) -> None:
+        entry = self._entry(request)
+        if entry is None:
             return
         response = request.response()
-        self.requests.append({
-            "method": request.method,
-            "url": request.url,
-            "headers": request.all_headers(),
-            "body": request.post_data_buffer or b"",
-            "status": response.status if response else None,
-            "response_headers": response.all_headers() if response else {},
-        })
+        entry.update(headers=request.all_headers(), status=response.status if response else None,
+                     response_headers=response.all_headers() if response else {}, done=True)
+
+    def _failed(self, request) -> None:
+        self.console.append(f"requestfailed: {request.url} {request.failure}")
+        entry = self._entry(request)
+        if entry is not None:
+            entry.update(done=True)
+
+    def wait_for(self, pred, what: str, timeout: float = 15) -> None:
+        """Lets the browser's events in until `pred()` holds."""
+        deadline = time.monotonic() + timeout
+        while not pred():
+            assert time.monotonic() < deadline, f"{what}; requests: {self.requests}"
+            self.page.wait_for_timeout(100)
+
+    def settled(self) -> bool:
+        return all(r["done"] for r in self.requests)
 
     def envelope_posts(self) -> list[dict]:
         return [r for r in self.requests if r["method"] == "POST" and "/envelope/" in r["url"]]
@@ -310,6 +332,8 @@ def test_browser_error_arrives_resolved_without_cors_errors(relay, kafka, tab, s
     sent = tab.page.evaluate("items => window.e2e.processOrders(items)", ORDERS)
     assert sent and HEX32.match(sent["id"]), sent
     assert tab.page.evaluate("window.e2e.flush(10000)") is True
+    tab.wait_for(lambda: tab.settled() and any(
+        sent["id"].encode() in r["body"] for r in tab.envelope_posts()), "the event's request")
 
     ev = check_envelope_message(one_event(kafka, sent["id"], relay=relay), "event",
                                 sent["id"])["event"]
@@ -377,3 +401,74 @@ def assert_preflight_allows_what_the_sdk_sends(relay: Relay, site: PageServer,
     assert pre.status_code == 200, pre.text
     allowed = {h.strip() for h in pre.headers["Access-Control-Allow-Headers"].split(",")}
     assert sent <= allowed, (sent, allowed)
+
+
+# ----------------------------------------------------------------------------------------------
+# back-off under a quota, seen by the SDK and counted in its client report
+# ----------------------------------------------------------------------------------------------
+
+
+def quota_outcomes(kafka) -> dict[tuple[str, str, str | None], int]:
+    """Project 43's outcomes, summed by (category, outcome, reason)."""
+    reader = kafka.reader("outcomes")
+    reader.poll(0.5)
+    sums: dict[tuple[str, str, str | None], int] = {}
+    for m in reader.find(lambda m: m.value.get("key_id") == QUOTA_KEY):
+        v = m.value
+        assert v["project_id"] == QUOTA_PROJECT, m
+        key = (v["category"], v["outcome"], v.get("reason"))
+        sums[key] = sums.get(key, 0) + v["quantity"]
+    return sums
+
+
+def test_sdk_backs_off_under_a_quota_and_its_client_report_says_so(relay, kafka, tab, site):
+    dsn = f"http://{QUOTA_KEY}@127.0.0.1:{relay.port}/{QUOTA_PROJECT}"
+    open_app(tab, site, dsn, f"browser-e2e@{uuid.uuid4().hex[:8]}")
+
+    # The first error: 429, with headers the page can read.
+    assert tab.page.evaluate("items => window.e2e.processOrders(items, '#0')", ORDERS)
+    assert tab.page.evaluate("window.e2e.flush(10000)") is True
+    tab.wait_for(lambda: tab.settled() and any(r["status"] == 429 for r in tab.envelope_posts()),
+                 "a 429")
+    limited = [r for r in tab.envelope_posts() if r["status"] == 429]
+    assert len(limited) == 1, tab.requests
+    answer = limited[0]["response_headers"]
+    assert answer.get("access-control-allow-origin") == site.origin, answer
+    assert answer.get("x-sentry-rate-limits", "").endswith(":error:project:e2e_quota"), answer
+    assert int(answer.get("retry-after", "0")) > 0, answer
+    assert "event" in envelope_item_types(limited[0]["body"])
+
+    # Three more errors and a root span: the SDK keeps the errors to itself (it read the
+    # limit's category) and still sends the span (11.x streams spans: a `span` item).
+    before = len(tab.envelope_posts())
+    dropped = 3
+    for i in range(1, dropped + 1):
+        assert tab.page.evaluate("([items, note]) => window.e2e.processOrders(items, note)",
+                                 [ORDERS, f"#{i}"])
+    name = f"checkout-{uuid.uuid4().hex[:8]}"
+    tab.page.evaluate("name => window.e2e.transaction(name)", name)
+    assert tab.page.evaluate("window.e2e.flush(10000)") is True
+    tab.wait_for(lambda: tab.settled() and any(
+        name.encode() in r["body"] for r in tab.envelope_posts()), "the span's request")
+    later = tab.envelope_posts()[before:]
+    sent_types = [t for r in later for t in envelope_item_types(r["body"])]
+    assert "event" not in sent_types, later
+    assert "span" in sent_types, later
+    kafka.events.wait_for(
+        lambda m: m.value.get("project_id") == QUOTA_PROJECT and m.value.get("type") == "span"
+        and name.encode() in m.raw,
+        f"span {name} of project {QUOTA_PROJECT}",
+        on_timeout=lambda: "relay log:\n" + relay.log())
+
+    # Leaving the page makes it hidden: the SDK sends its client report then, a `keepalive`
+    # fetch that outlives the page (so Playwright no longer lists it among the page's
+    # requests); the relay turns its counts into `client_discard` outcomes.
+    tab.page.goto(f"{site.origin}/bye.html")
+    backoff = ("error", "client_discard", "ratelimit_backoff")
+    deadline = time.monotonic() + KAFKA_WAIT
+    sums = quota_outcomes(kafka)
+    while sums.get(backoff, 0) < dropped and time.monotonic() < deadline:
+        sums = quota_outcomes(kafka)
+    assert sums.get(backoff) == dropped, sums
+    assert sums.get(("error", "rate_limited", "e2e_quota")) == 1, sums
+    assert tab.cors_errors() == [], tab.console
