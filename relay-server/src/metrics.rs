@@ -21,6 +21,8 @@
 //! | `relay_spool_writable` | | 1 while appends succeed, 0 while they fail (intake answers 503, readiness is false) |
 //! | `relay_symbol_downloads_total` | `result` | debug files asked of symbol servers: `found`, `missing`, `failed`, or `cached` (from the download cache) |
 //! | `relay_symbol_cache_bytes` | | bytes of downloads, SymCaches and CFI caches, as of the last size check |
+//! | `relay_quota_fallback` | | 1 while quotas are counted locally because Redis failed (`redis` configured), else 0 |
+//! | `relay_quota_redis_errors_total` | `reason` | quota checks Redis did not answer: `not_connected`, `timeout`, `error`, `malformed` |
 
 use std::sync::LazyLock;
 
@@ -49,6 +51,8 @@ pub struct Metrics {
     symbol_downloads: IntCounterVec,
     symbol_cache_bytes: IntGauge,
     pii_scrubbed: prometheus::IntCounter,
+    quota_fallback: IntGauge,
+    quota_redis_errors: IntCounterVec,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
@@ -113,7 +117,17 @@ impl Metrics {
             "1 while spool appends succeed, 0 while they fail.",
         );
         spool_writable.set(1);
+        let quota_fallback = single_gauge(
+            "relay_quota_fallback",
+            "1 while quotas are counted locally because Redis failed, else 0.",
+        );
         Metrics {
+            quota_fallback,
+            quota_redis_errors: counter(
+                "relay_quota_redis_errors_total",
+                "Quota checks Redis did not answer, by reason.",
+                &["reason"],
+            ),
             symbol_downloads: counter(
                 "relay_symbol_downloads_total",
                 "Debug files asked of symbol servers, by result.",
@@ -196,6 +210,19 @@ pub fn count_request(endpoint: &str, status: u16) {
     METRICS
         .requests
         .with_label_values(&[endpoint, &status.to_string()])
+        .inc();
+}
+
+/// Records whether quotas are counted locally because Redis failed.
+pub fn set_quota_fallback(fallback: bool) {
+    METRICS.quota_fallback.set(i64::from(fallback));
+}
+
+/// Counts a quota check Redis did not answer.
+pub fn count_quota_redis_error(reason: &str) {
+    METRICS
+        .quota_redis_errors
+        .with_label_values(&[reason])
         .inc();
 }
 

@@ -14,7 +14,7 @@ use crate::endpoints::abuse::AbuseGuard;
 use crate::endpoints::budget::InflightBudget;
 use crate::metrics;
 use crate::projects::Projects;
-use crate::ratelimit::RateLimiter;
+use crate::ratelimit::{RateLimiter, RedisQuotas};
 use crate::spool::Spool;
 
 /// What the HTTP handlers share: configuration, projects, quotas, outcomes and the spool.
@@ -25,6 +25,9 @@ pub struct ServiceState {
     pub projects: Projects,
     /// Enforces quotas before anything is spooled; called by the handlers directly.
     pub rate_limiter: RateLimiter,
+    /// Quotas counted in Redis for the whole fleet, when `redis` is configured; the
+    /// `rate_limiter` then holds the limits learned and takes over while Redis fails.
+    pub redis_quotas: Option<Arc<RedisQuotas>>,
     /// Where outcomes are counted.
     pub outcomes: Outcomes,
     /// Per-client-IP request limiter and the bound on concurrent requests.
@@ -52,6 +55,10 @@ impl ServiceState {
         ServiceState {
             projects: Projects::new(&config.projects),
             rate_limiter: RateLimiter::new(&config.projects),
+            redis_quotas: config
+                .redis
+                .as_ref()
+                .map(|redis| RedisQuotas::start(redis, &config.projects)),
             outcomes,
             abuse: AbuseGuard::new(&config.limits),
             budget: InflightBudget::new(config.limits.max_inflight_bytes),

@@ -10,7 +10,8 @@
 //! - `limits`: [`Limits`]; `pipeline`: [`PipelineConfig`]; `spool`: [`SpoolConfig`];
 //! - `symbolication`: [`SymbolicationConfig`], [`HttpSymbolSource`];
 //! - `outcomes`: [`OutcomesConfig`];
-//! - `processing`: [`ProcessingConfig`] ([`NormalizeConfig`], [`AggregatorConfig`]).
+//! - `processing`: [`ProcessingConfig`] ([`NormalizeConfig`], [`AggregatorConfig`]);
+//! - `redis`: [`RedisConfig`] (quotas shared by a fleet of relays).
 //!
 //! The processing library's settings (filters, PII, normalization, aggregation) are typed
 //! here too, so the file is parsed once and their errors name the key like any other.
@@ -23,6 +24,7 @@ mod pii;
 mod pipeline;
 mod processing;
 mod projects;
+mod redis;
 mod spool;
 mod symbolication;
 
@@ -39,6 +41,7 @@ pub use pipeline::PipelineConfig;
 pub use processing::{AggregatorConfig, NormalizeConfig, ProcessingConfig};
 use projects::validate_projects;
 pub use projects::{origin_matches, KeyConfig, ProjectConfig, QuotaConfig, QuotaScope};
+pub use redis::{RedisConfig, RedisUrl};
 pub use spool::{FsyncPolicy, SpoolConfig};
 use symbolication::validate_http_source;
 pub use symbolication::{HttpSymbolSource, SymbolServerLayout, SymbolicationConfig};
@@ -87,6 +90,11 @@ pub struct Config {
     pub outcomes: OutcomesConfig,
     /// Event processing settings for every project; see `docs/processing.md`.
     pub processing: ProcessingConfig,
+    /// Where quotas are counted across relays; without it each relay counts on its own.
+    pub redis: Option<RedisConfig>,
+    /// This relay's name on the messages it publishes, so that consumers can tell the relays
+    /// of a fleet apart. Defaults to the hostname and the port of `listen` (`host:3000`).
+    pub instance_id: Option<String>,
 }
 
 impl Default for Config {
@@ -102,6 +110,8 @@ impl Default for Config {
             symbolication: SymbolicationConfig::default(),
             outcomes: OutcomesConfig::default(),
             processing: ProcessingConfig::default(),
+            redis: None,
+            instance_id: None,
         }
     }
 }
@@ -172,6 +182,12 @@ impl Config {
         }
         self.validate_symbol_sources()?;
         self.limits.validate_budget()?;
+        if let Some(redis) = &self.redis {
+            redis.validate()?;
+        }
+        if self.instance_id.as_deref().is_some_and(str::is_empty) {
+            return Err(ConfigError::new("instance_id", "must not be empty"));
+        }
         if self.spool.segment_bytes > self.spool.max_disk_bytes {
             return Err(ConfigError::new(
                 "spool.segment_bytes",

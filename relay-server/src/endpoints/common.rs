@@ -99,7 +99,7 @@ pub async fn accept(
 ) -> Result<Accepted, ApiError> {
     let event_id = intake::items::check_items(&envelope, &state.config.limits)?;
     quotas::track_client_reports(state, scoping, &envelope);
-    let rate_limits = quotas::enforce_quotas(state, scoping, &mut envelope)?;
+    let rate_limits = quotas::enforce_quotas(state, scoping, &mut envelope).await?;
     let meta = entry_meta(scoping, event_id);
     let record = match original {
         Some(original) if rate_limits.is_none() => {

@@ -51,7 +51,7 @@ pub fn refuse_if_fully_limited(state: &ServiceState, scoping: &Scoping) -> Resul
 ///
 /// Returns the `X-Sentry-Rate-Limits` value when something was limited; fails with 429 when
 /// nothing is left.
-pub fn enforce_quotas(
+pub async fn enforce_quotas(
     state: &ServiceState,
     scoping: &Scoping,
     envelope: &mut Envelope,
@@ -64,7 +64,10 @@ pub fn enforce_quotas(
         .iter()
         .map(|item| DataCategory::for_item(item.ty(), item.payload.len()))
         .collect();
-    let decision = state.rate_limiter.check(scoping, &items);
+    let decision = match &state.redis_quotas {
+        Some(redis) => redis.check(&state.rate_limiter, scoping, &items).await,
+        None => state.rate_limiter.check(scoping, &items),
+    };
     if decision.limits.is_empty() {
         return Ok(None);
     }

@@ -13,8 +13,12 @@
 //! entry per key seen; every [`SWEEP_EVERY`] checks, entries of keys idle long enough to be
 //! back at full quota are dropped, so their number follows the keys active in a window, not
 //! every key ever seen.
+//!
+//! With a `redis` section, [`RedisQuotas`] counts the same quotas in Redis for a whole fleet;
+//! this limiter then holds the limits learned from Redis and takes over while Redis fails.
 
 mod limits;
+mod redis_quotas;
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -32,6 +36,7 @@ use relay_core::DataCategory;
 use crate::managed::Scoping;
 use limits::ActiveLimits;
 pub use limits::{rate_limits_header, ActiveLimit, LimitDecision};
+pub use redis_quotas::RedisQuotas;
 
 /// Checks taken between sweeps of idle keys.
 pub const SWEEP_EVERY: u64 = 1_000;
@@ -207,6 +212,32 @@ impl<C: Clock + Clone> RateLimiter<C> {
         }
     }
 
+    /// A limit already known to refuse `category` for this sender: one learned earlier and
+    /// still in force, or a quota of 0. Takes nothing from the quotas.
+    pub fn known_limit(
+        &self,
+        scoping: &Scoping,
+        category: DataCategory,
+        now: Instant,
+    ) -> Option<ActiveLimit> {
+        if let Some(limit) = self.active.covering(scoping, category, now) {
+            return Some(limit);
+        }
+        let blocked = self.blocked.get(&scoping.project_id).into_iter().flatten();
+        blocked
+            .into_iter()
+            .find(|q| q.categories.is_empty() || q.categories.contains(&category))
+            .map(|quota| {
+                self.activate(scoping, quota, now + Duration::from_secs(quota.window), now)
+            })
+    }
+
+    /// Remembers that `quota` refuses this sender until `until` (learned from elsewhere, e.g.
+    /// Redis), so that it is refused locally until then.
+    pub fn remember(&self, scoping: &Scoping, quota: &QuotaConfig, until: Instant) -> ActiveLimit {
+        self.activate(scoping, quota, until, self.now())
+    }
+
     /// The limit refusing `quantity` of `category`, if any; takes the units otherwise.
     fn limit_for(
         &self,
@@ -215,20 +246,8 @@ impl<C: Clock + Clone> RateLimiter<C> {
         quantity: u64,
         now: Instant,
     ) -> Option<ActiveLimit> {
-        if let Some(limit) = self.active.covering(scoping, category, now) {
+        if let Some(limit) = self.known_limit(scoping, category, now) {
             return Some(limit);
-        }
-        let blocked = self.blocked.get(&scoping.project_id).into_iter().flatten();
-        if let Some(quota) = blocked
-            .into_iter()
-            .find(|q| q.categories.is_empty() || q.categories.contains(&category))
-        {
-            return Some(self.activate(
-                scoping,
-                quota,
-                now + Duration::from_secs(quota.window),
-                now,
-            ));
         }
         let clock_now = self.clock.now();
         for quota in self.quotas.get(&scoping.project_id).into_iter().flatten() {
