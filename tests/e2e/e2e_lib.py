@@ -362,6 +362,40 @@ class Kafka:
 
 
 # ----------------------------------------------------------------------------------------------
+# redis
+# ----------------------------------------------------------------------------------------------
+
+
+class RedisServer:
+    """Debian's redis-server on a free 127.0.0.1 port, without persistence: a restart (after
+    `kill`) comes back empty on the same port, like a Redis that lost its data."""
+
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}"
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.proc = Proc("redis", [which("redis-server"), "--port", str(self.port),
+                                   "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                                   "--dir", str(workdir)], workdir / "redis.log")
+
+    def start(self, timeout: float = 15) -> "RedisServer":
+        self.proc.start()
+        wait_until(lambda: port_open(self.port), timeout, f"redis-server on {self.port}",
+                   on_timeout=self.proc.log)
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would."""
+        if self.proc.alive():
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.popen.wait(10)
+
+    def stop(self) -> None:
+        self.proc.stop()
+
+
+# ----------------------------------------------------------------------------------------------
 # relay
 # ----------------------------------------------------------------------------------------------
 

@@ -1,0 +1,267 @@
+"""A fleet of relays sharing quotas in Redis (issue 19, "Must show"): three real relays, one
+real tansu broker (the session's), one Debian redis-server started here.
+
+1. With `redis`: one project with a quota of 300 errors per 60 s, 1,500 events sent
+   round-robin to the three relays: about 300 answered 200 in all, the rest 429 with
+   `X-Sentry-Rate-Limits`; the outcomes on `relay.outcomes` add up to 1,500.
+2. Without `redis`: the same traffic to three relays that count on their own lets each relay's
+   own 300 (and what its limiter refills meanwhile) through: about three times as much.
+3. Redis killed under load: no 5xx, every event answered 200 reaches Kafka, every relay says
+   it counts locally (`relay_quota_fallback 1`, one log line); Redis restarted: every relay is
+   back on Redis within 5 s and a fresh project is again limited to 300 across the fleet.
+
+Each test uses its own project (its own Redis counters) with a fresh random key, so its
+outcomes can be told apart from everything else on the session's broker.
+
+Redis counts a window from the first unit taken (docs/rate-limits.md, "Redis"), so a test that
+finishes within the 60 s sees exactly one window: the 285-315 bound holds the quota's 300
+without slack for a minute boundary.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from e2e_lib import (
+    Kafka,
+    KMsg,
+    RedisServer,
+    Relay,
+    event_envelope,
+    new_event_id,
+    wait_until,
+)
+
+QUOTA = 300
+EVENTS = 1_500
+SENDERS = 12
+# The projects of the tests, each with its own quota counters in Redis.
+GLOBAL, LOCAL, OUTAGE, RESUMED = 101, 102, 103, 104
+KEYS = {project: uuid.uuid4().hex for project in (GLOBAL, LOCAL, OUTAGE, RESUMED)}
+RESUME_WITHIN = 5.0
+
+
+def fleet_yaml(redis_url: str | None) -> str:
+    """The projects (appended to the projects list of relay_config_yaml), fast outcome flushes
+    and, for a shared fleet, the `redis` section."""
+    projects = "".join(
+        f"  - id: {project}\n"
+        f'    keys: ["{key}"]\n'
+        "    quotas:\n"
+        f"      - {{ id: errors, categories: [error], scope: project, limit: {QUOTA},"
+        " window: 60, reason: fleet_quota }\n"
+        for project, key in KEYS.items()
+    )
+    redis = f'redis:\n  url: "{redis_url}"\n' if redis_url else ""
+    return projects + "outcomes:\n  flush_interval_secs: 1\n" + redis
+
+
+def start_fleet(tmp_path_factory, tansu, name: str, redis_url: str | None) -> list[Relay]:
+    relays = []
+    try:
+        for i in range(3):
+            workdir = tmp_path_factory.mktemp(f"fleet-{name}-{i}")
+            relays.append(Relay(workdir, tansu.bootstrap, fleet_yaml(redis_url)).start())
+    except BaseException:
+        for relay in relays:
+            relay.stop()
+        raise
+    return relays
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory):
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory, tansu, redis_server):
+    relays = start_fleet(tmp_path_factory, tansu, "redis", redis_server.url)
+    yield relays
+    for relay in relays:
+        relay.stop()
+
+
+class Sent:
+    """Answers to events sent round-robin, by status; the event ids answered 200."""
+
+    def __init__(self):
+        self.statuses: Counter = Counter()
+        self.accepted: list[str] = []
+        self.per_relay: Counter = Counter()
+        self.failures: list[str] = []
+        self.lock = threading.Lock()
+
+    def record(self, relay: Relay, event_id: str, resp: requests.Response) -> None:
+        with self.lock:
+            self.statuses[resp.status_code] += 1
+            if resp.status_code == 200:
+                self.accepted.append(event_id)
+                self.per_relay[relay.port] += 1
+            elif resp.status_code != 429 or "X-Sentry-Rate-Limits" not in resp.headers:
+                self.failures.append(f"{resp.status_code} {dict(resp.headers)} {resp.text[:200]}")
+            elif not re.match(r"^\d+:error:project:fleet_quota$",
+                              resp.headers["X-Sentry-Rate-Limits"]):
+                self.failures.append(f"header {resp.headers['X-Sentry-Rate-Limits']!r}")
+
+
+def send_round_robin(relays: list[Relay], project: int, count: int, sent: Sent,
+                     pause: float = 0.0) -> Sent:
+    """Sends `count` events to `project`, event i to relay i % 3, from SENDERS threads; each
+    thread pauses `pause` seconds between its events."""
+    local = threading.local()
+    headers = {
+        "Content-Type": "application/x-sentry-envelope",
+        "X-Sentry-Auth": f"Sentry sentry_key={KEYS[project]}, sentry_version=7, "
+                         "sentry_client=relay-e2e-fleet/1.0",
+    }
+
+    def send(i: int) -> None:
+        session = getattr(local, "session", None)
+        if session is None:
+            session = local.session = requests.Session()
+        relay = relays[i % len(relays)]
+        event_id = new_event_id()
+        body = event_envelope(event_id, f"fleet event {i}")
+        try:
+            resp = session.post(relay.url(f"/api/{project}/envelope/"), data=body,
+                                headers=headers, timeout=30)
+        except requests.RequestException as e:
+            with sent.lock:
+                sent.failures.append(f"request error: {e}")
+            return
+        sent.record(relay, event_id, resp)
+        if pause:
+            time.sleep(pause)
+
+    with ThreadPoolExecutor(SENDERS) as pool:
+        list(pool.map(send, range(count)))
+    return sent
+
+
+def outcome_total(kafka: Kafka, project: int) -> Counter:
+    """Error units per outcome for the project's key, over the whole fleet."""
+    reader = kafka.reader("outcomes")
+    totals: Counter = Counter()
+
+    def mine(m: KMsg) -> bool:
+        return m.value["key_id"] == KEYS[project] and m.value["category"] == "error"
+
+    for m in reader.find(mine):
+        totals[m.value["outcome"]] += m.value["quantity"]
+    return totals
+
+
+def wait_outcomes(kafka: Kafka, project: int, expected: int) -> Counter:
+    reader = kafka.reader("outcomes")
+    state = {}
+
+    def complete():
+        reader.poll(0.5)
+        state["totals"] = outcome_total(kafka, project)
+        return sum(state["totals"].values()) >= expected
+
+    wait_until(complete, 60, f"error outcomes of project {project} adding up to {expected}",
+               on_timeout=lambda: f"so far: {state.get('totals')}")
+    # Anything more than expected would arrive with the next flushes.
+    reader.poll(2.5)
+    return outcome_total(kafka, project)
+
+
+def metric(relay: Relay, name: str) -> float:
+    text = requests.get(relay.url("/metrics"), timeout=5).text
+    total = 0.0
+    found = False
+    for line in text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            total += float(line.rsplit(" ", 1)[1])
+            found = True
+    assert found, f"{name} missing from /metrics of {relay.base}"
+    return total
+
+
+def fleet_logs(relays: list[Relay]) -> str:
+    return "\n\n".join(f"--- relay {r.base}\n{r.log()[-4000:]}" for r in relays)
+
+
+def test_fleet_shares_one_quota(fleet, kafka):
+    sent = send_round_robin(fleet, GLOBAL, EVENTS, Sent())
+    assert not sent.failures, sent.failures[:5]
+    accepted = sent.statuses[200]
+    assert 285 <= accepted <= 315, f"{sent.statuses}, per relay {sent.per_relay}"
+    assert sent.statuses[429] == EVENTS - accepted, sent.statuses
+    assert len(sent.per_relay) == 3, f"every relay accepted some: {sent.per_relay}"
+
+    totals = wait_outcomes(kafka, GLOBAL, EVENTS)
+    assert totals["rate_limited"] == EVENTS - accepted, totals
+    assert sum(totals.values()) == EVENTS, totals
+    for relay in fleet:
+        assert metric(relay, "relay_quota_fallback") == 0, fleet_logs(fleet)
+
+
+def test_without_redis_each_relay_counts_alone(tmp_path_factory, tansu, kafka):
+    relays = start_fleet(tmp_path_factory, tansu, "local", None)
+    try:
+        sent = send_round_robin(relays, LOCAL, EVENTS, Sent())
+    finally:
+        for relay in relays:
+            relay.stop()
+    assert not sent.failures, sent.failures[:5]
+    # Each relay's governor lets its own 300 through (plus one unit per 200 ms it refills
+    # while the test runs): three times what the shared quota allows.
+    for relay in relays:
+        assert sent.per_relay[relay.port] >= 285, sent.per_relay
+    assert sent.statuses[200] >= 3 * 285, f"{sent.statuses} vs about {QUOTA} with Redis"
+    totals = wait_outcomes(kafka, LOCAL, EVENTS)
+    assert sum(totals.values()) == EVENTS, totals
+
+
+def test_redis_outage_falls_back_and_resumes(fleet, redis_server, kafka):
+    sent = Sent()
+    # ~600 events over several seconds; Redis is killed while they flow.
+    sender = threading.Thread(
+        target=send_round_robin, args=(fleet, OUTAGE, 600, sent, 0.1), daemon=True)
+    sender.start()
+    wait_until(lambda: sum(sent.statuses.values()) >= 150, 30, "the first 150 answers")
+    redis_server.kill()
+    wait_until(lambda: all(metric(r, "relay_quota_fallback") == 1 for r in fleet), 10,
+               "every relay reporting the fallback", on_timeout=lambda: fleet_logs(fleet))
+    sender.join(120)
+    assert not sender.is_alive()
+    assert not sent.failures, sent.failures[:5]
+    assert not [s for s in sent.statuses if s >= 500], sent.statuses
+    assert sent.statuses[200] >= 1, sent.statuses
+
+    # Every event answered 200 reaches Kafka.
+    accepted = set(sent.accepted)
+    events = kafka.events
+    events.wait_for(lambda m: m.key in accepted, f"{len(accepted)} accepted events",
+                    count=len(accepted), timeout=90)
+    found = {m.key for m in events.find(lambda m: m.key in accepted)}
+    assert found == accepted, f"lost: {sorted(accepted - found)[:5]}"
+
+    for relay in fleet:
+        warnings = relay.log().count("Redis quota check failed")
+        assert warnings == 1, f"logged once per outage, not {warnings}\n{relay.log()[-3000:]}"
+
+    redis_server.start()
+    restarted = time.monotonic()
+    wait_until(lambda: all(metric(r, "relay_quota_fallback") == 0 for r in fleet),
+               RESUME_WITHIN, "every relay back on Redis", on_timeout=lambda: fleet_logs(fleet))
+    back_after = time.monotonic() - restarted
+    assert back_after <= RESUME_WITHIN
+
+    # Global again: a fresh project's quota holds across the three relays.
+    resumed = send_round_robin(fleet, RESUMED, 600, Sent())
+    assert not resumed.failures, resumed.failures[:5]
+    assert 285 <= resumed.statuses[200] <= 315, f"{resumed.statuses} {resumed.per_relay}"
