@@ -67,6 +67,33 @@ pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Config, LoadEr
     Ok(config)
 }
 
+/// The name this relay gives itself on the messages it publishes: `instance_id`, or the
+/// hostname and the port of `listen` (`host:3000`), unique across a fleet of relays with one
+/// per host or different ports.
+pub fn instance_id(config: &Config) -> String {
+    if let Some(id) = &config.instance_id {
+        return id.clone();
+    }
+    let port = config
+        .listen
+        .parse::<std::net::SocketAddr>()
+        .map(|addr| addr.port())
+        .unwrap_or_default();
+    format!("{}:{port}", hostname())
+}
+
+/// The host's name, or `localhost` when it cannot be read.
+fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most `buf.len()` bytes into `buf`.
+    let status = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    match (status, std::str::from_utf8(&buf[..len])) {
+        (0, Ok(name)) if !name.is_empty() => name.to_owned(),
+        _ => "localhost".to_owned(),
+    }
+}
+
 fn parse_file(path: &Path) -> Result<Config, LoadError> {
     let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
         path: path.to_owned(),
@@ -193,6 +220,21 @@ projects:
         assert_eq!(key, "processing.aggregator.window_secs");
         let (key, _) = parse_yaml("processing:\n  normalize: { max_frame: 1 }\n").unwrap_err();
         assert_eq!(key, "processing.normalize.max_frame");
+    }
+
+    #[test]
+    fn instance_id_defaults_to_host_and_port() {
+        let config = Config {
+            listen: "127.0.0.1:4123".into(),
+            ..Config::default()
+        };
+        let id = instance_id(&config);
+        assert!(id.ends_with(":4123") && id.len() > 5, "{id}");
+        let named = Config {
+            instance_id: Some("relay-a".into()),
+            ..config
+        };
+        assert_eq!(instance_id(&named), "relay-a");
     }
 
     #[test]

@@ -55,8 +55,9 @@ fn start_pipeline(
     // Checked when the configuration was loaded (`config::load`).
     let processing = Arc::new(ProcessingSettings::new(&config));
     let windows = SharedWindows::new(&processing);
+    let instance_id: Arc<str> = crate::config::instance_id(&config).into();
     let lanes: Vec<LaneTail> = (0..lane_count(&config.pipeline))
-        .map(|_| LaneTail::start(&config, &producer, &processing, &windows))
+        .map(|_| LaneTail::start(&config, &producer, &processing, &windows, &instance_id))
         .collect();
     let first = &lanes[0];
 
@@ -83,7 +84,7 @@ fn start_pipeline(
         &first.arbiter,
         OutcomeAggregator::MAILBOX,
         capacity * 16,
-        move || OutcomeAggregator::new(outcomes_config, outcome_producer),
+        move || OutcomeAggregator::new(outcomes_config, outcome_producer, instance_id),
     ));
 
     let normalizers: Vec<Mailbox<Normalizer>> = lanes
@@ -155,6 +156,7 @@ impl LaneTail {
         producer: &kafka::Producer,
         processing: &Arc<ProcessingSettings>,
         windows: &SharedWindows,
+        instance_id: &Arc<str>,
     ) -> Self {
         let capacity = config.pipeline.mailbox_capacity;
         let arbiter = Arbiter::new().handle();
@@ -164,9 +166,10 @@ impl LaneTail {
             KafkaProducer::new(kafka_producer, &kafka_config)
         });
         let (settings, windows, next) = (processing.clone(), windows.clone(), producer.clone());
+        let instance_id = instance_id.clone();
         let event_processor =
             start_bounded_in(&arbiter, EventProcessor::MAILBOX, capacity, move || {
-                EventProcessor::new(settings, windows, next)
+                EventProcessor::new(settings, windows, next, instance_id)
             });
         LaneTail {
             arbiter,

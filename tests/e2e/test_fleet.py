@@ -149,15 +149,18 @@ def send_round_robin(relays: list[Relay], project: int, count: int, sent: Sent,
     return sent
 
 
-def outcome_total(kafka: Kafka, project: int) -> Counter:
-    """Error units per outcome for the project's key, over the whole fleet."""
-    reader = kafka.reader("outcomes")
-    totals: Counter = Counter()
-
+def project_outcomes(kafka: Kafka, project: int) -> list[KMsg]:
     def mine(m: KMsg) -> bool:
         return m.value["key_id"] == KEYS[project] and m.value["category"] == "error"
 
-    for m in reader.find(mine):
+    return kafka.reader("outcomes").find(mine)
+
+
+def outcome_total(kafka: Kafka, project: int) -> Counter:
+    """Error units per outcome for the project's key, summed over the fleet's relays (as
+    docs/kafka.md tells consumers to)."""
+    totals: Counter = Counter()
+    for m in project_outcomes(kafka, project):
         totals[m.value["outcome"]] += m.value["quantity"]
     return totals
 
@@ -205,6 +208,10 @@ def test_fleet_shares_one_quota(fleet, kafka):
     totals = wait_outcomes(kafka, GLOBAL, EVENTS)
     assert totals["rate_limited"] == EVENTS - accepted, totals
     assert sum(totals.values()) == EVENTS, totals
+    # Each relay's share is told apart by its instance id (default: hostname:port).
+    instances = {m.value["instance_id"] for m in project_outcomes(kafka, GLOBAL)}
+    ports = {int(i.rsplit(":", 1)[1]) for i in instances}
+    assert ports == {r.port for r in fleet}, instances
     for relay in fleet:
         assert metric(relay, "relay_quota_fallback") == 0, fleet_logs(fleet)
 

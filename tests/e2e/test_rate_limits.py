@@ -129,8 +129,9 @@ def check_outcome_message(m: KMsg) -> None:
     assert v.get("outcome") in ("accepted", "filtered", "rate_limited", "invalid",
                                 "client_discard"), m
     assert (v.get("reason") is None) == (v["outcome"] == "accepted"), m
+    assert isinstance(v.get("instance_id"), str) and v["instance_id"], m
     assert set(v) == {"version", "timestamp", "project_id", "key_id", "category", "outcome",
-                      "reason", "quantity"}, m
+                      "reason", "quantity", "instance_id"}, m
 
 
 def outcome_sums(msgs: list[KMsg]) -> dict[tuple[str, str, str | None], int]:

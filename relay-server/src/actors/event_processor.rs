@@ -65,23 +65,28 @@ pub struct EventProcessor {
     settings: Arc<ProcessingSettings>,
     windows: SharedWindows,
     next: Mailbox<KafkaProducer>,
+    /// This relay's name on the issue messages.
+    instance_id: Arc<str>,
 }
 
 impl EventProcessor {
     /// Name of this stage's mailbox in metrics and errors.
     pub const MAILBOX: &'static str = "event_processor";
 
-    /// A processor counting into `windows` and forwarding to the producer.
+    /// A processor counting into `windows` and forwarding to the producer; its issue
+    /// messages carry `instance_id`.
     pub fn new(
         settings: Arc<ProcessingSettings>,
         windows: SharedWindows,
         next: Mailbox<KafkaProducer>,
+        instance_id: Arc<str>,
     ) -> Self {
         EventProcessor {
             depth: MailboxDepth::new(Self::MAILBOX),
             settings,
             windows,
             next,
+            instance_id,
         }
     }
 
@@ -115,7 +120,7 @@ impl EventProcessor {
         let records = issues
             .iter()
             .map(|issue| {
-                let message = issue_message(issue);
+                let message = issue_message(issue, &self.instance_id);
                 (message.key, message.payload)
             })
             .collect();

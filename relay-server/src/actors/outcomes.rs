@@ -7,6 +7,7 @@
 //! distinct counters are open). Counts for one minute may arrive in several messages: sum them.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -67,19 +68,26 @@ pub struct OutcomeAggregator {
     buckets: BTreeMap<BucketKey, u64>,
     config: OutcomesConfig,
     producer: Mailbox<KafkaProducer>,
+    /// This relay's name on the outcome messages.
+    instance_id: Arc<str>,
 }
 
 impl OutcomeAggregator {
     /// Name of this actor's mailbox in metrics.
     pub const MAILBOX: &'static str = "outcomes";
 
-    /// An aggregator publishing through `producer`.
-    pub fn new(config: OutcomesConfig, producer: Mailbox<KafkaProducer>) -> Self {
+    /// An aggregator publishing through `producer`, as `instance_id`.
+    pub fn new(
+        config: OutcomesConfig,
+        producer: Mailbox<KafkaProducer>,
+        instance_id: Arc<str>,
+    ) -> Self {
         OutcomeAggregator {
             depth: MailboxDepth::new(Self::MAILBOX),
             buckets: BTreeMap::new(),
             config,
             producer,
+            instance_id,
         }
     }
 
@@ -99,6 +107,7 @@ impl OutcomeAggregator {
                     outcome: key.outcome,
                     reason: key.reason.as_deref(),
                     quantity: *quantity,
+                    instance_id: &self.instance_id,
                 });
                 (message.key, message.payload)
             })

@@ -25,10 +25,12 @@ struct IssueMessage<'a> {
     level: &'a str,
     platform: &'a str,
     sample_event_id: &'a EventId,
+    instance_id: &'a str,
 }
 
-/// The message for one aggregate, keyed by its group (so one group's windows stay in order).
-pub fn issue_message(issue: &IssueAggregate) -> KafkaMessage {
+/// The message for one aggregate, keyed by its group (so one group's windows stay in order);
+/// `instance_id` names the relay that counted it.
+pub fn issue_message(issue: &IssueAggregate, instance_id: &str) -> KafkaMessage {
     let message = IssueMessage {
         project_id: issue.project_id,
         group_id: &issue.group_id,
@@ -42,6 +44,7 @@ pub fn issue_message(issue: &IssueAggregate) -> KafkaMessage {
         level: &issue.level,
         platform: &issue.platform,
         sample_event_id: &issue.sample_event_id,
+        instance_id,
     };
     KafkaMessage {
         topic: Topic::Issues,
@@ -73,18 +76,18 @@ mod tests {
 
     #[test]
     fn issue_message_keeps_its_fields_and_their_order() {
-        let message = issue_message(&aggregate(Some("__main__ in inner_fail")));
+        let message = issue_message(&aggregate(Some("__main__ in inner_fail")), "relay-a:3000");
         assert_eq!(message.topic, Topic::Issues);
         assert_eq!(message.key, "0123456789abcdef0123456789abcdef");
         assert_eq!(
             std::str::from_utf8(&message.payload).unwrap(),
-            r#"{"project_id":42,"group_id":"0123456789abcdef0123456789abcdef","window_start":1764072000.0,"window_end":1764072010.0,"count":3,"first_seen":1764072001.5,"last_seen":1764072009.25,"title":"ZeroDivisionError: division by zero","culprit":"__main__ in inner_fail","level":"error","platform":"python","sample_event_id":"8be12c149f1d40de8c80ed204da87a62"}"#
+            r#"{"project_id":42,"group_id":"0123456789abcdef0123456789abcdef","window_start":1764072000.0,"window_end":1764072010.0,"count":3,"first_seen":1764072001.5,"last_seen":1764072009.25,"title":"ZeroDivisionError: division by zero","culprit":"__main__ in inner_fail","level":"error","platform":"python","sample_event_id":"8be12c149f1d40de8c80ed204da87a62","instance_id":"relay-a:3000"}"#
         );
     }
 
     #[test]
     fn issue_message_leaves_out_a_missing_culprit() {
-        let message = issue_message(&aggregate(None));
+        let message = issue_message(&aggregate(None), "relay-a:3000");
         let json: serde_json::Value = serde_json::from_slice(&message.payload).unwrap();
         assert!(json.get("culprit").is_none(), "{json}");
         assert_eq!(json["title"], "ZeroDivisionError: division by zero");

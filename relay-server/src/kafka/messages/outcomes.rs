@@ -18,6 +18,7 @@ struct OutcomeMessage<'a> {
     outcome: Outcome,
     reason: Option<&'a str>,
     quantity: u64,
+    instance_id: &'a str,
 }
 
 /// What one outcome counter says; borrowed from the aggregator's bucket.
@@ -36,6 +37,8 @@ pub struct OutcomeCount<'a> {
     pub reason: Option<&'a str>,
     /// Units: items, or bytes for `attachment`.
     pub quantity: u64,
+    /// The relay that counted (`instance_id`): consumers sum the counts of a fleet's relays.
+    pub instance_id: &'a str,
 }
 
 /// The message for one counter, keyed by its project (so one project's counts stay in order).
@@ -50,6 +53,7 @@ pub fn outcome_message(count: &OutcomeCount<'_>) -> KafkaMessage {
         outcome: count.outcome,
         reason: count.reason,
         quantity: count.quantity,
+        instance_id: count.instance_id,
     };
     KafkaMessage {
         topic: Topic::Outcomes,
@@ -72,13 +76,14 @@ mod tests {
             outcome: Outcome::RateLimited,
             reason: Some("key_quota"),
             quantity: 15,
+            instance_id: "relay-a:3000",
         };
         let message = outcome_message(&count);
         assert_eq!(message.topic, Topic::Outcomes);
         assert_eq!(message.key, "42");
         assert_eq!(
             std::str::from_utf8(&message.payload).unwrap(),
-            r#"{"version":1,"timestamp":"2026-11-25T12:34:00Z","project_id":42,"key_id":"abc","category":"error","outcome":"rate_limited","reason":"key_quota","quantity":15}"#
+            r#"{"version":1,"timestamp":"2026-11-25T12:34:00Z","project_id":42,"key_id":"abc","category":"error","outcome":"rate_limited","reason":"key_quota","quantity":15,"instance_id":"relay-a:3000"}"#
         );
     }
 
@@ -92,11 +97,12 @@ mod tests {
             outcome: Outcome::Accepted,
             reason: None,
             quantity: 1024,
+            instance_id: "relay-a:3000",
         };
         let payload = outcome_message(&count).payload;
         assert_eq!(
             std::str::from_utf8(&payload).unwrap(),
-            r#"{"version":1,"timestamp":"2026-11-25T12:34:00Z","project_id":7,"key_id":null,"category":"attachment","outcome":"accepted","reason":null,"quantity":1024}"#
+            r#"{"version":1,"timestamp":"2026-11-25T12:34:00Z","project_id":7,"key_id":null,"category":"attachment","outcome":"accepted","reason":null,"quantity":1024,"instance_id":"relay-a:3000"}"#
         );
     }
 }
