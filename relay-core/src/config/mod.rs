@@ -11,7 +11,9 @@
 //! - `symbolication`: [`SymbolicationConfig`], [`HttpSymbolSource`];
 //! - `outcomes`: [`OutcomesConfig`];
 //! - `processing`: [`ProcessingConfig`] ([`NormalizeConfig`], [`AggregatorConfig`]);
-//! - `redis`: [`RedisConfig`] (quotas shared by a fleet of relays).
+//! - `redis`: [`RedisConfig`] (quotas shared by a fleet of relays);
+//! - `organizations`: [`OrganizationConfig`] with its [`UploadToken`]s; `uploads`:
+//!   [`UploadsConfig`] (the upload API, `docs/uploads.md`).
 //!
 //! The processing library's settings (filters, PII, normalization, aggregation) are typed
 //! here too, so the file is parsed once and their errors name the key like any other.
@@ -19,6 +21,7 @@
 mod filters;
 mod kafka;
 mod limits;
+mod organizations;
 mod outcomes;
 mod pii;
 mod pipeline;
@@ -35,6 +38,10 @@ use serde::{Deserialize, Serialize};
 pub use filters::{FilterConfig, GlobPatterns, InvalidIpEntry, IpFilterList};
 pub use kafka::{KafkaConfig, Topics};
 pub use limits::Limits;
+use organizations::validate_organizations;
+pub use organizations::{
+    constant_time_eq, OrganizationConfig, UploadToken, UploadsConfig, MIN_UPLOAD_TOKEN_LEN,
+};
 pub use outcomes::OutcomesConfig;
 pub use pii::PiiConfig;
 pub use pipeline::PipelineConfig;
@@ -95,6 +102,10 @@ pub struct Config {
     /// This relay's name on the messages it publishes, so that consumers can tell the relays
     /// of a fleet apart. Defaults to the hostname and the port of `listen` (`host:3000`).
     pub instance_id: Option<String>,
+    /// Organizations: slugs and upload tokens for the upload API (`docs/uploads.md`).
+    pub organizations: Vec<OrganizationConfig>,
+    /// Bounds of uploaded debug files and artifact bundles.
+    pub uploads: UploadsConfig,
 }
 
 impl Default for Config {
@@ -112,6 +123,8 @@ impl Default for Config {
             processing: ProcessingConfig::default(),
             redis: None,
             instance_id: None,
+            organizations: Vec::new(),
+            uploads: UploadsConfig::default(),
         }
     }
 }
@@ -137,6 +150,8 @@ impl Config {
         }
         self.kafka.validate()?;
         validate_projects(&self.projects)?;
+        validate_organizations(&self.organizations, &self.projects)?;
+        self.uploads.validate()?;
         let positive = [
             ("limits.max_request_size", self.limits.max_request_size),
             ("limits.max_envelope_size", self.limits.max_envelope_size),

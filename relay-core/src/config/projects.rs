@@ -18,6 +18,10 @@ use super::ConfigError;
 pub struct ProjectConfig {
     /// The numeric project id from the DSN path.
     pub id: u64,
+    /// The name in upload paths (`/api/0/projects/{org}/{slug}/…`, `SENTRY_PROJECT`).
+    /// Defaults to the id as text; the id is accepted in paths either way.
+    #[serde(default)]
+    pub slug: Option<String>,
     /// Public keys (32 hex digits) accepted for this project.
     #[serde(default)]
     pub keys: Vec<KeyConfig>,
@@ -35,7 +39,9 @@ pub struct ProjectConfig {
     /// Directory of JavaScript artifacts for this project, instead of the global one.
     #[serde(default)]
     pub js_artifacts: Option<PathBuf>,
-    /// The organization the project belongs to, for organization-scoped quotas.
+    /// The organization the project belongs to: for organization-scoped quotas, and for
+    /// uploads with that organization's tokens (an id from `organizations`, when that
+    /// section is not empty).
     #[serde(default)]
     pub organization: Option<u64>,
     /// Quotas, each enforced per scope and category.
@@ -58,6 +64,7 @@ impl ProjectConfig {
     pub fn new(id: u64, keys: Vec<KeyConfig>) -> Self {
         ProjectConfig {
             id,
+            slug: None,
             keys,
             disabled: false,
             native_symbols: Vec::new(),
@@ -69,6 +76,11 @@ impl ProjectConfig {
             pii: PiiConfig::default(),
             allowed_origins: Vec::new(),
         }
+    }
+
+    /// The project's slug: `slug`, or the id as text.
+    pub fn slug(&self) -> String {
+        self.slug.clone().unwrap_or_else(|| self.id.to_string())
     }
 
     /// Whether a request with this `Origin` header may send to the project.
