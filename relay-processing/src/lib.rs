@@ -9,6 +9,7 @@
 //! - [`pii`]: PII scrubbing (secrets by key name, card numbers, tokens, URL passwords).
 //! - [`sourcemap`]: JavaScript frames resolved through source maps (artifact dirs, debug ids).
 //! - [`symbolicate`]: native crashes: minidump stack walking and symbolication with debug files.
+//! - [`uploads`]: the upload API's input: chunk forms, assemble requests, uploaded file kinds.
 #![warn(missing_docs)]
 
 pub mod aggregate;
@@ -27,3 +28,4 @@ pub mod symbolicate;
 mod test_rng;
 #[cfg(test)]
 mod test_support;
+pub mod uploads;

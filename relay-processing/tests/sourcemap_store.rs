@@ -715,3 +715,67 @@ fn original_file_shorter_than_the_map_says_gives_no_context() {
     );
     assert!(frame.get("pre_context").is_none());
 }
+
+/// Uploaded bundles live in a directory of their own, searched with the artifact directory
+/// (or alone); `refresh_index` makes a bundle stored after the last scan visible at once,
+/// long before `index_refresh`.
+#[test]
+fn uploaded_bundles_are_found_after_refresh_index() {
+    let webpack = "symbolicator/09_webpack";
+    let id = "7d1b9e5f-3c2a-4f4b-8d6e-8f9a0b1c2d3e";
+    let (minified_id, map_id) = with_debug_id(id, false);
+    let root = tempfile::tempdir().unwrap();
+    let uploads = root.path().join("uploads");
+    let artifacts = root.path().join("artifacts");
+    fs::create_dir_all(&artifacts).unwrap();
+    fs::write(
+        artifacts.join("plain.js.map"),
+        fixture(&format!("{webpack}/test1.min.js.map")),
+    )
+    .unwrap();
+    for dir in [None, Some(artifacts.clone())] {
+        let _ = fs::remove_dir_all(&uploads);
+        let store = SourceMapStore::with_options(dir.clone(), None, StoreOptions::default())
+            .unwrap()
+            .with_uploads_dir(&uploads);
+        assert_eq!(store.uploads_dir(), Some(uploads.as_path()));
+        let url = "https://example.com/dist/chunk.js";
+        assert!(store.resolve(url, Some(id)).unwrap().is_none());
+        fs::create_dir_all(&uploads).unwrap();
+        write_bundle(
+            &uploads.join("0123.zip"),
+            &[
+                (
+                    "files/_/_/chunk.js",
+                    json!({"url": "~/dist/chunk.js", "type": "minified_source",
+                           "headers": {"debug-id": id, "sourcemap": "chunk.js.map"}}),
+                    minified_id.clone().into_bytes(),
+                ),
+                (
+                    "files/_/_/chunk.js.map",
+                    json!({"url": "~/dist/chunk.js.map", "type": "source_map",
+                           "headers": {"debug-id": id}}),
+                    map_id.clone().into_bytes(),
+                ),
+            ],
+        );
+        // Not yet: the index was built a moment ago and is kept for 10 s.
+        assert!(store.resolve(url, Some(id)).unwrap().is_none());
+        store.refresh_index();
+        let by_id = store
+            .resolve(url, Some(id))
+            .unwrap()
+            .expect("found by debug id");
+        assert_eq!(by_id.resolved_with.as_str(), "debug_id");
+        assert_eq!(by_id.origin, "0123.zip!files/_/_/chunk.js.map");
+        let by_url = store.resolve(url, None).unwrap().expect("found by URL");
+        assert_eq!(
+            by_url.resolved_with.as_str(),
+            "debug_id",
+            "via the bundle's debug-id header"
+        );
+        // The artifact directory still answers for its own files.
+        let plain = store.resolve("https://example.com/plain.js", None).unwrap();
+        assert_eq!(plain.is_some(), dir.is_some());
+    }
+}

@@ -150,12 +150,17 @@ const MAX_SCAN_DEPTH: usize = 12;
 const MAX_SCAN_FILES: usize = 100_000;
 
 impl IndexState {
-    pub(super) fn rebuild(&mut self, dir: &Path, limit: u64) {
+    /// Scans `dirs` in order; the first artifact for a URL or debug id wins.
+    pub(super) fn rebuild(&mut self, dirs: &[&Path], limit: u64) {
         let mut files = Vec::new();
-        walk(dir, 0, &mut files);
+        for &dir in dirs {
+            let mut found = Vec::new();
+            walk(dir, 0, &mut found);
+            files.extend(found.into_iter().map(|(path, meta)| (dir, path, meta)));
+        }
         let mut index = ArtifactIndex::default();
         let mut scanned = HashMap::with_capacity(files.len());
-        for (path, meta) in files {
+        for (dir, path, meta) in files {
             let stamp = stamp(&meta);
             let result = match self.scanned.remove(&path) {
                 Some((old_stamp, result)) if old_stamp == stamp => result,

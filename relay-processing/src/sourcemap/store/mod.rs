@@ -22,6 +22,10 @@
 //!    comment (relative to `abs_path`; `data:` URLs are inline maps), or `<abs_path>.map`;
 //! 3. without a minified file, a map at `<abs_path>.map` (no scope names then).
 //!
+//! Artifact bundles uploaded through the upload API live in a second directory
+//! ([`SourceMapStore::with_uploads_dir`]), indexed together with the first; after an upload
+//! [`SourceMapStore::refresh_index`] makes the next lookup see it at once.
+//!
 //! Built caches are kept in a size-bounded [`DiskCache`] keyed by the identity (path, mtime,
 //! size) of the map and minified file, and the most recent ones stay open in memory. Invalid
 //! maps are remembered too (in memory), so a broken map is parsed once, not once per event.
@@ -112,6 +116,7 @@ pub struct ResolvedMap {
 /// per project (in an `Arc`) between the symbolication threads.
 pub struct SourceMapStore {
     artifacts_dir: Option<PathBuf>,
+    uploads_dir: Option<PathBuf>,
     disk: Option<DiskCache>,
     options: StoreOptions,
     index: Mutex<IndexState>,
@@ -160,6 +165,7 @@ impl SourceMapStore {
         };
         Ok(Self {
             artifacts_dir,
+            uploads_dir: None,
             disk,
             index: Mutex::new(IndexState::default()),
             discoveries: Mutex::new(HashMap::new()),
@@ -173,6 +179,25 @@ impl SourceMapStore {
         self.artifacts_dir.as_deref()
     }
 
+    /// The store, also searching the artifact bundles in `dir` (uploaded ones; created
+    /// elsewhere, it need not exist yet). Its bundles are matched by debug id and URL like
+    /// those of the artifact directory, which wins where both have a URL or debug id.
+    pub fn with_uploads_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.uploads_dir = Some(dir.into());
+        self
+    }
+
+    /// The directory of uploaded bundles, if any.
+    pub fn uploads_dir(&self) -> Option<&Path> {
+        self.uploads_dir.as_deref()
+    }
+
+    /// Makes the next lookup rescan the directories (unchanged files are not re-read): call
+    /// it after a bundle was added, so the next event finds it.
+    pub fn refresh_index(&self) {
+        lock(&self.index).built = None;
+    }
+
     /// Finds and builds the source map for a minified file served at `abs_path`, using
     /// `debug_id` (from the event's `debug_meta`) first when given.
     ///
@@ -182,10 +207,11 @@ impl SourceMapStore {
         abs_path: &str,
         debug_id: Option<&str>,
     ) -> Result<Option<ResolvedMap>, SourceMapError> {
-        let Some(dir) = self.artifacts_dir.as_deref() else {
+        if self.artifacts_dir.is_none() && self.uploads_dir.is_none() {
             return Ok(None);
-        };
-        let index = LazyIndex::new(self, dir);
+        }
+        let dir = self.artifacts_dir.as_deref();
+        let index = LazyIndex::new(self);
 
         if let Some(id) = debug_id.and_then(url::normalize_debug_id) {
             if let Some(found) = self.resolve_debug_id(&index, abs_path, &id, None)? {
@@ -250,9 +276,8 @@ impl SourceMapStore {
     /// The text of the original source file served at `abs_path`, if the artifacts hold it
     /// (context lines for maps without `sourcesContent`). Files over 10 MiB are skipped.
     pub fn original_source(&self, abs_path: &str) -> Option<Arc<str>> {
-        let dir = self.artifacts_dir.as_deref()?;
-        let index = LazyIndex::new(self, dir);
-        let artifact = self.find_by_url(dir, &index, abs_path)?;
+        let index = LazyIndex::new(self);
+        let artifact = self.find_by_url(self.artifacts_dir.as_deref(), &index, abs_path)?;
         let data = artifact.read(MAX_ORIGINAL_SOURCE_BYTES).ok()?;
         Some(String::from_utf8_lossy(&data).into())
     }
@@ -284,12 +309,22 @@ impl SourceMapStore {
 
     /// The artifact served at `url`: a plain file under one of the URL's local paths, else a
     /// bundle entry registered under the URL's full or `~/` key.
-    fn find_by_url(&self, dir: &Path, index: &LazyIndex<'_>, url: &str) -> Option<Artifact> {
+    fn find_by_url(
+        &self,
+        dir: Option<&Path>,
+        index: &LazyIndex<'_>,
+        url: &str,
+    ) -> Option<Artifact> {
         if url.starts_with("data:") {
             return None;
         }
         let parts = UrlParts::parse(url)?;
-        for candidate in parts.local_candidates() {
+        // Plain files only in the artifact directory; uploads are bundles.
+        let plain = dir.map(|dir| (dir, parts.local_candidates()));
+        for (dir, candidate) in plain
+            .iter()
+            .flat_map(|(dir, candidates)| candidates.iter().map(move |c| (*dir, c)))
+        {
             let path = dir.join(candidate);
             if let Ok(meta) = fs::metadata(&path) {
                 if meta.is_file() {
@@ -308,7 +343,7 @@ impl SourceMapStore {
     /// laid out differently from their URLs).
     fn find_beside(
         &self,
-        dir: &Path,
+        dir: Option<&Path>,
         index: &LazyIndex<'_>,
         minified: &Artifact,
         reference: &str,
@@ -318,6 +353,7 @@ impl SourceMapStore {
         }
         match &minified.location {
             ArtifactLocation::File(path) => {
+                let dir = dir?;
                 let relative = path.strip_prefix(dir).ok()?.to_str()?.replace('\\', "/");
                 let joined = url::join(&relative, reference);
                 let parts = UrlParts::parse(&joined)?;
@@ -474,13 +510,17 @@ impl SourceMapStore {
     }
 
     /// The index of bundles and debug ids, rescanned when older than `index_refresh`.
-    fn index(&self, dir: &Path) -> Arc<ArtifactIndex> {
+    fn index(&self) -> Arc<ArtifactIndex> {
         let mut state = lock(&self.index);
         let fresh = state
             .built
             .is_some_and(|at| at.elapsed() < self.options.index_refresh);
         if !fresh {
-            state.rebuild(dir, self.options.max_artifact_bytes);
+            let dirs: Vec<&Path> = [&self.artifacts_dir, &self.uploads_dir]
+                .into_iter()
+                .filter_map(|dir| dir.as_deref())
+                .collect();
+            state.rebuild(&dirs, self.options.max_artifact_bytes);
             state.built = Some(Instant::now());
         }
         state.index.clone()
@@ -491,21 +531,19 @@ impl SourceMapStore {
 /// for bundles and debug ids, not for plain files found by URL.
 struct LazyIndex<'a> {
     store: &'a SourceMapStore,
-    dir: &'a Path,
     index: std::cell::OnceCell<Arc<ArtifactIndex>>,
 }
 
 impl<'a> LazyIndex<'a> {
-    fn new(store: &'a SourceMapStore, dir: &'a Path) -> Self {
+    fn new(store: &'a SourceMapStore) -> Self {
         Self {
             store,
-            dir,
             index: std::cell::OnceCell::new(),
         }
     }
 
     fn get(&self) -> &ArtifactIndex {
-        self.index.get_or_init(|| self.store.index(self.dir))
+        self.index.get_or_init(|| self.store.index())
     }
 }
 

@@ -29,7 +29,7 @@ use std::time::Instant;
 
 use minidump_unwind::SymbolFile;
 use symbolic::cfi::AsciiCfiWriter;
-use symbolic::common::ByteView;
+use symbolic::common::{ByteView, CodeId, DebugId};
 use symbolic::debuginfo::{Archive, FileFormat, Object};
 use symbolic::symcache::{SymCache, SymCacheConverter, SYMCACHE_VERSION};
 
@@ -86,6 +86,7 @@ struct Counters {
 pub struct SymbolStore {
     sources: Vec<Box<dyn SymbolSource>>,
     downloads: DownloadedFiles,
+    uploads: DownloadedFiles,
     cache_dir: Option<PathBuf>,
     loaded: Mutex<LoadedModules>,
     counters: Counters,
@@ -96,6 +97,7 @@ impl fmt::Debug for SymbolStore {
         f.debug_struct("SymbolStore")
             .field("sources", &self.sources)
             .field("downloads", &self.downloads)
+            .field("uploads", &self.uploads)
             .field("cache_dir", &self.cache_dir)
             .finish()
     }
@@ -110,11 +112,13 @@ struct LoadedModules {
 impl SymbolStore {
     /// A store over `sources` (tried in order; the richest file among all of them wins, the
     /// earlier source on a tie) with derived files cached under `cache_dir`, or only in memory
-    /// when it is `None`. Files added at runtime to [`SymbolStore::downloads`] come last.
+    /// when it is `None`. Files added at runtime to [`SymbolStore::downloads`] and then to
+    /// [`SymbolStore::uploads`] come last.
     pub fn new(sources: Vec<Box<dyn SymbolSource>>, cache_dir: Option<PathBuf>) -> Self {
         SymbolStore {
             sources,
             downloads: DownloadedFiles::default(),
+            uploads: DownloadedFiles::new("uploads"),
             cache_dir,
             loaded: Mutex::new(LoadedModules::default()),
             counters: Counters::default(),
@@ -135,6 +139,24 @@ impl SymbolStore {
     /// After adding files for a module, call [`Self::forget`] for it.
     pub fn downloads(&self) -> &DownloadedFiles {
         &self.downloads
+    }
+
+    /// The debug files uploaded to the project (the upload API), consulted after the
+    /// downloads. After adding files, call [`Self::forget_ids`] for their ids.
+    pub fn uploads(&self) -> &DownloadedFiles {
+        &self.uploads
+    }
+
+    /// Drops what is loaded in memory for every module with this debug id or code id,
+    /// including remembered misses: call it after a debug file with these ids was added.
+    pub fn forget_ids(&self, debug_id: Option<DebugId>, code_id: Option<&CodeId>) {
+        let matches = |module: &ModuleRef| {
+            (debug_id.is_some() && module.debug_id == debug_id)
+                || (code_id.is_some() && module.code_id.as_ref() == code_id)
+        };
+        let mut cache = self.loaded.lock().unwrap();
+        cache.map.retain(|module, _| !matches(module));
+        cache.order.retain(|module| !matches(module));
     }
 
     /// Where derived files are cached, if anywhere.
@@ -164,14 +186,13 @@ impl SymbolStore {
     }
 
     /// All debug files the sources offer for `module`, best source first; the downloads
-    /// source has index `sources().len()`.
+    /// source has index `sources().len()`, the uploads one the next.
     pub fn candidates(&self, module: &ModuleRef) -> Vec<(usize, DebugFile)> {
         let mut out = Vec::new();
-        let sources = self
-            .sources
-            .iter()
-            .map(|s| s.as_ref())
-            .chain([&self.downloads as &dyn SymbolSource]);
+        let sources = self.sources.iter().map(|s| s.as_ref()).chain([
+            &self.downloads as &dyn SymbolSource,
+            &self.uploads as &dyn SymbolSource,
+        ]);
         for (index, source) in sources.enumerate() {
             for file in source.candidates(module) {
                 if !out.iter().any(|(_, f): &(usize, DebugFile)| *f == file) {
