@@ -24,6 +24,7 @@ use crate::projects::ensure_default_project;
 use crate::spool::Spool;
 use crate::state::ServiceState;
 use crate::symbols::ProjectSymbolStores;
+use crate::uploads::Uploads;
 use crate::{endpoints, kafka, metrics};
 
 /// Starts the pipeline: one or more lanes, each a thread (arbiter) with its own spool
@@ -238,17 +239,37 @@ pub fn run(mut config: Config) -> anyhow::Result<()> {
     let spool = Spool::open(&spool_dir, config.spool.clone())
         .map_err(|e| anyhow::anyhow!("cannot open the spool in {}: {e}", spool_dir.display()))?;
     let symbols = ProjectSymbolStores::load(&config)?;
+    let uploads = open_uploads(&config, &symbols)?;
     raise_open_files_limit();
-    let result = actix_web::rt::System::new().block_on(serve(config, spool.clone(), symbols));
+    let result =
+        actix_web::rt::System::new().block_on(serve(config, spool.clone(), symbols, uploads));
     // Everything answered 200 is written; make it durable before exiting.
     spool.close();
     result
+}
+
+/// The upload API's state, when organizations are configured (`docs/uploads.md`).
+fn open_uploads(
+    config: &Config,
+    symbols: &ProjectSymbolStores,
+) -> anyhow::Result<Option<web::Data<Uploads>>> {
+    if config.organizations.is_empty() {
+        return Ok(None);
+    }
+    let uploads = Uploads::open(config, symbols.upload_targets()).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot open the upload storage in {}: {e}",
+            crate::uploads::uploads_root(config).display()
+        )
+    })?;
+    Ok(Some(web::Data::new(uploads)))
 }
 
 async fn serve(
     config: Config,
     spool: Arc<Spool>,
     symbols: ProjectSymbolStores,
+    uploads: Option<web::Data<Uploads>>,
 ) -> anyhow::Result<()> {
     // The embedded broker lives as long as this function, i.e. until the server stops.
     let embedded = match &config.kafka.brokers {
@@ -267,11 +288,18 @@ async fn serve(
     let (state, statistics) = start_pipeline(config, producer.clone(), spool, symbols);
     let state = web::Data::new(state);
 
+    if let Some(uploads) = &uploads {
+        uploads.clone().into_inner().spawn_sweeper();
+    }
+
     let app_state = state.clone();
     let server = HttpServer::new(move || {
-        App::new()
-            .app_data(app_state.clone())
-            .configure(endpoints::configure)
+        let app = App::new().app_data(app_state.clone());
+        match &uploads {
+            Some(uploads) => app.app_data(uploads.clone()),
+            None => app,
+        }
+        .configure(endpoints::configure)
     })
     // A client that sends its request head slower than this is answered 408 and disconnected
     // by actix before any handler runs: a slowloris connection holds a socket this long, and

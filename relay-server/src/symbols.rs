@@ -2,7 +2,12 @@
 //! envelope's minidump is.
 //!
 //! [`ProjectSymbolStores`] is loaded once at start and shared: the SymbolFetcher adds
-//! downloaded debug files to its native stores, the Symbolicator's threads read them.
+//! downloaded debug files to its native stores, the upload API ([`UploadTargets`]) adds
+//! uploaded debug files and artifact bundles, the Symbolicator's threads read them.
+//!
+//! Every project of an organization (one that can receive uploads) has stores of its own:
+//! its uploaded debug files are searched along with its symbol directories, its uploaded
+//! bundles along with its (or the global) artifact directory.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -12,7 +17,10 @@ use std::time::{Duration, Instant};
 use relay_core::config::SymbolicationConfig;
 use relay_core::{Config, Envelope, Item, ItemType};
 use relay_processing::sourcemap::{JsLimits, SourceMapStore, StoreOptions};
+use relay_processing::symbolicate::sources::identify;
 use relay_processing::symbolicate::{LocalDirectory, SymbolSource, SymbolStore, WalkLimits};
+
+use crate::uploads::{bundles_dir, debug_files_dir, uploads_root};
 
 /// Size bound of the built source map caches on disk.
 const SOURCEMAP_CACHE_BYTES: u64 = 1 << 30;
@@ -50,38 +58,51 @@ impl ProjectSymbolStores {
             }
             Ok(Arc::new(SymbolStore::new(sources, Some(cache_dir.clone()))))
         };
-        let sourcemaps = |dir: &PathBuf| -> anyhow::Result<Arc<SourceMapStore>> {
+        let uploads = uploads_root(config);
+        let sourcemaps = |dir: Option<&PathBuf>,
+                          uploaded: Option<PathBuf>|
+         -> anyhow::Result<Arc<SourceMapStore>> {
             let options = StoreOptions {
                 max_artifact_bytes: config.symbolication.max_sourcemap_bytes,
                 ..StoreOptions::default()
             };
             let cache = (cache_dir.join("sourcemaps"), SOURCEMAP_CACHE_BYTES);
-            let store = SourceMapStore::with_options(Some(dir.clone()), Some(cache), options)
-                .map_err(|e| {
-                    anyhow::anyhow!("cannot open JavaScript artifacts {}: {e}", dir.display())
-                })?;
+            let mut store = SourceMapStore::with_options(dir.cloned(), Some(cache), options)
+                .map_err(|e| anyhow::anyhow!("cannot open JavaScript artifacts {dir:?}: {e}"))?;
+            if let Some(uploaded) = uploaded {
+                store = store.with_uploads_dir(uploaded);
+            }
             Ok(Arc::new(store))
         };
         let mut js_per_project = HashMap::new();
         for project in &config.projects {
-            if let Some(dir) = &project.js_artifacts {
-                js_per_project.insert(project.id, sourcemaps(dir)?);
+            let dir = project
+                .js_artifacts
+                .as_ref()
+                .or(config.symbolication.js_artifacts.as_ref());
+            let uploaded = project
+                .organization
+                .map(|_| bundles_dir(&uploads, project.id));
+            if project.js_artifacts.is_some() || uploaded.is_some() {
+                js_per_project.insert(project.id, sourcemaps(dir, uploaded)?);
             }
         }
         let js_shared = config
             .symbolication
             .js_artifacts
             .as_ref()
-            .map(sourcemaps)
+            .map(|dir| sourcemaps(Some(dir), None))
             .transpose()?;
         let mut per_project = HashMap::new();
-        for project in config
-            .projects
-            .iter()
-            .filter(|p| !p.native_symbols.is_empty() || !p.http_sources.is_empty())
-        {
+        for project in config.projects.iter().filter(|p| {
+            !p.native_symbols.is_empty() || !p.http_sources.is_empty() || p.organization.is_some()
+        }) {
             let dirs: Vec<&PathBuf> = project.native_symbols.iter().chain(global).collect();
-            per_project.insert(project.id, store(&dirs)?);
+            let store = store(&dirs)?;
+            if project.organization.is_some() {
+                load_uploaded_debug_files(&store, &debug_files_dir(&uploads, project.id));
+            }
+            per_project.insert(project.id, store);
         }
         Ok(ProjectSymbolStores {
             per_project,
@@ -98,6 +119,19 @@ impl ProjectSymbolStores {
             max_event_frames: config.processing.normalize.max_frames,
             max_minidump_size: config.limits.max_attachment_size,
         })
+    }
+
+    /// The stores the upload API adds files to: those of the projects of an organization.
+    pub fn upload_targets(&self) -> UploadTargets {
+        UploadTargets {
+            native: self.per_project.clone(),
+            js: self
+                .js_per_project
+                .iter()
+                .filter(|(_, store)| store.uploads_dir().is_some())
+                .map(|(id, store)| (*id, store.clone()))
+                .collect(),
+        }
     }
 
     /// The native symbol store used for `project_id`'s crashes.
@@ -153,6 +187,57 @@ impl ProjectSymbolStores {
     /// The largest minidump unpacked (`limits.max_attachment_size`).
     pub fn max_minidump_size(&self) -> usize {
         self.max_minidump_size
+    }
+}
+
+/// Indexes the debug files uploaded before this start (`<dir>/<sha1>/<name>`).
+fn load_uploaded_debug_files(store: &SymbolStore, dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let Ok(files) = std::fs::read_dir(entry.path()) else {
+            continue;
+        };
+        for file in files.filter_map(Result::ok) {
+            store.uploads().add_files(identify(&file.path()));
+        }
+    }
+}
+
+/// The projects' stores that uploaded files go to, so that the next event uses them.
+#[derive(Clone, Default)]
+pub struct UploadTargets {
+    native: HashMap<u64, Arc<SymbolStore>>,
+    js: HashMap<u64, Arc<SourceMapStore>>,
+}
+
+impl UploadTargets {
+    /// Indexes the uploaded debug file at `path` in the project's store and drops what the
+    /// store remembers about modules with its ids (a miss, or lesser symbols); returns the
+    /// objects found.
+    pub fn add_debug_file(&self, project_id: u64, path: &std::path::Path) -> usize {
+        let Some(store) = self.native.get(&project_id) else {
+            return 0;
+        };
+        let files = identify(path);
+        let count = files.len();
+        for file in &files {
+            store.forget_ids(Some(file.debug_id), file.code_id.as_ref());
+        }
+        store.uploads().add_files(files.clone());
+        // Forgotten again after adding: a lookup between the two may have loaded without it.
+        for file in &files {
+            store.forget_ids(Some(file.debug_id), file.code_id.as_ref());
+        }
+        count
+    }
+
+    /// Makes the project's next JavaScript lookup see newly stored bundles.
+    pub fn bundles_changed(&self, project_id: u64) {
+        if let Some(store) = self.js.get(&project_id) {
+            store.refresh_index();
+        }
     }
 }
 

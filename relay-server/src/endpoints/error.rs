@@ -20,6 +20,15 @@ pub enum ApiError {
     /// Credentials are missing or refused; 401 or 403.
     #[error(transparent)]
     Access(#[from] AccessError),
+    /// An upload request without a valid upload token; 401.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// An upload token used outside its organization; 403.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The upload storage is full (`uploads.max_disk_bytes`); 507.
+    #[error("{0}")]
+    InsufficientStorage(String),
     /// No endpoint takes the request's method and path; 404.
     #[error("{0}")]
     NotFound(String),
@@ -131,6 +140,9 @@ impl ResponseError for ApiError {
             }
             ApiError::Access(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,

@@ -8,6 +8,7 @@
 //! | `POST /api/{project_id}/security/` | [`security`] |
 //! | `GET /healthz/{live,ready}`, `GET /api/relay/healthcheck/{live,ready}/` | [`health`] |
 //! | `GET /metrics` | [`metrics`] |
+//! | `/api/0/…` (sentry-cli's upload API) | [`uploads`] |
 //!
 //! Every intake route also answers CORS preflights and carries CORS headers ([`cors`]).
 
@@ -24,6 +25,7 @@ mod minidump;
 mod quotas;
 mod security;
 mod store;
+mod uploads;
 
 use actix_web::dev::{Service, ServiceResponse};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -67,7 +69,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(minidump::configure)
             .configure(security::configure)
             .configure(health::configure)
-            .configure(metrics::configure),
+            .configure(metrics::configure)
+            .configure(uploads::configure),
     );
 }
 
