@@ -146,13 +146,15 @@ if [[ "$(cat "$VENV/.relay-requirements.sha256" 2>/dev/null || true)" != "$py_st
 fi
 
 # ---------------------------------------------------------------------------------------------
-# 4. Node deps for the @sentry/node client (npm ci when missing or the lock changed).
+# 4. Node deps: @sentry/node, esbuild and @sentry/cli (npm ci when missing or the lock
+#    changed). sentry-cli's binary is the npm optional package @sentry/cli-linux-x64; its
+#    postinstall would fall back to a download from Sentry's CDN, which CI must not need.
 # ---------------------------------------------------------------------------------------------
 NODE_DIR="$REPO_ROOT/tests/node"
 node_stamp="$( (cat "$NODE_DIR/package-lock.json"; node --version) | sha256sum | cut -d' ' -f1)"
 if [[ "$(cat "$NODE_DIR/node_modules/.relay-lock.sha256" 2>/dev/null || true)" != "$node_stamp" ]]; then
   log "npm ci (tests/node)"
-  (cd "$NODE_DIR" && npm ci --no-audit --no-fund --loglevel=error)
+  (cd "$NODE_DIR" && SENTRYCLI_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
   echo "$node_stamp" >"$NODE_DIR/node_modules/.relay-lock.sha256"
 fi
 

@@ -758,3 +758,80 @@ def which(name: str) -> str:
     p = shutil.which(name)
     assert p, f"{name} not found on PATH"
     return p
+
+
+# ----------------------------------------------------------------------------------------------
+# sentry-cli and the upload API (docs/uploads.md)
+# ----------------------------------------------------------------------------------------------
+
+# npm @sentry/cli (tests/node/package.json); its binary comes from the npm optional package
+# @sentry/cli-linux-x64, so nothing but npm is needed to install it.
+SENTRY_CLI = REPO_ROOT / "tests" / "node" / "node_modules" / ".bin" / "sentry-cli"
+UPLOAD_ORG_ID = 7
+UPLOAD_ORG = "acme"
+UPLOAD_PROJECT = "web"
+UPLOAD_TOKEN = "e2e-upload-token-acme-0123456789abcdef0123"
+
+
+def upload_project_fields(org_id: int = UPLOAD_ORG_ID, slug: str = UPLOAD_PROJECT) -> str:
+    """YAML lines for the e2e project (they continue `projects[0]`): its slug and org."""
+    return f"    slug: {slug}\n    organization: {org_id}\n"
+
+
+def upload_sections(org_id: int = UPLOAD_ORG_ID, org_slug: str = UPLOAD_ORG,
+                    tokens: Iterable[str] = (UPLOAD_TOKEN,),
+                    uploads: dict[str, int] | None = None,
+                    other_orgs: Iterable[tuple[int, str, str]] = ()) -> str:
+    """Top-level YAML: `organizations` (ours, then `other_orgs` as (id, slug, token)) and an
+    optional `uploads` section (e.g. {"max_file_bytes": 600000})."""
+    out = "organizations:\n"
+    out += (f"  - id: {org_id}\n    slug: {org_slug}\n"
+            f"    upload_tokens: {json.dumps(list(tokens))}\n")
+    for oid, slug, token in other_orgs:
+        out += f"  - id: {oid}\n    slug: {slug}\n    upload_tokens: {json.dumps([token])}\n"
+    if uploads:
+        out += "uploads:\n" + "".join(f"  {k}: {v}\n" for k, v in uploads.items())
+    return out
+
+
+def upload_config(**sections) -> str:
+    """`extra_config` for `Relay`: the e2e project (id 42, key PUBLIC_KEY) in organization
+    `acme` (slug `web`) with UPLOAD_TOKEN; keyword arguments go to `upload_sections`. Other
+    project fields (`js_artifacts`, ...) must come before this text, top-level sections after."""
+    return upload_project_fields() + upload_sections(**sections)
+
+
+def sentry_cli(relay: Relay, *args: str, token: str = UPLOAD_TOKEN, org: str = UPLOAD_ORG,
+               project: str = UPLOAD_PROJECT, cwd: Path | None = None, check: bool = True,
+               timeout: float = 120) -> subprocess.CompletedProcess:
+    """Runs the npm sentry-cli against `relay` (SENTRY_URL, SENTRY_AUTH_TOKEN, SENTRY_ORG,
+    SENTRY_PROJECT), with `--log-level=info` so failures show the calls. `check`: assert
+    exit 0, with both outputs in the message."""
+    if not SENTRY_CLI.exists():
+        raise AssertionError(f"{SENTRY_CLI} is missing: run scripts/test.sh (npm ci)")
+    env = {
+        **os.environ,
+        "SENTRY_URL": relay.base,
+        "SENTRY_AUTH_TOKEN": token,
+        "SENTRY_ORG": org,
+        "SENTRY_PROJECT": project,
+        # no update checks, no telemetry: nothing but the relay is asked
+        "SENTRY_DISABLE_UPDATE_CHECK": "1",
+        "SENTRYCLI_SKIP_DOWNLOAD": "1",
+    }
+    r = subprocess.run([str(SENTRY_CLI), "--log-level=info", *args], capture_output=True,
+                       text=True, timeout=timeout, env=env, cwd=cwd, stdin=subprocess.DEVNULL)
+    if check:
+        assert r.returncode == 0, (f"sentry-cli {' '.join(args)} failed ({r.returncode})\n"
+                                   f"stdout:\n{r.stdout}\nstderr:\n{r.stderr}\n"
+                                   f"relay log:\n{relay.log()}")
+    return r
+
+
+def upload_api(relay: Relay, method: str, path: str, token: str | None = UPLOAD_TOKEN,
+               **kwargs) -> requests.Response:
+    """A request to the upload API (`/api/0/...`) with `Authorization: Bearer <token>`."""
+    headers = dict(kwargs.pop("headers", {}) or {})
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    return requests.request(method, relay.url(path), headers=headers, timeout=30, **kwargs)
