@@ -5,7 +5,7 @@
 use bytes::Bytes;
 
 use super::{is_checksum, sha1_hex, UploadError, CHUNK_SIZE, MAX_CHUNKS_PER_REQUEST};
-use crate::decode::{decode_bounded, ContentEncoding, DecodeError};
+use crate::decode::{decode_bounded_metered, ContentEncoding, DecodeError};
 
 /// One received chunk, its SHA-1 checked.
 #[derive(Debug, PartialEq, Eq)]
@@ -19,8 +19,13 @@ pub struct Chunk {
 /// Splits a chunk upload body (the boundary from its content type) into checked chunks.
 /// Any part that is not a chunk, too many parts, a chunk over [`CHUNK_SIZE`] or a chunk whose
 /// bytes do not have its name's SHA-1 refuses the whole request, so nothing of a corrupt
-/// upload is kept.
-pub fn parse_chunk_form(body: Bytes, boundary: String) -> Result<Vec<Chunk>, UploadError> {
+/// upload is kept. `reserve(n)` is asked before the decoded chunks take `n` more bytes of
+/// memory (the caller's in-flight budget); `false` refuses with [`UploadError::OverBudget`].
+pub fn parse_chunk_form(
+    body: Bytes,
+    boundary: String,
+    reserve: &mut dyn FnMut(usize) -> bool,
+) -> Result<Vec<Chunk>, UploadError> {
     // The body is ready at once, so the parser never waits and `block_on` never blocks.
     let stream = futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(body) });
     let mut form = multer::Multipart::new(stream, boundary);
@@ -56,7 +61,7 @@ pub fn parse_chunk_form(body: Bytes, boundary: String) -> Result<Vec<Chunk>, Upl
                 }
                 raw.extend_from_slice(&piece);
             }
-            chunks.push(check_chunk(name, encoding, &raw)?);
+            chunks.push(check_chunk(name, encoding, &raw, reserve)?);
         }
         if chunks.is_empty() {
             return Err(UploadError::BadRequest("the form holds no chunk".into()));
@@ -70,9 +75,12 @@ fn check_chunk(
     checksum: String,
     encoding: ContentEncoding,
     raw: &[u8],
+    reserve: &mut dyn FnMut(usize) -> bool,
 ) -> Result<Chunk, UploadError> {
-    let data = decode_bounded(encoding, raw, CHUNK_SIZE).map_err(|error| match error {
+    let decoded = decode_bounded_metered(encoding, raw, CHUNK_SIZE, reserve);
+    let data = decoded.map_err(|error| match error {
         DecodeError::TooLarge { .. } => too_large_chunk(),
+        DecodeError::OverBudget => UploadError::OverBudget,
         other => UploadError::BadRequest(format!("chunk {checksum}: {other}")),
     })?;
     let actual = sha1_hex(&data);
@@ -134,7 +142,7 @@ mod tests {
             ("file", &sha1_hex(a), a),
             ("file_gzip", &sha1_hex(&b).to_uppercase(), &gzip(&b)),
         ]);
-        let chunks = parse_chunk_form(body, "XyZ".into()).unwrap();
+        let chunks = parse_chunk_form(body, "XyZ".into(), &mut |_| true).unwrap();
         assert_eq!(chunks.len(), 2);
         assert_eq!(chunks[0].data, a);
         assert_eq!(chunks[1].data, b);
@@ -149,7 +157,7 @@ mod tests {
             ("file", &sha1_hex(good), good),
             ("file", &named, b"tampered"),
         ]);
-        let error = parse_chunk_form(body, "XyZ".into()).unwrap_err();
+        let error = parse_chunk_form(body, "XyZ".into(), &mut |_| true).unwrap_err();
         assert!(
             matches!(&error, UploadError::ChecksumMismatch { expected, .. } if *expected == named),
             "{error}"
@@ -160,22 +168,41 @@ mod tests {
     #[test]
     fn bounds_and_names_are_enforced() {
         let bomb = gzip(&vec![0u8; CHUNK_SIZE + 1]);
-        let error = parse_chunk_form(form(&[("file_gzip", &sha1_hex(b"x"), &bomb)]), "XyZ".into())
-            .unwrap_err();
+        let error = parse_chunk_form(
+            form(&[("file_gzip", &sha1_hex(b"x"), &bomb)]),
+            "XyZ".into(),
+            &mut |_| true,
+        )
+        .unwrap_err();
         assert!(matches!(error, UploadError::TooLarge(_)), "{error}");
 
         let name = sha1_hex(b"x");
         let many: Vec<(&str, &str, &[u8])> = (0..=MAX_CHUNKS_PER_REQUEST)
             .map(|_| ("file", name.as_str(), b"x".as_slice()))
             .collect();
-        let error = parse_chunk_form(form(&many), "XyZ".into()).unwrap_err();
+        let error = parse_chunk_form(form(&many), "XyZ".into(), &mut |_| true).unwrap_err();
         assert!(matches!(error, UploadError::TooLarge(_)), "{error}");
 
         for (field, filename) in [("other", name.as_str()), ("file", "../../etc/passwd")] {
             let error =
-                parse_chunk_form(form(&[(field, filename, b"x")]), "XyZ".into()).unwrap_err();
+                parse_chunk_form(form(&[(field, filename, b"x")]), "XyZ".into(), &mut |_| {
+                    true
+                })
+                .unwrap_err();
             assert!(matches!(error, UploadError::BadRequest(_)), "{error}");
         }
-        assert!(parse_chunk_form(form(&[]), "XyZ".into()).is_err());
+        assert!(parse_chunk_form(form(&[]), "XyZ".into(), &mut |_| true).is_err());
+
+        // the caller's budget refuses the decoded bytes
+        let data = vec![1u8; 4096];
+        let body = form(&[("file_gzip", &sha1_hex(&data), &gzip(&data))]);
+        let mut room = 1000;
+        let mut reserve = |n: usize| {
+            let fits = n <= room;
+            room = room.saturating_sub(n);
+            fits
+        };
+        let error = parse_chunk_form(body, "XyZ".into(), &mut reserve).unwrap_err();
+        assert_eq!(error, UploadError::OverBudget);
     }
 }

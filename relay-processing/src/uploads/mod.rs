@@ -24,8 +24,9 @@ use crate::symbolicate::sources::{identify, DebugFile};
 
 /// The largest chunk, uncompressed, in bytes (announced to clients as `chunkSize`).
 pub const CHUNK_SIZE: usize = 8 * 1024 * 1024;
-/// Chunks in one upload request at most (announced as `chunksPerRequest`).
-pub const MAX_CHUNKS_PER_REQUEST: usize = 64;
+/// Chunks in one upload request at most (announced as `chunksPerRequest`): at most 64 MiB
+/// of decoded chunks held by one request.
+pub const MAX_CHUNKS_PER_REQUEST: usize = 8;
 /// The largest chunk upload request body, in bytes (announced as `maxRequestSize`).
 pub const MAX_REQUEST_BYTES: usize = 32 * 1024 * 1024;
 
@@ -38,6 +39,9 @@ pub enum UploadError {
     /// A size or count bound was passed.
     #[error("{0}")]
     TooLarge(String),
+    /// The caller's in-flight byte budget has no room for the decoded chunks now.
+    #[error("the relay holds too many upload bytes; retry later")]
+    OverBudget,
     /// Bytes do not have the SHA-1 they are named by.
     #[error("{what} {expected} has SHA-1 {actual}: the data is corrupt")]
     ChecksumMismatch {

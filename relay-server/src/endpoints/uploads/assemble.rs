@@ -30,7 +30,8 @@ pub async fn debug_files(
     let uploads = uploads(&req)?;
     let (org, project) = path.into_inner();
     let (_, project_id) = uploads.authorize_project(&org, &project, authorization(&req))?;
-    let body = read_body(payload, MAX_ASSEMBLE_BODY, uploads.body_timeout()).await?;
+    let (body, _charge) =
+        read_body(&req, payload, MAX_ASSEMBLE_BODY, uploads.body_timeout()).await?;
     let answer = blocking(move || {
         let files = parse_dif_assemble(&body, uploads.storage().max_chunks_per_file())?;
         let mut answer = Map::new();
@@ -116,7 +117,8 @@ pub async fn artifact_bundle(
 ) -> Result<HttpResponse, ApiError> {
     let uploads = uploads(&req)?;
     let org = uploads.authorize(&org, authorization(&req))?;
-    let body = read_body(payload, MAX_ASSEMBLE_BODY, uploads.body_timeout()).await?;
+    let (body, _charge) =
+        read_body(&req, payload, MAX_ASSEMBLE_BODY, uploads.body_timeout()).await?;
     let bundle = parse_bundle_assemble(&body, uploads.storage().max_chunks_per_file())?;
     if bundle.projects.is_empty() {
         return Err(ApiError::BadRequest(

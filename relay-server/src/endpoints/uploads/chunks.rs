@@ -56,9 +56,12 @@ pub async fn upload(
         .and_then(|v| v.to_str().ok());
     let boundary = multipart_boundary(content_type)?
         .ok_or_else(|| ApiError::BadRequest("chunks are sent as multipart/form-data".into()))?;
-    let body = read_body(payload, MAX_REQUEST_BYTES, uploads.body_timeout()).await?;
+    let (body, mut charge) =
+        read_body(&req, payload, MAX_REQUEST_BYTES, uploads.body_timeout()).await?;
     let stored = blocking(move || {
-        let chunks = parse_chunk_form(body, boundary)?;
+        // The decoded chunks are held in the budget too, until they are written.
+        let mut reserve = |bytes| charge.as_mut().is_none_or(|c| c.try_grow(bytes).is_ok());
+        let chunks = parse_chunk_form(body, boundary, &mut reserve)?;
         uploads.storage().save_chunks(&chunks)?;
         Ok(chunks.len())
     })

@@ -25,7 +25,9 @@ use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use relay_processing::uploads::UploadError;
 
+use super::budget::{Charge, CHUNK_WAIT, RETRY_AFTER_SECS};
 use super::error::ApiError;
+use crate::state::ServiceState;
 use crate::uploads::{AuthError, StorageError, Uploads};
 
 /// Registers the upload routes.
@@ -70,12 +72,18 @@ fn authorization(req: &HttpRequest) -> Option<&str> {
         .and_then(|value| value.to_str().ok())
 }
 
-/// The body, refused past `limit` bytes or when it takes longer than `timeout`.
+/// The body, refused past `limit` bytes or when it takes longer than `timeout`. Its bytes
+/// are held in the intake's in-flight budget (`limits.max_inflight_bytes`) as they arrive,
+/// until the returned charge is dropped.
 async fn read_body(
+    req: &HttpRequest,
     mut payload: web::Payload,
     limit: usize,
     timeout: Duration,
-) -> Result<Bytes, ApiError> {
+) -> Result<(Bytes, Option<Charge>), ApiError> {
+    let mut charge = req
+        .app_data::<web::Data<ServiceState>>()
+        .map(|state| state.budget.charge());
     let read = async {
         let mut body = BytesMut::new();
         while let Some(piece) = payload.next().await {
@@ -86,13 +94,17 @@ async fn read_body(
                     "the body is larger than {limit} bytes"
                 )));
             }
+            if let Some(charge) = charge.as_mut() {
+                charge.grow(piece.len(), CHUNK_WAIT).await?;
+            }
             body.extend_from_slice(&piece);
         }
         Ok(body.freeze())
     };
-    tokio::time::timeout(timeout, read)
-        .await
-        .map_err(|_| ApiError::BodyTimeout(format!("the body did not arrive within {timeout:?}")))?
+    let body = tokio::time::timeout(timeout, read).await.map_err(|_| {
+        ApiError::BodyTimeout(format!("the body did not arrive within {timeout:?}"))
+    })??;
+    Ok((body, charge))
 }
 
 /// Runs disk work on the blocking pool.
@@ -121,6 +133,10 @@ impl From<UploadError> for ApiError {
     fn from(error: UploadError) -> Self {
         match error {
             UploadError::TooLarge(detail) => ApiError::TooLarge(detail),
+            UploadError::OverBudget => ApiError::Overloaded {
+                detail: error.to_string(),
+                retry_after_secs: RETRY_AFTER_SECS,
+            },
             other => ApiError::BadRequest(other.to_string()),
         }
     }
