@@ -165,6 +165,29 @@ def structured_seeds() -> None:
         write("event_structured", f"sha256-chain-{index}", data)
 
 
+def upload_seeds() -> None:
+    # Chunk forms as sentry-cli sends them (gzip'd `file_gzip` parts named by their SHA-1, and a
+    # plain `file` part), then the assemble requests it sends (the names and ids of the fixtures).
+    boundary = "------------------------z0rWLzYBsqBx3Xt1DpWusa"
+    parts = []
+    for name in ("linux-x86_64/symbols/crash/C0BCC3F19827FE653058404B2831D9E60/crash.sym",
+                 "rust-minidump/symbols/test_app.pdb/5A9832E5287241C1838ED98914E9B7FF1/test_app.sym"):
+        data = (FIXTURES / "native" / name).read_bytes()[:64 * 1024]
+        parts.append(("file_gzip", hashlib.sha1(data).hexdigest(), gzip.compress(data, mtime=0)))
+    parts.append(("file", hashlib.sha1(b"plain chunk").hexdigest(), b"plain chunk"))
+    for index in range(len(parts)):
+        body = form(boundary, parts[:index + 1])
+        write("upload", f"chunk-form-{index + 1}", boundary.encode() + b"\0" + body)
+    sha1 = hashlib.sha1(b"plain chunk").hexdigest()
+    difs = {sha1: {"name": "crash.debug", "debug_id": "c0bcc3f1-9827-fe65-3058-404b2831d9e6",
+                   "chunks": [sha1]}}
+    write("upload", "difs-assemble", json.dumps(difs, separators=(",", ":")).encode())
+    bundle = {"checksum": sha1, "chunks": [sha1], "projects": ["web"]}
+    write("upload", "bundle-assemble", json.dumps(bundle, separators=(",", ":")).encode())
+    bundle.update(version="app@1.2.3", dist="d1")
+    write("upload", "bundle-assemble-release", json.dumps(bundle, separators=(",", ":")).encode())
+
+
 def main() -> None:
     if SEEDS.exists():
         shutil.rmtree(SEEDS)
@@ -173,6 +196,7 @@ def main() -> None:
     sourcemap_seeds()
     security_seeds()
     structured_seeds()
+    upload_seeds()
     for folder in sorted(SEEDS.iterdir()):
         files = list(folder.iterdir())
         print(f"{folder.name}: {len(files)} seeds, {sum(f.stat().st_size for f in files)} bytes")

@@ -56,6 +56,7 @@ fn every_target_has_a_replay_test() {
         "sourcemap",
         "breakpad",
         "minidump",
+        "upload",
     ];
     let names: Vec<&str> = TARGETS.iter().map(|(n, _)| *n).collect();
     assert_eq!(names, tested);
@@ -78,5 +79,6 @@ replay_tests!(
     event_structured,
     sourcemap,
     breakpad,
-    minidump
+    minidump,
+    upload
 );

@@ -13,6 +13,7 @@ mod event;
 mod intake;
 mod minidump;
 mod sourcemap;
+mod upload;
 
 use std::path::{Path, PathBuf};
 
@@ -21,13 +22,14 @@ pub use self::event::{event, event_structured};
 pub use self::intake::{envelope, intake, multipart};
 pub use self::minidump::minidump;
 pub use self::sourcemap::sourcemap;
+pub use self::upload::upload;
 
 /// A fuzz target's entry point.
 pub type Target = fn(&[u8]);
 
 /// The target names, as `cargo fuzz list` prints them and as the folders of `fuzz/seeds/` and
 /// `fuzz/regressions/` are named, with their entry points.
-pub const TARGETS: [(&str, Target); 8] = [
+pub const TARGETS: [(&str, Target); 9] = [
     ("envelope", envelope),
     ("intake", intake),
     ("multipart", multipart),
@@ -36,6 +38,7 @@ pub const TARGETS: [(&str, Target); 8] = [
     ("sourcemap", sourcemap),
     ("breakpad", breakpad),
     ("minidump", minidump),
+    ("upload", upload),
 ];
 
 /// The repository's fixtures (`tests/fixtures`): the minidump target walks with their symbols.

@@ -150,6 +150,20 @@ mod tests {
     }
 
     #[test]
+    fn the_fuzz_seeds_are_accepted_forms() {
+        // fuzz/seeds/upload/chunk-form-3: boundary, NUL, a form as sentry-cli sends it.
+        let seed = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../fuzz/seeds/upload/chunk-form-3");
+        let data = std::fs::read(seed).unwrap();
+        let at = data.iter().position(|&b| b == 0).unwrap();
+        let boundary = String::from_utf8(data[..at].to_vec()).unwrap();
+        let body = Bytes::copy_from_slice(&data[at + 1..]);
+        let chunks = parse_chunk_form(body, boundary, &mut |_| true).unwrap();
+        assert_eq!(chunks.len(), 3);
+        assert_eq!(chunks[2].data, b"plain chunk");
+    }
+
+    #[test]
     fn a_corrupt_chunk_refuses_the_request() {
         let good = b"good".as_slice();
         let named = sha1_hex(b"what it should have been");
