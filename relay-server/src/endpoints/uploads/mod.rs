@@ -154,3 +154,6 @@ impl From<StorageError> for ApiError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
