@@ -3,9 +3,9 @@ loads a page from ANOTHER origin (a test HTTP server on its own port of 127.0.0.
 listens on a second port, so every request to it is cross-origin).
 
 The page runs @sentry/browser 11.12.0 (npm, tests/node) bundled and minified by esbuild with
-the app in tests/clients/browser/src. The bundle's source map reaches the relay through
-`provide_sourcemaps` (the project's `js_artifacts` directory, laid out by URL, see
-docs/symbolication-js.md).
+the app in tests/clients/browser/src. `provide_sourcemaps` runs the real sentry-cli
+(npm @sentry/cli): `sourcemaps inject`, then `sourcemaps upload` through the relay's upload API
+(docs/uploads.md); no artifact directory is configured, and the frames are matched by debug id.
 
 - The captured error comes out of Kafka resolved: original functions, file and lines (the
   column is checked by the source text it points at), and the browser console shows no CORS
@@ -48,7 +48,9 @@ from e2e_lib import (
     exception_values,
     free_port,
     one_event,
-    which,
+    sentry_cli,
+    upload_project_fields,
+    upload_sections,
 )
 
 NODE_DIR = REPO_ROOT / "tests" / "node"
@@ -69,21 +71,18 @@ ORDERS = ['{"quantity": 2, "price": 5}', '{"quantity": -3}']
 
 
 @pytest.fixture(scope="module")
-def artifacts_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("js-artifacts")
-
-
-@pytest.fixture(scope="module")
-def relay_module(tansu, tmp_path_factory, artifacts_dir):
-    """Project 42 with a JavaScript artifact directory; project 43 refuses every error."""
+def relay_module(tansu, tmp_path_factory):
+    """Project 42 (slug `web` of organization `acme`, which takes sentry-cli uploads; no
+    artifact directory configured); project 43 refuses every error."""
     extra = (
-        f"    js_artifacts: {json.dumps(str(artifacts_dir))}\n"
-        f"  - id: {QUOTA_PROJECT}\n"
+        upload_project_fields()
+        + f"  - id: {QUOTA_PROJECT}\n"
         f'    keys: ["{QUOTA_KEY}"]\n'
         "    quotas:\n"
         "      - { id: no-errors, categories: [error], scope: project, limit: 0, window: 60,"
         " reason: e2e_quota }\n"
-        "outcomes:\n"
+        + upload_sections()
+        + "outcomes:\n"
         "  flush_interval_secs: 1\n"
     )
     relay = Relay(tmp_path_factory.mktemp("relay-browser"), tansu.bootstrap,
@@ -133,15 +132,20 @@ def bundle(site_dir) -> dict:
             "map": dist / "app.min.js.map"}
 
 
-def provide_sourcemaps(bundle: dict, artifacts_dir: Path) -> None:
-    """Gives the relay the minified file and its map: copied into the project's artifact
-    directory under `~/dist/` (the path of their URL on any host, as sentry-cli names them).
-
-    The one place to change when the relay takes `sentry-cli sourcemaps upload`."""
-    target = artifacts_dir / "~" / "dist"
-    target.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(bundle["minified"], target / "app.min.js")
-    shutil.copyfile(bundle["map"], target / "app.min.js.map")
+def provide_sourcemaps(relay: Relay, bundle: dict) -> str:
+    """Gives the relay the minified file and its map the way a build pipeline does:
+    `sentry-cli sourcemaps inject` (a debug id into the bundle, its snippet that tells the SDK,
+    and the map) then `sentry-cli sourcemaps upload` (an artifact bundle through the upload
+    API). Returns the debug id."""
+    sentry_cli(relay, "sourcemaps", "inject", str(bundle["dist"]))
+    text = bundle["minified"].read_text()
+    debug_id = text.rsplit("//# debugId=", 1)[-1].strip()
+    assert len(debug_id) == 36 and "_sentryDebugIds" in text, text[-300:]
+    source_map = json.loads(bundle["map"].read_text())
+    assert debug_id in (source_map.get("debug_id"), source_map.get("debugId")), source_map.keys()
+    r = sentry_cli(relay, "sourcemaps", "upload", "--url-prefix", "~/dist", str(bundle["dist"]))
+    assert f"debug id {debug_id}" in r.stdout, r.stdout
+    return debug_id
 
 
 # ----------------------------------------------------------------------------------------------
@@ -332,9 +336,8 @@ def source_line_of(path: Path, needle: str) -> int:
     return hits[0]
 
 
-def test_browser_error_arrives_resolved_without_cors_errors(relay, kafka, tab, site, bundle,
-                                                           artifacts_dir):
-    provide_sourcemaps(bundle, artifacts_dir)
+def test_browser_error_arrives_resolved_without_cors_errors(relay, kafka, tab, site, bundle):
+    debug_id = provide_sourcemaps(relay, bundle)
     release = f"browser-e2e@{uuid.uuid4().hex[:8]}"
     open_app(tab, site, relay.dsn, release)
     sent = tab.page.evaluate("items => window.e2e.processOrders(items)", ORDERS)
@@ -356,6 +359,10 @@ def test_browser_error_arrives_resolved_without_cors_errors(relay, kafka, tab, s
 
     minified_url = f"{site.origin}/dist/app.min.js"
     browser_stack = set(parse_chrome_stack(sent["stack"], minified_url))
+    # The SDK found the injected id and sent it for the bundle's URL.
+    images = (ev.get("debug_meta") or {}).get("images") or []
+    assert {"type": "sourcemap", "code_file": minified_url, "debug_id": debug_id} in images, \
+        images
     orders = APP_DIR / "src" / "orders.js"
     expected = [  # outermost first, as in the event: (function, line, the text at the column)
         ("processBatch", source_line_of(orders, "results.push(parseOrder(item))"), "parseOrder"),
@@ -373,6 +380,7 @@ def test_browser_error_arrives_resolved_without_cors_errors(relay, kafka, tab, s
         assert lines[line - 1][f["colno"] - 1:].startswith(text_at_column), ctx
         assert f.get("context_line") == lines[line - 1], ctx
         assert data.get("sourcemap_status") == "symbolicated", ctx
+        assert data.get("resolved_with") == "debug_id", ctx
         # the minified position is kept, as the browser's own stack trace gave it
         assert data.get("raw_filename") == minified_url, ctx
         assert (f.get("raw_function"), data.get("raw_lineno"), data.get("raw_colno")) in \
