@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::IpFilterList;
+
 /// Size limits. A request over a limit is answered 413.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -32,6 +34,11 @@ pub struct Limits {
     /// Seconds a request body may take to arrive, from the handler's start; a slower body is
     /// answered 408. Defaults to 30.
     pub body_timeout_secs: u64,
+    /// Peers whose `X-Forwarded-For` names the client (edge relays, load balancers):
+    /// addresses and CIDR ranges. A request from one of them counts against the address it
+    /// forwards for (per-IP limits, IP filters, `{{auto}}` user addresses); from any other
+    /// peer the header is ignored. Defaults to none.
+    pub trusted_proxies: IpFilterList,
 }
 
 /// A mebibyte, for byte-sized defaults.
@@ -49,6 +56,7 @@ impl Default for Limits {
             max_concurrent_requests_per_ip: 256,
             max_inflight_bytes: 256 * MIB,
             body_timeout_secs: 30,
+            trusted_proxies: IpFilterList::default(),
         }
     }
 }

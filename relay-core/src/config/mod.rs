@@ -13,7 +13,8 @@
 //! - `processing`: [`ProcessingConfig`] ([`NormalizeConfig`], [`AggregatorConfig`]);
 //! - `redis`: [`RedisConfig`] (quotas shared by a fleet of relays);
 //! - `organizations`: [`OrganizationConfig`] with its [`UploadToken`]s; `uploads`:
-//!   [`UploadsConfig`] (the upload API, `docs/uploads.md`).
+//!   [`UploadsConfig`] (the upload API, `docs/uploads.md`);
+//! - `upstream`: [`UpstreamConfig`] (forward mode, instead of Kafka).
 //!
 //! The processing library's settings (filters, PII, normalization, aggregation) are typed
 //! here too, so the file is parsed once and their errors name the key like any other.
@@ -30,6 +31,7 @@ mod projects;
 mod redis;
 mod spool;
 mod symbolication;
+mod upstream;
 
 use std::path::PathBuf;
 
@@ -52,6 +54,7 @@ pub use redis::{RedisConfig, RedisUrl};
 pub use spool::{FsyncPolicy, SpoolConfig};
 use symbolication::validate_http_source;
 pub use symbolication::{HttpSymbolSource, SymbolServerLayout, SymbolicationConfig};
+pub use upstream::{UpstreamCompression, UpstreamConfig, UpstreamProcessing};
 
 /// A configuration value that is well-formed YAML but not acceptable.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -106,6 +109,9 @@ pub struct Config {
     pub organizations: Vec<OrganizationConfig>,
     /// Bounds of uploaded debug files and artifact bundles.
     pub uploads: UploadsConfig,
+    /// Forward mode: spooled envelopes go to this upstream over HTTP instead of to Kafka.
+    /// Absent (the default): the relay publishes to Kafka.
+    pub upstream: Option<UpstreamConfig>,
 }
 
 impl Default for Config {
@@ -125,6 +131,7 @@ impl Default for Config {
             instance_id: None,
             organizations: Vec::new(),
             uploads: UploadsConfig::default(),
+            upstream: None,
         }
     }
 }
@@ -149,6 +156,7 @@ impl Config {
             ));
         }
         self.kafka.validate()?;
+        self.validate_upstream()?;
         validate_projects(&self.projects)?;
         validate_organizations(&self.organizations, &self.projects)?;
         self.uploads.validate()?;
@@ -210,6 +218,28 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// Forward mode excludes Kafka: an edge relay publishes nothing, so a `kafka` section
+    /// beside `upstream` is a mistake to name rather than to ignore.
+    fn validate_upstream(&self) -> Result<(), ConfigError> {
+        let Some(upstream) = &self.upstream else {
+            return Ok(());
+        };
+        upstream.validate()?;
+        if self.kafka != KafkaConfig::default() {
+            return Err(ConfigError::new(
+                "kafka",
+                "must not be configured together with upstream: a relay in forward mode \
+                 sends to its upstream and publishes nothing to Kafka",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether the relay forwards to an upstream instead of publishing to Kafka.
+    pub fn forwards(&self) -> bool {
+        self.upstream.is_some()
     }
 
     /// The HTTP symbol sources, global ones first, then the symbolication section's values.
@@ -331,6 +361,52 @@ mod tests {
             "filters": {"client_ips": ["localhost"]}}]})));
         assert!(bad(serde_json::json!({"projects": [{"id": 1, "keys": [],
             "filters": {"error_messages": ["a["]}}]})));
+    }
+
+    #[test]
+    fn upstream_excludes_kafka_and_checks_its_url() {
+        let forward = |value: serde_json::Value| -> Result<Config, String> {
+            let config: Config = serde_json::from_value(value).map_err(|e| e.to_string())?;
+            config.validate().map_err(|e| e.key)?;
+            Ok(config)
+        };
+        let config =
+            forward(serde_json::json!({"upstream": {"url": "http://core:3000/"}})).unwrap();
+        let upstream = config.upstream.as_ref().unwrap();
+        assert_eq!(upstream.base_url(), "http://core:3000");
+        assert_eq!(upstream.max_concurrent, 16);
+        assert_eq!(upstream.process, UpstreamProcessing::None);
+        assert!(config.forwards());
+        assert!(!Config::default().forwards());
+
+        let both = serde_json::json!({"upstream": {"url": "http://core:3000"},
+            "kafka": {"brokers": "127.0.0.1:9092"}});
+        assert_eq!(forward(both).unwrap_err(), "kafka");
+        for url in [
+            "",
+            "core:3000",
+            "ftp://core",
+            "http://",
+            "https:///x",
+            "http://a/?b",
+        ] {
+            let bad = serde_json::json!({"upstream": {"url": url}});
+            assert_eq!(forward(bad).unwrap_err(), "upstream.url", "{url:?}");
+        }
+        let bad = serde_json::json!({"upstream": {"url": "https://core", "max_concurrent": 0}});
+        assert_eq!(forward(bad).unwrap_err(), "upstream.max_concurrent");
+        let bad = serde_json::json!({"upstream": {"url": "https://core", "ca_file": "/nope.pem"}});
+        assert_eq!(forward(bad).unwrap_err(), "upstream.ca_file");
+        let scrub = serde_json::json!({"upstream": {"url": "https://core", "process": "scrub",
+            "compression": "gzip", "accept_unknown_keys": true}});
+        let scrub = forward(scrub).unwrap().upstream.unwrap();
+        assert_eq!(scrub.process, UpstreamProcessing::Scrub);
+        assert_eq!(scrub.compression, UpstreamCompression::Gzip);
+        assert!(scrub.accept_unknown_keys);
+        assert!(serde_json::from_value::<Config>(
+            serde_json::json!({"upstream": {"url": "http://a", "proces": "scrub"}})
+        )
+        .is_err());
     }
 
     #[test]
