@@ -140,6 +140,7 @@ fn load_template(capture: &Path) -> Template {
         received: Utc::now(),
         client_ip: None,
         sent_at: None,
+        sdk: Default::default(),
     };
     let ctx = NormalizeContext {
         received: meta.received,

@@ -21,6 +21,7 @@ pub mod symbols;
 #[cfg(test)]
 mod test_support;
 pub mod uploads;
+pub mod upstream;
 
 /// mimalloc rather than glibc's malloc, for the binary and everything else linking this crate
 /// (its tests and benchmarks measure what the binary runs): see the note on the dependency in

@@ -22,6 +22,7 @@ use relay_core::{Envelope, EventId};
 use serde_json::Value;
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
+use crate::spool::entry::SdkHeaders;
 use crate::symbols::minidump_item;
 
 /// Who a request counts against.
@@ -50,6 +51,8 @@ pub struct RequestMeta {
     pub client_ip: Option<IpAddr>,
     /// The envelope's `sent_at` header, for clock-drift correction.
     pub sent_at: Option<DateTime<Utc>>,
+    /// The SDK's request headers, kept in forward mode to go upstream with the envelope.
+    pub sdk: SdkHeaders,
 }
 
 #[cfg(test)]
@@ -62,6 +65,7 @@ impl RequestMeta {
             received: Utc::now(),
             client_ip: None,
             sent_at: None,
+            sdk: SdkHeaders::default(),
         }
     }
 }
@@ -69,7 +73,8 @@ impl RequestMeta {
 /// How the pipeline finished with an envelope.
 #[derive(Debug)]
 pub enum Verdict {
-    /// Every message made from the envelope was delivered to Kafka.
+    /// Every message made from the envelope was delivered to Kafka (in forward mode: the
+    /// upstream answered 2xx).
     Accepted,
     /// The envelope was refused.
     Rejected(Rejection),
@@ -93,6 +98,18 @@ pub enum Rejection {
     /// An inbound filter dropped the event (the filter's name); counted as `filtered`.
     #[error("filtered by {0}")]
     Filtered(&'static str),
+    /// The upstream could not be reached, timed out or answered 5xx; retried from the spool
+    /// with backoff.
+    #[error("forwarding upstream failed: {0}")]
+    Upstream(String),
+    /// The upstream refused the envelope for its content or its key (a 4xx other than 429):
+    /// dropped, counted as `invalid`, with the upstream's reason.
+    #[error("the upstream refused the envelope: {0}")]
+    UpstreamRefused(String),
+    /// The upstream answered 429: dropped, counted as `rate_limited` with the limit's reason
+    /// (its limits are remembered and answered at the edge).
+    #[error("rate limited by the upstream ({0})")]
+    RateLimited(String),
     /// The envelope was dropped by a failing stage.
     #[error("internal error: {0}")]
     Internal(&'static str),

@@ -16,13 +16,16 @@
 //! | `relay_delivery_window_capacity_bytes` | | `pipeline.delivery_window_bytes` |
 //! | `relay_spool_retries_total` | | entries sent again after back-pressure or a failed delivery |
 //! | `relay_lane_entries_total` | `lane` | spooled entries read by each pipeline lane (0, 1, ...) |
-//! | `relay_spool_dropped_total` | `reason` | entries released without publishing: `expired`, `invalid`, `corrupt`, `internal`, `lost` (deleted or cut off on disk by something else) |
+//! | `relay_spool_dropped_total` | `reason` | entries released without publishing: `expired`, `invalid`, `corrupt`, `internal`, `lost` (deleted or cut off on disk by something else); forward mode: `upstream_refused`, `rate_limited` |
 //! | `relay_spool_write_errors_total` | `op`, `reason` | spool writes that failed (and appends stopped without a write: the disk reserve given back, no free space at start): `op` is `append`, `release` or `rotate`; `reason` is `no_space`, `read_only`, `missing`, `damaged` or `io` |
 //! | `relay_spool_writable` | | 1 while appends succeed, 0 while they fail (intake answers 503, readiness is false) |
 //! | `relay_symbol_downloads_total` | `result` | debug files asked of symbol servers: `found`, `missing`, `failed`, or `cached` (from the download cache) |
 //! | `relay_symbol_cache_bytes` | | bytes of downloads, SymCaches and CFI caches, as of the last size check |
 //! | `relay_quota_fallback` | | 1 while quotas are counted locally because Redis failed (`redis` configured), else 0 |
 //! | `relay_quota_redis_errors_total` | `reason` | quota checks Redis did not answer: `not_connected`, `timeout`, `error`, `malformed` |
+//! | `relay_spool_pending_entries` | | entries in the spool not yet released: in forward mode, the entries waiting to be forwarded (as of the last scrape) |
+//! | `relay_upstream_requests_total` | `result` | requests to the upstream (forward mode), by answer: `2xx`, `429`, `4xx`, `5xx`, `error` (no answer: connection refused, timeout) |
+//! | `relay_upstream_duration_seconds` | | histogram of upstream requests, from sending to the end of the answer |
 
 use std::sync::LazyLock;
 
@@ -53,6 +56,9 @@ pub struct Metrics {
     pii_scrubbed: prometheus::IntCounter,
     quota_fallback: IntGauge,
     quota_redis_errors: IntCounterVec,
+    spool_pending: IntGauge,
+    upstream_requests: IntCounterVec,
+    upstream_duration: prometheus::Histogram,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
@@ -121,6 +127,23 @@ impl Metrics {
             "relay_quota_fallback",
             "1 while quotas are counted locally because Redis failed, else 0.",
         );
+        let spool_pending = single_gauge(
+            "relay_spool_pending_entries",
+            "Spool entries not yet released (forward mode: waiting to be forwarded).",
+        );
+        let upstream_duration = prometheus::Histogram::with_opts(
+            prometheus::HistogramOpts::new(
+                "relay_upstream_duration_seconds",
+                "Upstream requests, from sending to the end of the answer.",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ]),
+        )
+        .expect("valid histogram");
+        registry
+            .register(Box::new(upstream_duration.clone()))
+            .expect("unique metric");
         Metrics {
             quota_fallback,
             quota_redis_errors: counter(
@@ -128,6 +151,13 @@ impl Metrics {
                 "Quota checks Redis did not answer, by reason.",
                 &["reason"],
             ),
+            spool_pending,
+            upstream_requests: counter(
+                "relay_upstream_requests_total",
+                "Requests to the upstream, by answer (2xx, 429, 4xx, 5xx, error).",
+                &["result"],
+            ),
+            upstream_duration,
             symbol_downloads: counter(
                 "relay_symbol_downloads_total",
                 "Debug files asked of symbol servers, by result.",
@@ -259,6 +289,17 @@ pub fn set_delivery_window(used: usize, capacity: usize) {
 /// The counter of entries read by pipeline lane `lane`.
 pub fn lane_entries(lane: usize) -> IntCounter {
     METRICS.lane_entries.with_label_values(&[&lane.to_string()])
+}
+
+/// Records the spool entries not yet released.
+pub fn set_spool_pending(entries: u64) {
+    METRICS.spool_pending.set(entries as i64);
+}
+
+/// Counts a request to the upstream by its `result` and records how long it took.
+pub fn count_upstream_request(result: &str, seconds: f64) {
+    METRICS.upstream_requests.with_label_values(&[result]).inc();
+    METRICS.upstream_duration.observe(seconds);
 }
 
 /// Counts a retry of a spooled entry.

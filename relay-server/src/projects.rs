@@ -30,6 +30,17 @@ pub enum AccessError {
     /// The project is disabled.
     #[error("project {0} is disabled")]
     DisabledProject(u64),
+    /// The upstream refused this key recently (forward mode; remembered for
+    /// `upstream.key_refusal_secs`). 401 when the upstream answered 401, 403 otherwise.
+    #[error("public key {key} was refused by the upstream: {reason}")]
+    RefusedUpstream {
+        /// The presented key, cut like an unknown key.
+        key: String,
+        /// Whether the upstream answered 401 (else 403).
+        unauthorized: bool,
+        /// The upstream's reason.
+        reason: String,
+    },
     /// A browser request from an origin not in the project's `allowed_origins`.
     #[error("origin {origin} is not allowed for project {project_id}")]
     OriginNotAllowed {
@@ -130,6 +141,12 @@ impl Projects {
         }
         Ok(())
     }
+}
+
+/// Whether `key` looks like a public key (32 hex digits): what forward mode with
+/// `upstream.accept_unknown_keys` takes without knowing it.
+pub fn is_well_formed_key(key: &str) -> bool {
+    key.len() == 32 && key.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// Characters of an unknown key repeated in the refusal (a configured key has 32).
@@ -239,6 +256,15 @@ mod tests {
             p.check(7, "00000000000000000000000000000007"),
             Err(AccessError::DisabledProject(7))
         );
+    }
+
+    #[test]
+    fn well_formed_keys_are_32_hex_digits() {
+        assert!(is_well_formed_key(KEY));
+        assert!(is_well_formed_key(&KEY.to_uppercase()));
+        assert!(!is_well_formed_key(&KEY[1..]));
+        assert!(!is_well_formed_key("zbc123def456abc123def456abc123de"));
+        assert!(!is_well_formed_key(""));
     }
 
     #[test]

@@ -14,9 +14,10 @@ use crate::actors::event_processor::{EventProcessor, FlushWindows, SharedWindows
 use crate::actors::kafka_producer::{Barrier, KafkaProducer};
 use crate::actors::normalizer::Normalizer;
 use crate::actors::outcomes::{OutcomeAggregator, Outcomes};
-use crate::actors::spool_reader::{Gates, ReaderSettings, SpoolReader};
+use crate::actors::spool_reader::{Entrance, Gates, ReaderSettings, SpoolReader, MAX_BACKOFF};
 use crate::actors::symbol_fetcher::SymbolFetcher;
 use crate::actors::symbolicator::{LaneExits, SymbolicatorGate};
+use crate::actors::upstream_forwarder::UpstreamForwarder;
 use crate::actors::{start_bounded_in, Mailbox};
 use crate::kafka::embedded::EmbeddedBroker;
 use crate::processing::ProcessingSettings;
@@ -25,6 +26,7 @@ use crate::spool::Spool;
 use crate::state::ServiceState;
 use crate::symbols::ProjectSymbolStores;
 use crate::uploads::Uploads;
+use crate::upstream::{UpstreamClient, UpstreamMemory};
 use crate::{endpoints, kafka, metrics};
 
 /// Starts the pipeline: one or more lanes, each a thread (arbiter) with its own spool
@@ -85,7 +87,7 @@ fn start_pipeline(
         &first.arbiter,
         OutcomeAggregator::MAILBOX,
         capacity * 16,
-        move || OutcomeAggregator::new(outcomes_config, outcome_producer, instance_id),
+        move || OutcomeAggregator::new(outcomes_config, Some(outcome_producer), instance_id),
     ));
 
     let normalizers: Vec<Mailbox<Normalizer>> = lanes
@@ -114,8 +116,70 @@ fn start_pipeline(
         outcomes: outcomes.clone(),
         producer: first.producer.clone(),
     };
-    let state = ServiceState::new(config, outcomes, spool, symbolicator, reader_gates);
+    let memory = UpstreamMemory::new(&config);
+    let state = ServiceState::new(
+        config,
+        outcomes,
+        spool,
+        Some(symbolicator),
+        reader_gates,
+        memory,
+    );
     (state, statistics)
+}
+
+/// Forward mode: one thread (arbiter) with the spool reader, the UpstreamForwarder and the
+/// OutcomeAggregator; no processing pipeline and no Kafka. The forwarder's work is waiting
+/// for the upstream, so one thread serves it (and `upstream.max_concurrent` bounds it).
+fn start_forwarding(config: Config, spool: Arc<Spool>) -> anyhow::Result<(ServiceState, Outcomes)> {
+    let upstream = config
+        .upstream
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("forward mode needs the upstream section"))?;
+    let capacity = config.pipeline.mailbox_capacity;
+    let memory = UpstreamMemory::new(&config);
+    let processing = Arc::new(ProcessingSettings::new(&config));
+    let client = UpstreamClient::new(&upstream, memory.clone(), processing)?;
+    let arbiter = Arbiter::new().handle();
+    let forwarder = start_bounded_in(&arbiter, UpstreamForwarder::MAILBOX, capacity, move || {
+        UpstreamForwarder::new(client)
+    });
+    let outcomes_config = config.outcomes.clone();
+    let instance_id: Arc<str> = crate::config::instance_id(&config).into();
+    let outcomes = Outcomes::new(start_bounded_in(
+        &arbiter,
+        OutcomeAggregator::MAILBOX,
+        capacity * 16,
+        move || OutcomeAggregator::new(outcomes_config, None, instance_id),
+    ));
+    let settings = ReaderSettings {
+        lanes: 1,
+        max_backoff: Duration::from_secs(upstream.max_backoff_secs),
+        ..reader_settings(&config, 1)
+    };
+    let reader = SpoolReader::new(
+        spool.clone(),
+        Entrance::Forward(forwarder),
+        outcomes.clone(),
+        settings,
+    );
+    let gates = reader.gates();
+    SpoolReader::start_in_arbiter(&arbiter, move |_| reader);
+    metrics::set_spool_capacity(config.spool.max_disk_bytes);
+    let state = ServiceState::new(config, outcomes.clone(), spool, None, gates, memory);
+    Ok((state, outcomes))
+}
+
+/// The spool readers' settings from the configuration, for `lanes` lanes.
+fn reader_settings(config: &Config, lanes: usize) -> ReaderSettings {
+    ReaderSettings {
+        max_in_flight: config.pipeline.max_in_flight,
+        delivery_window_bytes: config.pipeline.delivery_window_bytes,
+        lanes,
+        retry_backoff: Duration::from_millis(config.pipeline.retry_backoff_ms),
+        max_backoff: MAX_BACKOFF,
+        max_entry_age: Duration::from_secs(config.spool.max_entry_age_secs),
+    }
 }
 
 /// The stages that hold statistics in memory (the issue windows, the outcome counts) and the
@@ -189,22 +253,16 @@ fn start_readers(
     lanes: &[LaneTail],
     normalizers: Vec<Mailbox<Normalizer>>,
 ) -> Gates {
-    let settings = ReaderSettings {
-        max_in_flight: config.pipeline.max_in_flight,
-        delivery_window_bytes: config.pipeline.delivery_window_bytes,
-        lanes: lanes.len(),
-        retry_backoff: Duration::from_millis(config.pipeline.retry_backoff_ms),
-        max_entry_age: Duration::from_secs(config.spool.max_entry_age_secs),
-    };
+    let settings = reader_settings(config, lanes.len());
     let first = SpoolReader::new(
         spool.clone(),
-        normalizers[0].clone(),
+        Entrance::Process(normalizers[0].clone()),
         outcomes.clone(),
         settings,
     );
     // The readers take no messages; each runs its feed loop next to the stages it feeds.
     for (index, (lane, normalizer)) in lanes.iter().zip(normalizers).enumerate() {
-        let reader = first.for_lane(index, normalizer);
+        let reader = first.for_lane(index, Entrance::Process(normalizer));
         SpoolReader::start_in_arbiter(&lane.arbiter, move |_| reader);
     }
     first.gates()
@@ -271,6 +329,9 @@ async fn serve(
     symbols: ProjectSymbolStores,
     uploads: Option<web::Data<Uploads>>,
 ) -> anyhow::Result<()> {
+    if config.forwards() {
+        return serve_forwarding(config, spool).await;
+    }
     // The embedded broker lives as long as this function, i.e. until the server stops.
     let embedded = match &config.kafka.brokers {
         Some(_) => None,
@@ -291,31 +352,11 @@ async fn serve(
     if let Some(uploads) = &uploads {
         uploads.clone().into_inner().spawn_sweeper();
     }
-
-    let app_state = state.clone();
-    let server = HttpServer::new(move || {
-        let app = App::new().app_data(app_state.clone());
-        match &uploads {
-            Some(uploads) => app.app_data(uploads.clone()),
-            None => app,
-        }
-        .configure(endpoints::configure)
-    })
-    // A client that sends its request head slower than this is answered 408 and disconnected
-    // by actix before any handler runs: a slowloris connection holds a socket this long, and
-    // never a request slot (`limits.max_concurrent_requests`).
-    .client_request_timeout(REQUEST_HEAD_TIMEOUT)
-    .bind(&listen)
-    .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?
-    .shutdown_timeout(shutdown_timeout)
-    // actix-server's own signal handling stops the System 300 ms after stopping the server,
-    // which stops every arbiter while the statistics are flushed and librdkafka delivers:
-    // the signals are handled here instead, and the System is stopped by `close_producer`.
-    .disable_signals()
-    .run();
+    let server = http_server(&state, uploads, &listen, shutdown_timeout)?;
     actix_web::rt::spawn(stop_on_signal(server.handle()));
 
-    print_banner(&state, &listen, &brokers, embedded.is_some());
+    print_banner(&state, &listen);
+    print_kafka(&state, &brokers, embedded.is_some());
     state.set_accepting(true);
     // On SIGTERM/SIGINT the server stops accepting, then lets in-flight requests finish (each
     // ends with its spool append) for up to the shutdown timeout.
@@ -330,6 +371,66 @@ async fn serve(
     // Only now: with the producer gone, nothing is left to report the broker down.
     drop(embedded);
     Ok(())
+}
+
+/// Forward mode's `serve`: the intake and the forwarder, no Kafka.
+async fn serve_forwarding(config: Config, spool: Arc<Spool>) -> anyhow::Result<()> {
+    let listen = config.listen.clone();
+    let shutdown_timeout = config.pipeline.shutdown_timeout_secs;
+    let (state, outcomes) = start_forwarding(config, spool)?;
+    let state = web::Data::new(state);
+    // The upload API stores debug files for symbolication, which happens upstream: an edge
+    // does not serve it (sentry-cli uploads go to the core).
+    let server = http_server(&state, None, &listen, shutdown_timeout)?;
+    actix_web::rt::spawn(stop_on_signal(server.handle()));
+    print_banner(&state, &listen);
+    if let Some(upstream) = &state.config.upstream {
+        println!("forwarding to {}", upstream.base_url());
+    }
+    state.set_accepting(true);
+    server.await?;
+    state.set_accepting(false);
+    outcomes.flush().await;
+    // Requests still open upstream are abandoned with the arbiter: their entries are not
+    // released, so they are forwarded again after the next start.
+    crate::managed::pipeline_stopping();
+    actix::System::current().stop();
+    tracing::info!(
+        pending = state.spool.pending_entries(),
+        "stopped; unreleased spool entries are forwarded after the next start"
+    );
+    Ok(())
+}
+
+/// The HTTP server on `listen`, serving the endpoints with `state`.
+fn http_server(
+    state: &web::Data<ServiceState>,
+    uploads: Option<web::Data<Uploads>>,
+    listen: &str,
+    shutdown_timeout: u64,
+) -> anyhow::Result<actix_web::dev::Server> {
+    let app_state = state.clone();
+    let server = HttpServer::new(move || {
+        let app = App::new().app_data(app_state.clone());
+        match &uploads {
+            Some(uploads) => app.app_data(uploads.clone()),
+            None => app,
+        }
+        .configure(endpoints::configure)
+    })
+    // A client that sends its request head slower than this is answered 408 and disconnected
+    // by actix before any handler runs: a slowloris connection holds a socket this long, and
+    // never a request slot (`limits.max_concurrent_requests`).
+    .client_request_timeout(REQUEST_HEAD_TIMEOUT)
+    .bind(listen)
+    .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?
+    .shutdown_timeout(shutdown_timeout)
+    // actix-server's own signal handling stops the System 300 ms after stopping the server,
+    // which stops every arbiter while the statistics are flushed and librdkafka delivers:
+    // the signals are handled here instead, and the System is stopped by `close_producer`.
+    .disable_signals()
+    .run();
+    Ok(server)
 }
 
 /// How long a client may take to send a request line and headers (actix's default, stated
@@ -427,7 +528,7 @@ async fn close_producer(producer: kafka::Producer, closed: kafka::context::Produ
     }
 }
 
-fn print_banner(state: &ServiceState, listen: &str, brokers: &str, embedded: bool) {
+fn print_banner(state: &ServiceState, listen: &str) {
     println!(
         "relay {} listening on http://{listen}",
         env!("CARGO_PKG_VERSION")
@@ -442,6 +543,9 @@ fn print_banner(state: &ServiceState, listen: &str, brokers: &str, embedded: boo
             );
         }
     }
+}
+
+fn print_kafka(state: &ServiceState, brokers: &str, embedded: bool) {
     if embedded {
         println!(
             "kafka: embedded broker at {brokers} (in memory; consume with e.g. `kcat -b {brokers} -C -t {}`)",

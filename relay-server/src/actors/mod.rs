@@ -15,6 +15,15 @@
 //!   --ProduceRecords (outcomes)--> KafkaProducer
 //! ```
 //!
+//! In forward mode (`upstream`, `docs/edge.md`) there is no processing pipeline and no Kafka:
+//!
+//! ```text
+//! Intake --append--> Spool ; 200 once written
+//! SpoolReader --ForwardEnvelope--> UpstreamForwarder --HTTP--> upstream --> verdict
+//!   verdict --> SpoolReader: release on 2xx, retry with backoff, or drop and count
+//! Intake, SpoolReader --TrackOutcome--> OutcomeAggregator (counted in /metrics only)
+//! ```
+//!
 //! The pipeline runs in lanes (`pipeline.lanes`, one per core by default): each lane is one
 //! thread (arbiter) with its own SpoolReader, Normalizer, EventProcessor and KafkaProducer, and
 //! an envelope finishes on the lane that read it (see `service.rs` for why): the reader records
@@ -36,6 +45,7 @@ pub mod outcomes;
 pub mod spool_reader;
 pub mod symbol_fetcher;
 pub mod symbolicator;
+pub mod upstream_forwarder;
 
 use actix::dev::ToEnvelope;
 use actix::prelude::*;

@@ -5,6 +5,7 @@
 //! and (project, key, category, outcome, reason), counted in `/metrics`, and published to the
 //! outcomes topic every `outcomes.flush_interval_secs` (earlier when `outcomes.max_buckets`
 //! distinct counters are open). Counts for one minute may arrive in several messages: sum them.
+//! In forward mode there is no Kafka: the counts are in `/metrics` only.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -67,7 +68,8 @@ pub struct OutcomeAggregator {
     depth: MailboxDepth,
     buckets: BTreeMap<BucketKey, u64>,
     config: OutcomesConfig,
-    producer: Mailbox<KafkaProducer>,
+    /// None in forward mode.
+    producer: Option<Mailbox<KafkaProducer>>,
     /// This relay's name on the outcome messages.
     instance_id: Arc<str>,
 }
@@ -76,10 +78,11 @@ impl OutcomeAggregator {
     /// Name of this actor's mailbox in metrics.
     pub const MAILBOX: &'static str = "outcomes";
 
-    /// An aggregator publishing through `producer`, as `instance_id`.
+    /// An aggregator publishing through `producer` (counting in `/metrics` only without one),
+    /// as `instance_id`.
     pub fn new(
         config: OutcomesConfig,
-        producer: Mailbox<KafkaProducer>,
+        producer: Option<Mailbox<KafkaProducer>>,
         instance_id: Arc<str>,
     ) -> Self {
         OutcomeAggregator {
@@ -96,6 +99,9 @@ impl OutcomeAggregator {
             return;
         }
         let buckets = std::mem::take(&mut self.buckets);
+        let Some(producer) = &self.producer else {
+            return;
+        };
         let messages = buckets
             .iter()
             .map(|(key, quantity)| {
@@ -116,7 +122,7 @@ impl OutcomeAggregator {
             topic: Topic::Outcomes,
             records: messages,
         };
-        if self.producer.try_send(records).is_err() {
+        if producer.try_send(records).is_err() {
             // The producer is busy: keep the counts and try again at the next flush.
             tracing::debug!("outcomes: producer busy; keeping counts for the next flush");
             self.buckets = buckets;

@@ -13,8 +13,12 @@
 //!   reports, which holds no slot: otherwise `linger.ms` plus the broker's round trip would
 //!   cap the throughput at `max_in_flight` envelopes per round trip.
 //!
-//! An entry refused by a full stage, or whose Kafka delivery failed, is retried with backoff
-//! (taking a slot again for each attempt); nothing is dropped. An invalid entry (which the
+//! In forward mode the reader feeds the UpstreamForwarder instead of the Normalizer
+//! ([`Entrance`]); an entry is released only once the upstream answered 2xx (or refused it for
+//! good: a 4xx, counted as `invalid`, or a 429, counted as `rate_limited`).
+//!
+//! An entry refused by a full stage, or whose Kafka delivery (or forwarding) failed, is retried
+//! with backoff (taking a slot again for each attempt); nothing is dropped. An invalid entry (which the
 //! intake should have refused) or one older than `spool.max_entry_age_secs` is released with
 //! a log line and a count in `relay_spool_dropped_total{reason}`.
 
@@ -31,14 +35,34 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::normalizer::{NormalizeEnvelope, Normalizer};
 use super::outcomes::Outcomes;
+use super::upstream_forwarder::{ForwardEnvelope, UpstreamForwarder};
 use super::Mailbox;
 use crate::managed::{ManagedEnvelope, Rejection, RequestMeta, Verdict};
 use crate::metrics;
 use crate::spool::entry::{self, EntryMeta};
 use crate::spool::{EntryId, Spool, SpoolCursor};
 
-/// Longest wait between retries of one entry.
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Longest wait between retries of one entry, unless the settings say otherwise.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Where the reader hands the envelopes it reads.
+#[derive(Clone)]
+pub enum Entrance {
+    /// The processing pipeline (Kafka mode): the lane's Normalizer.
+    Process(Mailbox<Normalizer>),
+    /// Forward mode: the UpstreamForwarder.
+    Forward(Mailbox<UpstreamForwarder>),
+}
+
+impl Entrance {
+    /// Sends without waiting; a full stage rejects the envelope (back-pressure).
+    fn send(&self, envelope: ManagedEnvelope) {
+        match self {
+            Entrance::Process(normalizer) => normalizer.forward(NormalizeEnvelope(envelope)),
+            Entrance::Forward(forwarder) => forwarder.forward(ForwardEnvelope(envelope)),
+        }
+    }
+}
 
 /// Settings of the reader.
 #[derive(Clone)]
@@ -51,6 +75,8 @@ pub struct ReaderSettings {
     pub lanes: usize,
     /// First retry wait.
     pub retry_backoff: Duration,
+    /// Longest retry wait.
+    pub max_backoff: Duration,
     /// Entries older than this are dropped with a count and a log line.
     pub max_entry_age: Duration,
 }
@@ -65,7 +91,7 @@ pub struct SpoolReader {
     spool: Arc<Spool>,
     cursor: Arc<Mutex<SpoolCursor>>,
     outcomes: Outcomes,
-    pipeline: Mailbox<Normalizer>,
+    pipeline: Entrance,
     gates: Gates,
     settings: ReaderSettings,
 }
@@ -78,7 +104,7 @@ impl SpoolReader {
     /// slots (split between `settings.lanes`) and a window of `settings.delivery_window_bytes`.
     pub fn new(
         spool: Arc<Spool>,
-        pipeline: Mailbox<Normalizer>,
+        pipeline: Entrance,
         outcomes: Outcomes,
         settings: ReaderSettings,
     ) -> Self {
@@ -96,7 +122,7 @@ impl SpoolReader {
 
     /// The reader of lane `lane` (below `settings.lanes`): same spool cursor and window, the
     /// lane's share of the slots, feeding `pipeline`.
-    pub fn for_lane(&self, lane: usize, pipeline: Mailbox<Normalizer>) -> Self {
+    pub fn for_lane(&self, lane: usize, pipeline: Entrance) -> Self {
         assert!(
             lane < self.gates.lane_slots.len(),
             "lane {lane} out of range"
@@ -224,7 +250,7 @@ async fn feed(
     lane: usize,
     spool: Arc<Spool>,
     cursor: Arc<Mutex<SpoolCursor>>,
-    pipeline: Mailbox<Normalizer>,
+    pipeline: Entrance,
     outcomes: Outcomes,
     gates: Gates,
     settings: ReaderSettings,
@@ -288,7 +314,7 @@ struct Delivery {
     /// The lane that read the entry: the envelope's every attempt runs on it.
     lane: usize,
     spool: Arc<Spool>,
-    pipeline: Mailbox<Normalizer>,
+    pipeline: Entrance,
     outcomes: Outcomes,
     settings: ReaderSettings,
     id: EntryId,
@@ -334,7 +360,7 @@ impl Delivery {
             };
             managed.hold_slot(slot);
             let categories = item_categories(&managed.envelope);
-            self.pipeline.forward(NormalizeEnvelope(managed));
+            self.pipeline.send(managed);
             match verdict.await {
                 Ok(Verdict::Accepted) => {
                     for item in &categories {
@@ -384,7 +410,41 @@ impl Delivery {
                     tracing::debug!(%rejection, ?backoff, "spool: delivery failed; retrying entry");
                     metrics::count_spool_retry();
                     actix_web::rt::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    backoff = (backoff * 2).min(self.settings.max_backoff);
+                }
+                Ok(Verdict::Rejected(rejection @ Rejection::Upstream(_))) => {
+                    // The upstream is down or failing: back off exponentially, with jitter so
+                    // that the entries waiting for it do not all come back at once.
+                    let wait = jittered(backoff, self.id, attempt);
+                    tracing::debug!(%rejection, ?wait, "spool: forwarding failed; retrying entry");
+                    metrics::count_spool_retry();
+                    actix_web::rt::time::sleep(wait).await;
+                    backoff = (backoff * 2).min(self.settings.max_backoff);
+                }
+                Ok(Verdict::Rejected(Rejection::UpstreamRefused(reason))) => {
+                    for item in &categories {
+                        self.outcomes.track_item(
+                            (meta.project_id, Some(&meta.public_key)),
+                            item,
+                            Outcome::Invalid,
+                            Some("upstream_refused"),
+                        );
+                    }
+                    return self.drop_entry("upstream_refused", &reason);
+                }
+                Ok(Verdict::Rejected(Rejection::RateLimited(reason))) => {
+                    for item in &categories {
+                        self.outcomes.track_item(
+                            (meta.project_id, Some(&meta.public_key)),
+                            item,
+                            Outcome::RateLimited,
+                            Some(&reason),
+                        );
+                    }
+                    // Expected while a quota is exhausted: counted, not logged one by one.
+                    metrics::count_spool_dropped("rate_limited");
+                    self.spool.release(self.id);
+                    return;
                 }
                 Ok(Verdict::Rejected(rejection)) => {
                     return self.drop_entry("invalid", &rejection.to_string())
@@ -426,6 +486,15 @@ fn overload_wait(id: EntryId, attempt: u32) -> Duration {
     Duration::from_millis(5 + (mix >> 60) * 3)
 }
 
+/// `backoff` with jitter: between half of it and all of it, varied by entry and attempt.
+fn jittered(backoff: Duration, id: EntryId, attempt: u32) -> Duration {
+    let mix = (id.segment ^ id.offset.rotate_left(29) ^ u64::from(attempt).rotate_left(47))
+        .wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    let half = backoff / 2;
+    // The top 10 bits of the mix: a fraction in 0..1024 of the other half.
+    half + half.mul_f64((mix >> 54) as f64 / 1024.0)
+}
+
 /// The categories each item of the envelope counts towards.
 fn item_categories(envelope: &Envelope) -> Vec<Vec<(DataCategory, u64)>> {
     envelope
@@ -464,6 +533,7 @@ fn managed_envelope(
         public_key: meta.public_key.clone(),
         received: meta.received,
         client_ip: meta.client_ip,
+        sdk: meta.sdk.clone(),
         sent_at: envelope
             .headers
             .sent_at
@@ -480,9 +550,10 @@ mod tests {
     use relay_core::envelope::{Item, ItemHeaders};
     use relay_core::{Envelope, ItemType};
 
-    use super::{managed_envelope, parse_event, share};
+    use super::{jittered, managed_envelope, parse_event, share};
     use crate::managed::Route;
     use crate::spool::entry::EntryMeta;
+    use crate::spool::EntryId;
 
     #[test]
     fn the_route_is_decided_when_the_entry_is_read() {
@@ -492,6 +563,7 @@ mod tests {
             received: Utc::now(),
             event_id: None,
             client_ip: None,
+            sdk: Default::default(),
         };
         let event = Item::new(ItemHeaders::new(ItemType::Event), &b"{}"[..]);
         let mut dump = ItemHeaders::new(ItemType::Attachment);
@@ -545,6 +617,24 @@ mod tests {
             parse_event("{\"m\": \"caf\u{e9} \\u00e9\"}".as_bytes()).unwrap()["m"],
             "café é"
         );
+    }
+
+    #[test]
+    fn jitter_stays_between_half_and_the_whole_backoff_and_varies() {
+        let backoff = std::time::Duration::from_secs(8);
+        let mut waits = std::collections::HashSet::new();
+        for offset in 0..200u64 {
+            let id = EntryId {
+                segment: 3,
+                offset: offset * 977,
+            };
+            for attempt in 0..3 {
+                let wait = jittered(backoff, id, attempt);
+                assert!(wait >= backoff / 2 && wait <= backoff, "{wait:?}");
+                waits.insert(wait);
+            }
+        }
+        assert!(waits.len() > 100, "only {} distinct waits", waits.len());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! the envelope to the spool (body reading and decoding: [`super::body`]).
 
 use std::net::IpAddr;
+use std::time::Instant;
 
 use actix_web::{HttpRequest, HttpResponse};
 use bytes::Bytes;
@@ -15,8 +16,8 @@ use super::error::ApiError;
 use super::error::RATE_LIMITS_HEADER;
 use super::quotas;
 use crate::managed::Scoping;
-use crate::projects::AccessError;
-use crate::spool::entry::{self, EntryMeta};
+use crate::projects::{is_well_formed_key, AccessError};
+use crate::spool::entry::{self, EntryMeta, SdkHeaders};
 use crate::state::ServiceState;
 
 /// Credentials from the `X-Sentry-Auth` or `Authorization` header or the query string.
@@ -37,8 +38,28 @@ pub fn authorize(
     public_key: Option<String>,
 ) -> Result<String, ApiError> {
     let public_key = public_key.ok_or(AccessError::MissingKey)?;
-    state.projects.check(project_id, &public_key)?;
-    Ok(public_key)
+    state
+        .key_refusals
+        .check(project_id, &public_key, Instant::now())?;
+    match state.projects.check(project_id, &public_key) {
+        Ok(()) => Ok(public_key),
+        // Forward mode may leave the decision to the upstream (`accept_unknown_keys`); its
+        // refusals come back through the key refusals above.
+        Err(AccessError::UnknownKey(_))
+            if accepts_unknown_keys(state) && is_well_formed_key(&public_key) =>
+        {
+            Ok(public_key)
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+fn accepts_unknown_keys(state: &ServiceState) -> bool {
+    state
+        .config
+        .upstream
+        .as_ref()
+        .is_some_and(|upstream| upstream.accept_unknown_keys)
 }
 
 /// What the intake did with an accepted request.
@@ -63,9 +84,38 @@ impl Accepted {
     }
 }
 
-/// The client's IP address, for the per-IP limit.
-pub fn client_ip(req: &HttpRequest) -> Option<IpAddr> {
-    req.peer_addr().map(|addr| addr.ip())
+/// The client's IP address, for the per-IP limit, IP filters and the spool record: the peer,
+/// or, when the peer is one of `limits.trusted_proxies`, the address it forwards for.
+pub fn client_ip(state: &ServiceState, req: &HttpRequest) -> Option<IpAddr> {
+    let peer = req.peer_addr()?.ip();
+    let trusted = &state.config.limits.trusted_proxies;
+    if trusted.is_empty() || !trusted.contains(peer) {
+        return Some(peer);
+    }
+    let forwarded = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|value| value.to_str().ok());
+    Some(forwarded_client(forwarded, trusted).unwrap_or(peer))
+}
+
+/// The client named by `X-Forwarded-For` values (in header order): the rightmost address
+/// that is not a trusted proxy, since each proxy appends the address it received from. None
+/// when the header names no address, or only trusted ones.
+fn forwarded_client<'a>(
+    values: impl Iterator<Item = &'a str>,
+    trusted: &relay_core::config::IpFilterList,
+) -> Option<IpAddr> {
+    let addresses: Vec<IpAddr> = values
+        .flat_map(|value| value.split(','))
+        .map(|entry| entry.trim().parse::<IpAddr>())
+        .collect::<Result<_, _>>()
+        // A malformed header is the client's text: trust none of it.
+        .ok()?;
+    addresses
+        .into_iter()
+        .rev()
+        .find(|ip| !trusted.contains(*ip))
 }
 
 /// Authorizes the key and refuses a sender under a limit covering everything.
@@ -76,7 +126,7 @@ pub fn admit_sender(
     public_key: Option<String>,
 ) -> Result<Scoping, ApiError> {
     let public_key = authorize(state, project_id, public_key)?;
-    let scoping = quotas::scoping(state, project_id, &public_key, client_ip(req));
+    let scoping = quotas::scoping(state, project_id, &public_key, client_ip(state, req));
     quotas::refuse_if_fully_limited(state, &scoping)?;
     Ok(scoping)
 }
@@ -92,6 +142,7 @@ const META_BYTES: usize = 512;
 /// written.
 pub async fn accept(
     state: &ServiceState,
+    req: &HttpRequest,
     scoping: &Scoping,
     mut envelope: Envelope,
     original: Option<Bytes>,
@@ -100,7 +151,10 @@ pub async fn accept(
     let event_id = intake::items::check_items(&envelope, &state.config.limits)?;
     quotas::track_client_reports(state, scoping, &envelope);
     let rate_limits = quotas::enforce_quotas(state, scoping, &mut envelope).await?;
-    let meta = entry_meta(scoping, event_id);
+    let mut meta = entry_meta(scoping, event_id);
+    if state.config.forwards() {
+        meta.sdk = sdk_headers(req);
+    }
     let record = match original {
         Some(original) if rate_limits.is_none() => {
             charge.grow(original.len() + META_BYTES, CHUNK_WAIT).await?;
@@ -129,7 +183,25 @@ fn entry_meta(scoping: &Scoping, event_id: Option<EventId>) -> EntryMeta {
         received: Utc::now(),
         event_id,
         client_ip: scoping.client_ip,
+        sdk: SdkHeaders::default(),
     }
+}
+
+/// What forward mode sends upstream about the SDK: its `sentry_client` and the request
+/// headers in [`SdkHeaders::FORWARDED`]. Values that are not visible ASCII are left out.
+pub fn sdk_headers(req: &HttpRequest) -> SdkHeaders {
+    let client = request_auth(req)
+        .ok()
+        .flatten()
+        .and_then(|auth| auth.client);
+    let headers = SdkHeaders::FORWARDED
+        .iter()
+        .filter_map(|name| {
+            let value = req.headers().get(*name)?.to_str().ok()?;
+            Some(((*name).to_owned(), value.to_owned()))
+        })
+        .collect();
+    SdkHeaders { client, headers }
 }
 
 /// Appends the record to the spool; once this returns, the envelope will reach Kafka.
@@ -149,4 +221,33 @@ async fn spool(state: &ServiceState, record: Vec<u8>) -> Result<(), ApiError> {
                 retry_after_secs: state.config.pipeline.retry_after_secs,
             }
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use relay_core::config::IpFilterList;
+
+    use super::forwarded_client;
+
+    #[test]
+    fn the_client_is_the_rightmost_address_a_trusted_proxy_did_not_add() {
+        let trusted = IpFilterList::new(vec!["10.0.0.0/8".into(), "127.0.0.1".into()]).unwrap();
+        let client = |values: &[&str]| forwarded_client(values.iter().copied(), &trusted);
+        assert_eq!(
+            client(&["203.0.113.7"]),
+            Some("203.0.113.7".parse().unwrap())
+        );
+        assert_eq!(
+            client(&["198.51.100.1, 203.0.113.7, 10.1.2.3"]),
+            Some("203.0.113.7".parse().unwrap()),
+            "what the client wrote itself is left of the proxies' entries"
+        );
+        assert_eq!(
+            client(&["198.51.100.1", "10.1.2.3"]),
+            Some("198.51.100.1".parse().unwrap())
+        );
+        assert_eq!(client(&["10.1.2.3, 127.0.0.1"]), None);
+        assert_eq!(client(&["203.0.113.7, nonsense"]), None);
+        assert_eq!(client(&[]), None);
+    }
 }

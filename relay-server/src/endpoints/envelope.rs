@@ -22,7 +22,7 @@ async fn handle(
     project_id: web::Path<u64>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let _permit = state.abuse.admit(client_ip(&req))?;
+    let _permit = state.abuse.admit(client_ip(&state, &req))?;
     let project_id = project_id.into_inner();
     // Refuse bad credentials (and senders under a full limit) before reading the body, when
     // the request carries them; otherwise the envelope's `dsn` header decides.
@@ -60,7 +60,9 @@ async fn receive(
         Some(scoping) => scoping,
         None => admit_sender(state, req, project_id, envelope_dsn_key(&envelope)?)?,
     };
-    Ok(accept(state, &scoping, envelope, Some(body), &mut charge)
-        .await?
-        .json_response())
+    Ok(
+        accept(state, req, &scoping, envelope, Some(body), &mut charge)
+            .await?
+            .json_response(),
+    )
 }

@@ -135,9 +135,13 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Access(AccessError::MissingKey | AccessError::UnknownKey(_)) => {
-                StatusCode::UNAUTHORIZED
-            }
+            ApiError::Access(
+                AccessError::MissingKey
+                | AccessError::UnknownKey(_)
+                | AccessError::RefusedUpstream {
+                    unauthorized: true, ..
+                },
+            ) => StatusCode::UNAUTHORIZED,
             ApiError::Access(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,

@@ -33,7 +33,7 @@ async fn handle(
     project_id: web::Path<u64>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let _permit = state.abuse.admit(client_ip(&req))?;
+    let _permit = state.abuse.admit(client_ip(&state, &req))?;
     let project_id = project_id.into_inner();
     let key = request_auth(&req)?.map(|a| a.public_key);
     let scoping = match admit_sender(&state, &req, project_id, key) {
@@ -76,7 +76,7 @@ async fn receive(
     minidump.data = unwrap(minidump.data, limits.max_attachment_size).await?;
 
     let (envelope, event_id) = build_envelope(upload, minidump)?;
-    match accept(state, scoping, envelope, None, &mut charge).await {
+    match accept(state, req, scoping, envelope, None, &mut charge).await {
         // Limited dumps are answered as usual (see `handle`); the outcome is recorded.
         Ok(_) | Err(ApiError::TooManyRequests { .. }) => Ok(event_id_response(event_id)),
         Err(error) => Err(error),

@@ -56,7 +56,11 @@ pub async fn enforce_quotas(
     scoping: &Scoping,
     envelope: &mut Envelope,
 ) -> Result<Option<String>, ApiError> {
-    if !state.projects.has_quotas(scoping.project_id) {
+    // Most projects have no quotas: their envelopes skip the item walk, unless a limit
+    // announced by the upstream (forward mode) is in force.
+    let upstream_limited =
+        || state.config.forwards() && state.rate_limiter.applies_to_project(scoping.project_id);
+    if !state.projects.has_quotas(scoping.project_id) && !upstream_limited() {
         return Ok(None);
     }
     let items: Vec<_> = envelope

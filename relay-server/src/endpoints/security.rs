@@ -26,7 +26,7 @@ async fn handle(
     project_id: web::Path<u64>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let _permit = state.abuse.admit(client_ip(&req))?;
+    let _permit = state.abuse.admit(client_ip(&state, &req))?;
     let project_id = project_id.into_inner();
     let key = request_auth(&req)?.map(|a| a.public_key);
     let scoping = admit_sender(&state, &req, project_id, key)?;
@@ -51,9 +51,11 @@ async fn receive(
     let body = decode_body(req, body, limits.max_event_size, &mut charge).await?;
     let reports = envelope_from_reports(body)?;
     track_skipped(state, scoping, &reports.skipped);
-    Ok(accept(state, scoping, reports.envelope, None, &mut charge)
-        .await?
-        .json_response())
+    Ok(
+        accept(state, req, scoping, reports.envelope, None, &mut charge)
+            .await?
+            .json_response(),
+    )
 }
 
 /// The reports of a batch that were left out are counted as `invalid` security items, one

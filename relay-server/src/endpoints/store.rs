@@ -20,7 +20,7 @@ async fn handle(
     project_id: web::Path<u64>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let _permit = state.abuse.admit(client_ip(&req))?;
+    let _permit = state.abuse.admit(client_ip(&state, &req))?;
     let project_id = project_id.into_inner();
     let key = request_auth(&req)?.map(|a| a.public_key);
     let scoping = admit_sender(&state, &req, project_id, key)?;
@@ -44,7 +44,7 @@ async fn receive(
     let body = read_body(req, payload, rules, &mut charge).await?;
     let body = decode_body(req, body, limits.max_event_size, &mut charge).await?;
     let envelope = envelope_from_event(body)?;
-    Ok(accept(state, scoping, envelope, None, &mut charge)
+    Ok(accept(state, req, scoping, envelope, None, &mut charge)
         .await?
         .json_response())
 }

@@ -67,6 +67,54 @@ pub fn rate_limits_header(limits: &[ActiveLimit], now: Instant) -> String {
         .join(", ")
 }
 
+/// Reads an upstream's `X-Sentry-Rate-Limits` (`<secs>:<cat;cat>:<scope>[:<reason>], ...`)
+/// into the limits it announces, in force from `now`.
+///
+/// Read like the SDKs read it: an empty category list means all categories, a missing scope
+/// means the key. Unknown categories are ignored (an entry naming only unknown ones is
+/// skipped, rather than widened to all); entries that do not parse are skipped.
+pub fn parse_rate_limits(header: &str, now: Instant) -> Vec<ActiveLimit> {
+    header
+        .split(',')
+        .filter_map(|entry| parse_rate_limit(entry.trim(), now))
+        .collect()
+}
+
+fn parse_rate_limit(entry: &str, now: Instant) -> Option<ActiveLimit> {
+    let mut parts = entry.splitn(4, ':');
+    let secs: f64 = parts.next()?.trim().parse().ok()?;
+    if !secs.is_finite() || secs < 0.0 {
+        return None;
+    }
+    let names = parts.next().unwrap_or_default().trim();
+    let categories: Vec<DataCategory> = names
+        .split(';')
+        .filter(|name| !name.is_empty())
+        .filter_map(|name| name.parse().ok())
+        .collect();
+    if !names.is_empty() && categories.is_empty() {
+        return None;
+    }
+    let scope = match parts.next().unwrap_or_default().trim() {
+        "organization" => QuotaScope::Organization,
+        "project" => QuotaScope::Project,
+        _ => QuotaScope::Key,
+    };
+    let reason = parts
+        .next()
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .map(str::to_owned);
+    // At most a day: a hostile or broken upstream does not silence the edge for longer.
+    let secs = secs.min(86_400.0);
+    Some(ActiveLimit {
+        categories,
+        scope,
+        reason,
+        until: now + std::time::Duration::from_secs_f64(secs),
+    })
+}
+
 /// Limits currently in force, per project: checked before the quotas, so that a limited sender
 /// is refused without taking from them.
 #[derive(Default)]
@@ -104,6 +152,14 @@ impl ActiveLimits {
             })
             .map(|(_, limit)| limit.clone())
             .max_by_key(|limit| limit.until)
+    }
+
+    /// Whether any limit is in force for the project.
+    pub(super) fn any(&self, project_id: u64, now: Instant) -> bool {
+        let by_project = self.by_project.read().expect("active limits lock");
+        by_project
+            .get(&project_id)
+            .is_some_and(|limits| limits.iter().any(|(_, l)| l.until > now))
     }
 
     pub(super) fn insert(&self, scoping: &Scoping, limit: ActiveLimit, now: Instant) {
@@ -200,6 +256,43 @@ mod tests {
                 ("all".into(), 300)
             ]
         );
+    }
+
+    #[test]
+    fn upstream_headers_read_as_the_sdks_read_them() {
+        let now = Instant::now();
+        let limits = parse_rate_limits(
+            "60:error;transaction:key:key_quota, 3::organization, 5:nonsense:project, x:error, 2.5:default",
+            now,
+        );
+        assert_eq!(limits.len(), 3, "{limits:?}");
+        assert_eq!(
+            limits[0].categories,
+            vec![DataCategory::Error, DataCategory::Transaction]
+        );
+        assert_eq!(limits[0].scope, QuotaScope::Key);
+        assert_eq!(limits[0].reason.as_deref(), Some("key_quota"));
+        assert_eq!(limits[0].retry_after_secs(now), 60);
+        assert!(
+            limits[1].categories.is_empty(),
+            "empty list: all categories"
+        );
+        assert_eq!(limits[1].scope, QuotaScope::Organization);
+        assert_eq!(limits[1].reason, None);
+        assert_eq!(limits[2].categories, vec![DataCategory::Default]);
+        assert_eq!(limits[2].scope, QuotaScope::Key, "no scope: the key");
+        assert_eq!(limits[2].retry_after_secs(now), 3);
+        // What we announce reads back the same.
+        assert_eq!(
+            rate_limits_header(
+                &parse_rate_limits("60:error;transaction:key:key_quota", now),
+                now
+            ),
+            "60:error;transaction:key:key_quota"
+        );
+        assert!(parse_rate_limits("", now).is_empty());
+        let long = parse_rate_limits("99999999:error", now);
+        assert_eq!(long[0].retry_after_secs(now), 86_400);
     }
 
     #[test]

@@ -35,7 +35,7 @@ use relay_core::DataCategory;
 
 use crate::managed::Scoping;
 use limits::ActiveLimits;
-pub use limits::{rate_limits_header, ActiveLimit, LimitDecision};
+pub use limits::{parse_rate_limits, rate_limits_header, ActiveLimit, LimitDecision};
 pub use redis_quotas::RedisQuotas;
 
 /// Checks taken between sweeps of idle keys.
@@ -172,6 +172,21 @@ impl<C: Clock + Clone> RateLimiter<C> {
     /// refused before its request is read.
     pub fn limit_on_everything(&self, scoping: &Scoping) -> Option<ActiveLimit> {
         self.active.all_categories(scoping, self.now())
+    }
+
+    /// Remembers a limit announced by the upstream (forward mode) for `scoping`'s sender, so
+    /// that later requests it covers are answered at the edge. A project or organization
+    /// limit is kept per project: the edge may not know the upstream's organizations.
+    pub fn remember_upstream_limit(&self, scoping: &Scoping, limit: ActiveLimit) {
+        self.active.insert(scoping, limit, self.now());
+    }
+
+    /// Whether requests to the project must be checked: it has quotas, or a limit (its own or
+    /// the upstream's) is in force.
+    pub fn applies_to_project(&self, project_id: u64) -> bool {
+        self.quotas.contains_key(&project_id)
+            || self.blocked.contains_key(&project_id)
+            || self.active.any(project_id, self.now())
     }
 
     /// Which of an envelope's items are over quota. `items` holds, per item, the categories

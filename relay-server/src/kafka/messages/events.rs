@@ -146,6 +146,7 @@ mod tests {
                 .with_timezone(&Utc),
             client_ip: None,
             sent_at: None,
+            sdk: Default::default(),
         };
         let (mut managed, _rx) = ManagedEnvelope::new(envelope, meta, event, 0);
         managed.event_id = managed.envelope.headers.event_id;
