@@ -401,8 +401,20 @@ class RedisServer:
 
 
 def relay_config_yaml(port: int, data_dir: Path, brokers: str, extra: str = "",
-                      kafka_producer: dict[str, str] | None = None) -> str:
-    """`extra`: more top-level YAML; `kafka_producer`: librdkafka properties (kafka.producer)."""
+                      kafka_producer: dict[str, str] | None = None,
+                      upstream: dict | None = None) -> str:
+    """`extra`: more top-level YAML; `kafka_producer`: librdkafka properties (kafka.producer);
+    `upstream`: the upstream section (forward mode), written instead of the kafka section."""
+    if upstream is not None:
+        return (
+            f'listen: "127.0.0.1:{port}"\n'
+            f'data_dir: "{data_dir}"\n'
+            f"upstream: {json.dumps(upstream)}\n"
+            "projects:\n"
+            f"  - id: {PROJECT_ID}\n"
+            f'    keys: ["{PUBLIC_KEY}"]\n'
+            f"{extra}"
+        )
     producer = ""
     if kafka_producer:
         producer = "  producer:\n" + "".join(
@@ -427,7 +439,7 @@ def relay_config_yaml(port: int, data_dir: Path, brokers: str, extra: str = "",
 
 class Relay:
     def __init__(self, workdir: Path, brokers: str, extra_config: str = "",
-                 kafka_producer: dict[str, str] | None = None):
+                 kafka_producer: dict[str, str] | None = None, upstream: dict | None = None):
         self.workdir = workdir
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -436,7 +448,8 @@ class Relay:
         self.data_dir = workdir / "relay-data"
         workdir.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(
-            relay_config_yaml(self.port, self.data_dir, brokers, extra_config, kafka_producer)
+            relay_config_yaml(self.port, self.data_dir, brokers, extra_config, kafka_producer,
+                              upstream)
         )
         env = {**os.environ}
         env.setdefault("RUST_LOG", "info")
@@ -478,6 +491,21 @@ class Relay:
         if self.proc.alive():
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.popen.wait(10)
+
+
+_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)$")
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def metric_samples(relay: Relay, name: str) -> list[tuple[dict, float]]:
+    """The samples of metric `name` in the relay's /metrics: (labels, value) pairs."""
+    text = requests.get(relay.url("/metrics"), timeout=10).text
+    out = []
+    for line in text.splitlines():
+        m = _SAMPLE.match(line.strip())
+        if m and m.group(1) == name:
+            out.append((dict(_LABEL.findall(m.group(2) or "")), float(m.group(3))))
+    return out
 
 
 def auth_header(key: str = PUBLIC_KEY, client: str = "relay-e2e/1.0") -> dict[str, str]:

@@ -48,6 +48,7 @@ from e2e_lib import (
     VENV_PYTHON,
     KMsg,
     Relay,
+    metric_samples,
     relay_config_yaml,
     run_client,
     wait_until,
@@ -86,20 +87,6 @@ def start_relay(workdir, brokers: str, project_yaml: str = "", top_yaml: str = "
     relay.key = key
     relay.dsn = f"http://{key}@127.0.0.1:{relay.port}/{PROJECT_ID}"
     return relay.start()
-
-
-_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)$")
-_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
-
-
-def metric_samples(relay: Relay, name: str) -> list[tuple[dict, float]]:
-    text = requests.get(relay.url("/metrics"), timeout=10).text
-    out = []
-    for line in text.splitlines():
-        m = _SAMPLE.match(line.strip())
-        if m and m.group(1) == name:
-            out.append((dict(_LABEL.findall(m.group(2) or "")), float(m.group(3))))
-    return out
 
 
 def envelope_requests(relay: Relay) -> dict[str, int]:
