@@ -42,10 +42,10 @@ if [[ "$(id -u)" != 0 ]]; then SUDO=(sudo); fi
 #    `static`, linked in); still installed. curl: the minidump e2e test. chromium: the browser
 #    e2e test (tests/e2e/test_browser.py drives it with Playwright; no browser download).
 #    redis-server: the fleet e2e test (test_fleet.py starts its own, on a free port, without
-#    persistence).
+#    persistence). openssl: the edge e2e test makes its test CA and certificates with it.
 # ---------------------------------------------------------------------------------------------
 need_pkgs=()
-for p in build-essential pkg-config zlib1g-dev curl ca-certificates chromium redis-server; do
+for p in build-essential pkg-config zlib1g-dev curl ca-certificates chromium redis-server openssl; do
   dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
 done
 command -v python3 >/dev/null 2>&1 || need_pkgs+=(python3)

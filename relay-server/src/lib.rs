@@ -20,6 +20,7 @@ pub mod state;
 pub mod symbols;
 #[cfg(test)]
 mod test_support;
+pub mod tls;
 pub mod uploads;
 pub mod upstream;
 

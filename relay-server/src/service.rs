@@ -25,6 +25,7 @@ use crate::projects::ensure_default_project;
 use crate::spool::Spool;
 use crate::state::ServiceState;
 use crate::symbols::ProjectSymbolStores;
+use crate::tls::ReloadableCert;
 use crate::uploads::Uploads;
 use crate::upstream::{UpstreamClient, UpstreamMemory};
 use crate::{endpoints, kafka, metrics};
@@ -410,7 +411,7 @@ fn http_server(
     shutdown_timeout: u64,
 ) -> anyhow::Result<actix_web::dev::Server> {
     let app_state = state.clone();
-    let server = HttpServer::new(move || {
+    let mut server = HttpServer::new(move || {
         let app = App::new().app_data(app_state.clone());
         match &uploads {
             Some(uploads) => app.app_data(uploads.clone()),
@@ -421,15 +422,28 @@ fn http_server(
     // A client that sends its request head slower than this is answered 408 and disconnected
     // by actix before any handler runs: a slowloris connection holds a socket this long, and
     // never a request slot (`limits.max_concurrent_requests`).
-    .client_request_timeout(REQUEST_HEAD_TIMEOUT)
-    .bind(listen)
-    .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?
-    .shutdown_timeout(shutdown_timeout)
-    // actix-server's own signal handling stops the System 300 ms after stopping the server,
-    // which stops every arbiter while the statistics are flushed and librdkafka delivers:
-    // the signals are handled here instead, and the System is stopped by `close_producer`.
-    .disable_signals()
-    .run();
+    .client_request_timeout(REQUEST_HEAD_TIMEOUT);
+    let tls = state.config.tls.as_ref();
+    if tls.is_none_or(|tls| tls.plain) {
+        server = server
+            .bind(listen)
+            .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+    }
+    if let Some(tls) = tls {
+        let cert = Arc::new(ReloadableCert::load(tls)?);
+        let config = crate::tls::server_config(cert.clone())?;
+        server = server
+            .bind_rustls_0_23(&tls.listen, config)
+            .map_err(|e| anyhow::anyhow!("cannot listen on {} (tls.listen): {e}", tls.listen))?;
+        actix_web::rt::spawn(crate::tls::reload_on_sighup(cert));
+    }
+    let server = server
+        .shutdown_timeout(shutdown_timeout)
+        // actix-server's own signal handling stops the System 300 ms after stopping the server,
+        // which stops every arbiter while the statistics are flushed and librdkafka delivers:
+        // the signals are handled here instead, and the System is stopped by `close_producer`.
+        .disable_signals()
+        .run();
     Ok(server)
 }
 
@@ -529,10 +543,20 @@ async fn close_producer(producer: kafka::Producer, closed: kafka::context::Produ
 }
 
 fn print_banner(state: &ServiceState, listen: &str) {
-    println!(
-        "relay {} listening on http://{listen}",
-        env!("CARGO_PKG_VERSION")
-    );
+    let tls = state.config.tls.as_ref();
+    if tls.is_none_or(|tls| tls.plain) {
+        println!(
+            "relay {} listening on http://{listen}",
+            env!("CARGO_PKG_VERSION")
+        );
+    }
+    if let Some(tls) = tls {
+        println!(
+            "relay {} listening on https://{} (HTTP/1.1, HTTP/2)",
+            env!("CARGO_PKG_VERSION"),
+            tls.listen
+        );
+    }
     for project in &state.config.projects {
         if let Some(key) = project.keys.iter().find(|k| !k.disabled()) {
             println!(

@@ -8,6 +8,7 @@ Environment:
   E2E_ATTACHMENT_TXT  path of a text file to attach (default: built-in text)
   E2E_PY_COMPRESSION  transport compression: gzip (default), br, or none
   E2E_SCENARIOS       comma-separated subset of the scenarios below (default: all)
+  E2E_CA_CERTS        CA bundle for an https:// DSN (sentry-python's ca_certs option)
 
 Scenarios, all in one process, in this order:
   message      sentry_sdk.capture_message
@@ -52,6 +53,7 @@ sentry_sdk.init(
     debug=bool(os.environ.get("E2E_SDK_DEBUG")),
     # "none" is not an algorithm sentry-python knows: it then sends uncompressed bodies.
     _experiments={"transport_compression_algo": COMPRESSION},
+    ca_certs=os.environ.get("E2E_CA_CERTS") or None,
 )
 
 out = {"run_id": RUN_ID, "release": RELEASE, "sdk": sentry_sdk.VERSION,

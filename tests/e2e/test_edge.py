@@ -13,6 +13,10 @@ the core's 2xx; the core does the processing (symbolication, grouping) and publi
   from the edge and backs off; the edge answers later errors itself (the core's request count
   equals what the edge accepted);
 - accept_unknown_keys: the core's 401 for a key is remembered and answered at the edge;
+- TLS: sentry-python with an https:// DSN and ca_certs through the edge's HTTPS listener,
+  curl --http2 answered over h2, the edge forwarding to an https:// core (upstream.ca_file),
+  a new certificate served after SIGHUP; the CA and certificates are made at test time
+  with the openssl CLI;
 - process: scrub: a capture upstream (a small HTTP server recording decompressed bodies)
   never sees a password from frame vars, the user's IP or X-Forwarded-For; the same envelope
   through an edge without scrubbing shows they would have been there.
@@ -25,6 +29,9 @@ import json
 import os
 import re
 import signal
+import socket
+import ssl
+import subprocess
 import threading
 import time
 import uuid
@@ -60,6 +67,7 @@ from e2e_lib import (
     relay_config_yaml,
     run_client,
     wait_until,
+    which,
 )
 
 PY_CLIENT = REPO_ROOT / "tests" / "clients" / "python_client.py"
@@ -410,3 +418,101 @@ def test_scrub_keeps_passwords_and_addresses_at_the_edge(tmp_path):
         scrubbing.stop()
         plain.stop()
         capture.close()
+
+
+def openssl(*args: str) -> None:
+    r = subprocess.run([which("openssl"), *args], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, f"openssl {args}: {r.stderr}"
+
+
+class Pki:
+    """A CA and server certificates for 127.0.0.1 signed by it, made with the openssl CLI."""
+
+    def __init__(self, directory):
+        self.dir = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        self.ca, ca_key = directory / "ca.pem", directory / "ca.key"
+        openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                "-nodes", "-keyout", str(ca_key), "-out", str(self.ca), "-days", "2",
+                "-subj", "/CN=relay e2e test CA",
+                "-addext", "basicConstraints=critical,CA:TRUE",
+                "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+        self.ca_key = ca_key
+        self.cert, self.key = directory / "server.pem", directory / "server.key"
+
+    def issue(self, name: str) -> bytes:
+        """A new server certificate (CN `name`) written to `cert`/`key`; returns it as DER."""
+        csr, ext = self.dir / f"{name}.csr", self.dir / f"{name}.ext"
+        ext.write_text("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
+                       "keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n")
+        key = self.dir / f"{name}.key"
+        openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                "-keyout", str(key), "-out", str(csr), "-subj", f"/CN={name}")
+        pem = self.dir / f"{name}.pem"
+        openssl("x509", "-req", "-in", str(csr), "-CA", str(self.ca), "-CAkey", str(self.ca_key),
+                "-CAcreateserial", "-out", str(pem), "-days", "2", "-extfile", str(ext))
+        # Replaced by rename, as a certificate manager would: a reload never sees half a file.
+        for src, dst in ((pem, self.cert), (key, self.key)):
+            tmp = dst.with_suffix(".tmp")
+            tmp.write_bytes(src.read_bytes())
+            os.replace(tmp, dst)
+        return ssl.PEM_cert_to_DER_cert(pem.read_text())
+
+    def tls_yaml(self, port: int) -> str:
+        return (f'tls:\n  listen: "127.0.0.1:{port}"\n'
+                f'  cert: "{self.cert}"\n  key: "{self.key}"\n')
+
+
+def served_certificate(port: int, ca) -> bytes:
+    context = ssl.create_default_context(cafile=str(ca))
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        with context.wrap_socket(sock, server_hostname="127.0.0.1") as tls:
+            return tls.getpeercert(binary_form=True)
+
+
+def test_tls_at_the_edge_and_to_the_core(tansu, kafka, tmp_path):
+    pki = Pki(tmp_path / "pki")
+    first = pki.issue("relay-e2e-first")
+    core_tls, edge_tls = free_port(), free_port()
+    core = Relay(tmp_path / "core", tansu.bootstrap, extra_config=pki.tls_yaml(core_tls)).start()
+    edge = edge_of(tmp_path / "edge", f"https://127.0.0.1:{core_tls}", pki.tls_yaml(edge_tls),
+                   ca_file=str(pki.ca))
+    try:
+        assert f"listening on https://127.0.0.1:{edge_tls}" in edge.log()
+        https_dsn = f"https://{PUBLIC_KEY}@127.0.0.1:{edge_tls}/{PROJECT_ID}"
+        sent = run_client([VENV_PYTHON, str(PY_CLIENT), https_dsn],
+                          {"E2E_RUN_ID": uuid.uuid4().hex[:12],
+                           "E2E_SCENARIOS": "message,exception", "E2E_CA_CERTS": str(pki.ca)})
+        for kind in ("message", "exception"):
+            check_envelope_message(one_event(kafka, sent[kind], relay=edge), "event", sent[kind])
+        # The edge reached the core only through its https:// URL.
+        assert metric(edge, "relay_upstream_requests_total", result="2xx") >= 2
+        assert metric(edge, "relay_upstream_requests_total", result="error") == 0, edge.log()
+
+        # curl over HTTP/2 (ALPN h2), verified against the test CA.
+        eid = new_event_id()
+        body = tmp_path / "envelope"
+        body.write_bytes(event_envelope(eid, "over h2"))
+        args = [which("curl"), "-sS", "--http2", "--cacert", str(pki.ca), "--max-time", "30",
+                "-o", "/dev/null", "-w", "%{http_code} %{http_version}",
+                "-H", "Content-Type: application/x-sentry-envelope",
+                "-H", f"X-Sentry-Auth: {auth_header()['X-Sentry-Auth']}",
+                "--data-binary", f"@{body}",
+                f"https://127.0.0.1:{edge_tls}/api/{PROJECT_ID}/envelope/"]
+        r = subprocess.run(args, capture_output=True, text=True, timeout=40)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == "200 2", r.stdout
+        one_event(kafka, eid, relay=edge)
+
+        # SIGHUP: the next handshake gets the new certificate; the process keeps running.
+        assert served_certificate(edge_tls, pki.ca) == first
+        second = pki.issue("relay-e2e-second")
+        assert second != first
+        os.kill(edge.proc.pid, signal.SIGHUP)
+        wait_until(lambda: served_certificate(edge_tls, pki.ca) == second, 10,
+                   "the reloaded certificate", on_timeout=edge.log)
+        assert edge.proc.alive()
+        assert "TLS certificate reloaded" in edge.log()
+    finally:
+        edge.stop()
+        core.stop()

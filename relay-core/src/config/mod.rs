@@ -14,7 +14,8 @@
 //! - `redis`: [`RedisConfig`] (quotas shared by a fleet of relays);
 //! - `organizations`: [`OrganizationConfig`] with its [`UploadToken`]s; `uploads`:
 //!   [`UploadsConfig`] (the upload API, `docs/uploads.md`);
-//! - `upstream`: [`UpstreamConfig`] (forward mode, instead of Kafka).
+//! - `upstream`: [`UpstreamConfig`] (forward mode, instead of Kafka);
+//! - `tls`: [`TlsConfig`] (the HTTPS listener).
 //!
 //! The processing library's settings (filters, PII, normalization, aggregation) are typed
 //! here too, so the file is parsed once and their errors name the key like any other.
@@ -31,6 +32,7 @@ mod projects;
 mod redis;
 mod spool;
 mod symbolication;
+mod tls;
 mod upstream;
 
 use std::path::PathBuf;
@@ -54,6 +56,7 @@ pub use redis::{RedisConfig, RedisUrl};
 pub use spool::{FsyncPolicy, SpoolConfig};
 use symbolication::validate_http_source;
 pub use symbolication::{HttpSymbolSource, SymbolServerLayout, SymbolicationConfig};
+pub use tls::TlsConfig;
 pub use upstream::{UpstreamCompression, UpstreamConfig, UpstreamProcessing};
 
 /// A configuration value that is well-formed YAML but not acceptable.
@@ -112,6 +115,9 @@ pub struct Config {
     /// Forward mode: spooled envelopes go to this upstream over HTTP instead of to Kafka.
     /// Absent (the default): the relay publishes to Kafka.
     pub upstream: Option<UpstreamConfig>,
+    /// An HTTPS listener beside (or instead of) the plain one. Absent (the default): plain
+    /// HTTP only.
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for Config {
@@ -132,6 +138,7 @@ impl Default for Config {
             organizations: Vec::new(),
             uploads: UploadsConfig::default(),
             upstream: None,
+            tls: None,
         }
     }
 }
@@ -157,6 +164,9 @@ impl Config {
         }
         self.kafka.validate()?;
         self.validate_upstream()?;
+        if let Some(tls) = &self.tls {
+            tls.validate(&self.listen)?;
+        }
         validate_projects(&self.projects)?;
         validate_organizations(&self.organizations, &self.projects)?;
         self.uploads.validate()?;
@@ -407,6 +417,32 @@ mod tests {
             serde_json::json!({"upstream": {"url": "http://a", "proces": "scrub"}})
         )
         .is_err());
+    }
+
+    #[test]
+    fn tls_needs_an_address_and_both_files() {
+        let dir = std::env::temp_dir();
+        let file = dir.join(format!("relay-tls-test-{}.pem", std::process::id()));
+        std::fs::write(&file, "x").unwrap();
+        let tls = |listen: &str, cert: &std::path::Path, plain: bool| -> Result<(), String> {
+            let config: Config = serde_json::from_value(serde_json::json!({
+                "tls": {"listen": listen, "cert": cert, "key": &file, "plain": plain}
+            }))
+            .map_err(|e| e.to_string())?;
+            config.validate().map_err(|e| e.key)
+        };
+        assert_eq!(tls("127.0.0.1:3443", &file, true), Ok(()));
+        assert_eq!(tls("nowhere", &file, true).unwrap_err(), "tls.listen");
+        assert_eq!(
+            tls("127.0.0.1:3000", &file, true).unwrap_err(),
+            "tls.listen"
+        );
+        assert_eq!(tls("127.0.0.1:3000", &file, false), Ok(()), "HTTPS only");
+        assert_eq!(
+            tls("127.0.0.1:3443", &dir.join("missing.pem"), true).unwrap_err(),
+            "tls.cert"
+        );
+        std::fs::remove_file(&file).unwrap();
     }
 
     #[test]
