@@ -17,6 +17,9 @@ the core's 2xx; the core does the processing (symbolication, grouping) and publi
   curl --http2 answered over h2, the edge forwarding to an https:// core (upstream.ca_file),
   a new certificate served after SIGHUP; the CA and certificates are made at test time
   with the openssl CLI;
+- the edge's spool full while the upstream is away: 503 + Retry-After, readiness false, both
+  back once the upstream returns and the spool drains;
+- `relay config check` names `kafka` when it is configured beside `upstream`;
 - process: scrub: a capture upstream (a small HTTP server recording decompressed bodies)
   never sees a password from frame vars, the user's IP or X-Forwarded-For; the same envelope
   through an edge without scrubbing shows they would have been there.
@@ -48,6 +51,7 @@ from e2e_lib import (
     HEX32,
     PROJECT_ID,
     PUBLIC_KEY,
+    RELAY_BIN,
     REPO_ROOT,
     VENV_PYTHON,
     Relay,
@@ -343,7 +347,7 @@ def test_a_key_the_core_refuses_is_refused_at_the_edge(core, kafka, tmp_path):
 class Capture:
     """A stand-in upstream recording every request it gets, bodies decompressed."""
 
-    def __init__(self):
+    def __init__(self, port: int | None = None):
         self.requests: list[dict] = []
         capture = self
 
@@ -367,7 +371,7 @@ class Capture:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port or free_port()), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -516,3 +520,53 @@ def test_tls_at_the_edge_and_to_the_core(tansu, kafka, tmp_path):
     finally:
         edge.stop()
         core.stop()
+
+
+def test_a_full_spool_answers_503_until_the_upstream_returns(tmp_path):
+    port = free_port()  # nothing listens here until the capture upstream starts
+    spool = "spool:\n  max_disk_bytes: 65536\n  segment_bytes: 16384\n"
+    edge = edge_of(tmp_path / "edge", f"http://127.0.0.1:{port}", spool)
+    capture = None
+    try:
+        accepted, refused = [], None
+        for _ in range(1000):
+            eid = new_event_id()
+            resp = post_envelope(edge, event_envelope(eid, "spool full " + "x" * 300))
+            if resp.status_code == 503:
+                refused = resp
+                break
+            assert resp.status_code == 200, resp.text
+            accepted.append(eid)
+        assert refused is not None, "the 64 KiB spool never filled"
+        assert int(refused.headers["Retry-After"]) >= 1, refused.headers
+        assert "detail" in refused.json()
+        assert requests.get(edge.url("/healthz/ready"), timeout=5).status_code == 503
+        assert len(accepted) > 20, len(accepted)
+
+        capture = Capture(port)
+        def forwarded() -> set[str]:
+            return {eid for eid in accepted
+                    if any(eid.encode() in r["body"] for r in list(capture.requests))}
+        wait_until(lambda: len(forwarded()) == len(accepted), 60,
+                   "every accepted event at the upstream", on_timeout=edge.log)
+        wait_until(lambda: requests.get(edge.url("/healthz/ready"), timeout=5).status_code
+                   == 200, 30, "readiness after the drain", on_timeout=edge.log)
+        assert post_envelope(edge, event_envelope(new_event_id(), "again")).status_code == 200
+    finally:
+        edge.stop()
+        if capture:
+            capture.close()
+
+
+def test_config_check_names_kafka_beside_upstream(tmp_path):
+    config = tmp_path / "both.yaml"
+    config.write_text('upstream:\n  url: "http://127.0.0.1:1"\nkafka:\n'
+                      '  brokers: "127.0.0.1:9092"\n')
+    r = subprocess.run([str(RELAY_BIN), "config", "check", "--config", str(config)],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0, r
+    assert "kafka: must not be configured together with upstream" in r.stderr, r.stderr
+    config.write_text('upstream:\n  url: "http://127.0.0.1:1"\n  compression: gzip\n')
+    r = subprocess.run([str(RELAY_BIN), "config", "check", "--config", str(config)],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
