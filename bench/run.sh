@@ -2,7 +2,7 @@
 # Benchmarks of issue 8, items 1, 2, 5 and 6: one entry point that installs its baselines,
 # runs each comparison in one go and writes its section of docs/benchmarks.md.
 #
-#   bench/run.sh [intake|kafka|overload|micro|all]     (default: all)
+#   bench/run.sh [intake|kafka|overload|edge|micro|all]     (default: all)
 #
 # intake    relay (intake -> spool -> Kafka on tansu) vs an actix-web handler that reads and
 #           drops the same request (bench/intake/noop-server), under oha; then the relay at half
@@ -14,6 +14,10 @@
 #           actor vs a bare rdkafka producer in one process, same messages and settings).
 # overload  10x the sustainable rate for 60 s (bench/overload/loadgen, a fresh event id per
 #           request): RSS every second, 429/503 with Retry-After, every 200'd id found in Kafka.
+# edge      the forward path (issue 20): a core relay draining a pre-filled spool into Kafka,
+#           alternated with an edge relay (upstream: a fresh core) forwarding the same number
+#           of pre-spooled envelopes to the core, which publishes them; both timed by the
+#           core's delivery reports (bench/kafka/watch_delivered.py).
 # micro     criterion: envelope parsing (relay-core/benches/envelope.rs), bounded decoding and
 #           normalization (relay-processing/benches/processing.rs), minidump symbolication and
 #           source map building and lookups (relay-processing/benches/symbolication.rs).
@@ -30,8 +34,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 REPO="$(pwd)"
 MODE="${1:-all}"
-case "$MODE" in intake|kafka|overload|micro|all) ;; *)
-  echo "usage: bench/run.sh [intake|kafka|overload|micro|all]" >&2; exit 2 ;;
+case "$MODE" in intake|kafka|overload|edge|micro|all) ;; *)
+  echo "usage: bench/run.sh [intake|kafka|overload|edge|micro|all]" >&2; exit 2 ;;
 esac
 
 BENCH_TARGET="${BENCH_TARGET:-$HOME/.cache/relay-bench-target}"
@@ -233,6 +237,55 @@ bench_overload() {
 }
 
 # ==========================================================================================
+EDGE_MESSAGES="${EDGE_MESSAGES:-20000}"
+# prefill PORT JSON_OUT: EDGE_MESSAGES envelopes (unique event ids) into the relay on PORT.
+prefill() {
+  "$LOADGEN" --url "http://127.0.0.1:$1/api/$PROJECT_ID/envelope/" \
+    --body "$CAPTURE/body.bin" --headers "$CAPTURE/headers.json" --unique-ids \
+    --connections 32 --count "$EDGE_MESSAGES" --json-out "$2" > /dev/null
+}
+bench_edge() {
+  local dir="$OUT/edge"; mkdir -p "$dir"
+  log "edge: pre-filling a core's and an edge's spool with $EDGE_MESSAGES envelopes each"
+  rm -rf "$dir/core-template" "$dir/edge-template"
+  # Nothing listens on a fresh free port: the core cannot publish, the edge cannot forward.
+  start_relay "$dir/core-template" "127.0.0.1:$(free_port)"
+  prefill "$RELAY_PORT" "$dir/core-prefill.json"
+  stop_relay
+  start_edge "$dir/edge-template" "http://127.0.0.1:$(free_port)"
+  prefill "$EDGE_PORT" "$dir/edge-prefill.json"
+  stop_edge
+  local r
+  for r in $(seq "$REPS"); do
+    # Interleaved so that load from other work on the machine hits both alike.
+    log "edge rep $r: the core alone drains its spool into Kafka"
+    start_tansu
+    rm -rf "$dir/core-$r"
+    cp -a "$dir/core-template" "$dir/core-$r"
+    start_relay "$dir/core-$r" "127.0.0.1:$TANSU_PORT"
+    "$PY" bench/kafka/watch_delivered.py --url "http://127.0.0.1:$RELAY_PORT/metrics" \
+      --target "$EDGE_MESSAGES" --json-out "$dir/core-$r.json" > /dev/null
+    stop_relay
+    stop_tansu
+    log "edge rep $r: an edge forwards its spool to a fresh core, which publishes"
+    start_tansu
+    rm -rf "$dir/upstream-$r" "$dir/edge-$r"
+    start_relay "$dir/upstream-$r" "127.0.0.1:$TANSU_PORT"
+    cp -a "$dir/edge-template" "$dir/edge-$r"
+    start_edge "$dir/edge-$r" "http://127.0.0.1:$RELAY_PORT"
+    sample_rss "$EDGE_PID" "$dir/edge-$r.rss"
+    "$PY" bench/kafka/watch_delivered.py --url "http://127.0.0.1:$RELAY_PORT/metrics" \
+      --target "$EDGE_MESSAGES" --json-out "$dir/edge-$r.json" > /dev/null
+    stop_sampler
+    curl -s "http://127.0.0.1:$EDGE_PORT/metrics" > "$dir/edge-$r.metrics.txt"
+    stop_edge
+    stop_relay
+    stop_tansu
+  done
+  "$PY" bench/lib/report.py edge "$OUT" "bench/run.sh $MODE"
+}
+
+# ==========================================================================================
 bench_micro() {
   local dir="$OUT/micro"; mkdir -p "$dir"
   log "micro: criterion, $REPS runs (release profile, $BENCH_TARGET)"
@@ -257,7 +310,8 @@ case "$MODE" in
   intake) bench_intake ;;
   kafka) bench_kafka ;;
   overload) bench_overload ;;
+  edge) bench_edge ;;
   micro) bench_micro ;;
-  all) bench_intake; bench_kafka; bench_overload; bench_micro ;;
+  all) bench_intake; bench_kafka; bench_overload; bench_edge; bench_micro ;;
 esac
 log "results in $OUT; ${BENCH_DOC:-docs/benchmarks.md} updated"

@@ -91,6 +91,32 @@ YAML
 }
 stop_relay() { [[ -n "$RELAY_PID" ]] && stop_pid "$RELAY_PID"; RELAY_PID=""; }
 
+# start_edge DATA_DIR UPSTREAM_URL: a relay in forward mode (docs/edge.md), same project.
+EDGE_PORT=""
+EDGE_PID=""
+start_edge() {
+  local data="$1" upstream="$2"
+  EDGE_PORT="$(free_port)"
+  mkdir -p "$data"
+  cat > "$data.yaml" <<YAML
+listen: "127.0.0.1:$EDGE_PORT"
+data_dir: "$data"
+upstream:
+  url: "$upstream"
+projects:
+  - id: $PROJECT_ID
+    keys: ["$PUBLIC_KEY"]
+limits:
+  per_ip_requests_per_second: 0
+  max_concurrent_requests_per_ip: 0
+YAML
+  RELAY_LOG=warn "$RELAY" run --config "$data.yaml" > "$data.log" 2>&1 &
+  EDGE_PID=$!
+  PIDS+=("$EDGE_PID")
+  wait_http "http://127.0.0.1:$EDGE_PORT/healthz/ready" 60
+}
+stop_edge() { [[ -n "$EDGE_PID" ]] && stop_pid "$EDGE_PID"; EDGE_PID=""; }
+
 # sample_rss PID FILE: VmRSS in kB once a second until the process exits or the sampler is
 # stopped; the sampler's pid is in SAMPLER_PID.
 SAMPLER_PID=""

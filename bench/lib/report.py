@@ -528,13 +528,49 @@ Median of criterion's per-run median, [min–max] over {len(glob.glob(os.path.jo
     write_section("Micro-benchmarks", body)
 
 
+def edge(out, command):
+    d = os.path.join(out, "edge")
+    core = [load(p)["delivered_per_s"] for p in reps(os.path.join(d, "core-*.json"))]
+    edge_ = [load(p)["delivered_per_s"] for p in reps(os.path.join(d, "edge-*.json"))]
+    delivered = [load(p)["delivered"] for p in reps(os.path.join(d, "*-*.json"))
+                 if re.search(r"/(core|edge)-\d+\.json$", p)]
+    per_rep = [e / c for e, c in zip(edge_, core) if e and c]
+    ratio = med(edge_) / med(core)
+    rss = [rss_mb(os.path.join(d, f"edge-{i + 1}.rss"))[0] for i in range(len(edge_))]
+    n = int(os.environ.get("EDGE_MESSAGES", "20000"))
+    body = f"""
+Issue 20. The forward path against the core alone, the same envelopes (the capture of the
+intake benchmark, each with its own event id), release builds, tansu 0.6 in memory:
+
+- **core alone**: a relay whose spool was pre-filled with {n:,} envelopes while Kafka was
+  unreachable drains it into Kafka (spool read, processing, publish, delivery reports);
+- **edge → core**: an edge relay (`upstream:` a fresh core relay, defaults: zstd,
+  `max_concurrent` 16) whose spool was pre-filled with {n:,} envelopes while its upstream was
+  unreachable forwards them; the core answers each after its own spool append (`fsync:
+  always`) and publishes them.
+
+Both are timed the same way: the core's delivery reports from the first to the {n:,}th
+(`bench/kafka/watch_delivered.py`), so the edge case includes the HTTP hop, the core's intake
+and spool, and the core's processing and publish, all on the same 2 cores.
+
+{env_block(out, command, f"{len(core)} repetitions of each, interleaved")}
+| | core alone | edge → core | edge / core |
+|---|---|---|---|
+| events/s delivered to Kafka | {spread(core)} | {spread(edge_)} | {ratio:.2f} (per rep: {", ".join(f"{x:.2f}" for x in per_rep)}) |
+| edge RSS while forwarding, peak MB | | {spread(rss, "{:.0f}")} | |
+
+Every run delivered all {n:,} events: {"yes" if delivered and min(delivered) >= n else "**no**"}.
+"""
+    write_section("Edge forwarding", body)
+
+
 def main():
     cmd = sys.argv[1]
     if cmd == "half-rate":
         half_rate(sys.argv[2])
     elif cmd == "overload-rate":
         overload_rate(sys.argv[2])
-    elif cmd in ("intake", "kafka", "overload", "micro"):
+    elif cmd in ("intake", "kafka", "overload", "micro", "edge"):
         globals()[cmd](sys.argv[2], sys.argv[3])
     else:
         sys.exit(f"unknown command {cmd}")
