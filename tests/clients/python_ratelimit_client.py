@@ -7,6 +7,8 @@ Environment:
   E2E_ERRORS       error events to capture (default 20)
   E2E_TRANSACTIONS transactions to send (default 5), spread evenly among the errors
   E2E_SDK_DEBUG    set for the SDK's debug log on stderr
+  E2E_PACE_SECS    pause after each error (default 0): an app's errors spread over time,
+                   so that a relay in between hears back from its upstream in the meantime
 
 The SDK runs with its defaults for what matters here: the HTTP transport's background worker
 sends one envelope at a time, client reports are on (`send_client_reports=True`), and
@@ -23,6 +25,7 @@ and the payloads of client_report items. Prints one JSON object on stdout.
 import json
 import os
 import sys
+import time
 import uuid
 
 import sentry_sdk
@@ -33,6 +36,7 @@ RUN_ID = os.environ.get("E2E_RUN_ID") or uuid.uuid4().hex[:12]
 RELEASE = f"e2e-python-ratelimit@1.0.0+{RUN_ID}"
 N_ERRORS = int(os.environ.get("E2E_ERRORS", "20"))
 N_TRANSACTIONS = int(os.environ.get("E2E_TRANSACTIONS", "5"))
+PACE_SECS = float(os.environ.get("E2E_PACE_SECS", "0"))
 
 requests_seen = []  # one entry per HTTP response the SDK got
 _orig_handle_response = sentry_transport.HttpTransportCore._handle_response
@@ -103,6 +107,8 @@ for i in range(1, N_ERRORS + 1):
         except ValueError:
             eid = sentry_sdk.capture_exception()
     out["errors"].append(eid)
+    if PACE_SECS:
+        time.sleep(PACE_SECS)
     if i in tx_after:
         name = f"e2e-ratelimit-tx-{len(out['transactions']) + 1}-{RUN_ID}"
         with sentry_sdk.start_transaction(name=name, op="task"):

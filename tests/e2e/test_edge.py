@@ -229,6 +229,10 @@ def test_core_stopped_for_20s_while_1000_events_arrive(core, edge, kafka):
         core.start()
     wait_all_events(kafka, set(ids), "after the core's outage", relay=edge)
     wait_forwarded(edge)
+    # One line when the outage began and one when it ended, not one per retried entry.
+    log = edge.log()
+    assert 1 <= log.count("upstream unavailable") <= 3, log[-3000:]
+    assert "upstream answering again" in log
 
 
 def test_kill_9_of_the_edge_mid_forward_loses_nothing(core, edge, kafka):
@@ -282,7 +286,10 @@ def test_the_cores_quota_reaches_the_sdk_at_the_edge(tansu, kafka, tmp_path):
     with_key(edge, key, upstream={"url": core.base, **EDGE_UPSTREAM}).start()
     try:
         sent = run_client([VENV_PYTHON, str(PY_RATELIMIT_CLIENT), edge.dsn],
-                          {"E2E_RUN_ID": uuid.uuid4().hex[:12], "E2E_TRANSACTIONS": "3"})
+                          {"E2E_RUN_ID": uuid.uuid4().hex[:12], "E2E_TRANSACTIONS": "3",
+                           # The edge learns of the quota when it forwards the sixth error:
+                           # errors spread over 6 s leave it the time to, on a busy machine.
+                           "E2E_PACE_SECS": "0.3"})
         posted = [r for r in sent["requests"] if r.get("status") is not None]
         error_reqs = [r for r in posted if "event" in r["items"]]
         first = next((i for i, r in enumerate(posted)

@@ -16,6 +16,7 @@ pub mod refusals;
 pub mod request;
 pub mod scrub;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -83,6 +84,9 @@ pub struct UpstreamClient {
     memory: UpstreamMemory,
     /// The projects' filters and PII rules, with `process: scrub`.
     scrub: Option<Arc<ProcessingSettings>>,
+    /// Whether the last request got an answer other than 5xx: an outage is logged when it
+    /// starts and when it ends, not once per retried entry.
+    reachable: AtomicBool,
 }
 
 impl UpstreamClient {
@@ -111,6 +115,7 @@ impl UpstreamClient {
             config: config.clone(),
             memory,
             scrub: (config.process == UpstreamProcessing::Scrub).then_some(processing),
+            reachable: AtomicBool::new(true),
         })
     }
 
@@ -149,12 +154,40 @@ impl UpstreamClient {
         match answer {
             Ok(answer) => {
                 metrics::count_upstream_request(answer.metric_label(), seconds);
+                match &answer {
+                    Answer::Failed { status, reason } => {
+                        self.note_outage(&format!("{status}: {reason}"))
+                    }
+                    _ => self.note_answer(),
+                }
                 self.conclude(envelope, answer);
             }
             Err(error) => {
                 metrics::count_upstream_request("error", seconds);
+                self.note_outage(&error);
                 envelope.reject(Rejection::Upstream(error));
             }
+        }
+    }
+
+    /// Logs the start of an outage (once; the entries are retried meanwhile).
+    fn note_outage(&self, error: &str) {
+        if self.reachable.swap(false, Ordering::Relaxed) {
+            tracing::warn!(
+                upstream = self.config.base_url(),
+                %error,
+                "upstream unavailable; entries stay in the spool and are retried with backoff"
+            );
+        }
+    }
+
+    /// Logs the end of an outage.
+    fn note_answer(&self) {
+        if !self.reachable.swap(true, Ordering::Relaxed) {
+            tracing::info!(
+                upstream = self.config.base_url(),
+                "upstream answering again"
+            );
         }
     }
 
