@@ -81,9 +81,12 @@ setup() {
     cargo install oha --version "$OHA_VERSION" --locked --root "$CI_CACHE/oha"
   fi
   if [[ "$MODE" != micro ]]; then
-    CARGO_TARGET_DIR="$BENCH_TARGET" cargo build --release -p relay-server
-    CARGO_TARGET_DIR="$BENCH_TARGET" cargo build --release \
-      --manifest-path bench/intake/noop-server/Cargo.toml
+    # A relay given in RELAY_BIN is measured as it is: nothing to build for it.
+    [[ -n "${RELAY_BIN:-}" ]] || CARGO_TARGET_DIR="$BENCH_TARGET" cargo build --release -p relay-server
+    if [[ "$MODE" == intake || "$MODE" == all ]]; then
+      CARGO_TARGET_DIR="$BENCH_TARGET" cargo build --release \
+        --manifest-path bench/intake/noop-server/Cargo.toml
+    fi
     CARGO_TARGET_DIR="$BENCH_TARGET" cargo build --release \
       --manifest-path bench/overload/loadgen/Cargo.toml
   fi

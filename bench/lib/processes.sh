@@ -91,7 +91,8 @@ YAML
 }
 stop_relay() { [[ -n "$RELAY_PID" ]] && stop_pid "$RELAY_PID"; RELAY_PID=""; }
 
-# start_edge DATA_DIR UPSTREAM_URL: a relay in forward mode (docs/edge.md), same project.
+# start_edge DATA_DIR UPSTREAM_URL: a relay in forward mode (docs/edge.md), same project;
+# EDGE_MAX_CONCURRENT (optional): upstream.max_concurrent (default 64, the relay's default).
 EDGE_PORT=""
 EDGE_PID=""
 start_edge() {
@@ -103,6 +104,7 @@ listen: "127.0.0.1:$EDGE_PORT"
 data_dir: "$data"
 upstream:
   url: "$upstream"
+  max_concurrent: ${EDGE_MAX_CONCURRENT:-64}
 projects:
   - id: $PROJECT_ID
     keys: ["$PUBLIC_KEY"]

@@ -384,7 +384,7 @@ mod tests {
             forward(serde_json::json!({"upstream": {"url": "http://core:3000/"}})).unwrap();
         let upstream = config.upstream.as_ref().unwrap();
         assert_eq!(upstream.base_url(), "http://core:3000");
-        assert_eq!(upstream.max_concurrent, 16);
+        assert_eq!(upstream.max_concurrent, 64);
         assert_eq!(upstream.process, UpstreamProcessing::None);
         assert!(config.forwards());
         assert!(!Config::default().forwards());

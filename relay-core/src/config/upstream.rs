@@ -40,7 +40,9 @@ pub struct UpstreamConfig {
     /// Base URL of the upstream, `http://` or `https://`, e.g. `http://core.example:3000`.
     /// Envelopes go to `{url}/api/{project_id}/envelope/`. Required.
     pub url: String,
-    /// Requests to the upstream at once, at most (they share a keep-alive pool). Defaults to 16.
+    /// Requests to the upstream at once, at most (they share a keep-alive pool). Keep it below
+    /// the upstream's `limits.max_concurrent_requests_per_ip` (256 by default): every request
+    /// comes from the edge's address. Defaults to 64 (`docs/benchmarks.md`, "Edge forwarding").
     pub max_concurrent: usize,
     /// One request's limit, from connecting to the end of the answer, in seconds; past it the
     /// entry is retried. Defaults to 30.
@@ -69,7 +71,7 @@ impl Default for UpstreamConfig {
     fn default() -> Self {
         UpstreamConfig {
             url: String::new(),
-            max_concurrent: 16,
+            max_concurrent: 64,
             timeout_secs: 30,
             max_backoff_secs: 30,
             compression: UpstreamCompression::default(),
