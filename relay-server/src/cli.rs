@@ -59,7 +59,13 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     let result = match cli.command {
-        Command::Run(args) => load(&args).and_then(crate::service::run),
+        Command::Run(args) => load(&args).and_then(|config| {
+            let source = crate::reload::ConfigSource {
+                path: args.config.clone(),
+                overrides: args.overrides.clone(),
+            };
+            crate::service::run(config, source)
+        }),
         Command::Config {
             command: ConfigCommand::Check(args),
         } => load(&args).map(|_| println!("configuration is valid")),

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use relay_core::{Config, ConfigError};
 
 /// Values that override the file, from flags or environment variables.
-#[derive(Debug, Default, clap::Args)]
+#[derive(Clone, Debug, Default, clap::Args)]
 pub struct Overrides {
     /// Address to listen on, e.g. 127.0.0.1:3000.
     #[arg(long, env = "RELAY_LISTEN")]

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod processing;
 pub mod projects;
 pub mod ratelimit;
+pub mod reload;
 pub mod service;
 pub mod spool;
 pub mod state;

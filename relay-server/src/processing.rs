@@ -6,6 +6,9 @@
 //! rules built once.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 
 use relay_core::Config;
 use relay_processing::aggregate::AggregatorConfig;
@@ -20,6 +23,29 @@ pub struct ProjectProcessing {
     pub filters: FilterConfig,
     /// PII scrubbing, its rules built once.
     pub pii: PiiScrubber,
+}
+
+/// The processing settings in force, shared by the pipeline's stages and replaced as a whole
+/// by a config reload. A stage takes the current settings when it starts on an envelope and
+/// keeps them for that envelope.
+#[derive(Clone)]
+pub struct LiveProcessing(Arc<ArcSwap<ProcessingSettings>>);
+
+impl LiveProcessing {
+    /// Settings in force until the first [`Self::replace`].
+    pub fn new(settings: ProcessingSettings) -> Self {
+        LiveProcessing(Arc::new(ArcSwap::from_pointee(settings)))
+    }
+
+    /// The settings in force now.
+    pub fn current(&self) -> Arc<ProcessingSettings> {
+        self.0.load_full()
+    }
+
+    /// Puts `settings` in force for the envelopes taken up from now on.
+    pub fn replace(&self, settings: ProcessingSettings) {
+        self.0.store(Arc::new(settings));
+    }
 }
 
 /// All processing settings.

@@ -20,8 +20,9 @@ use crate::actors::symbolicator::{LaneExits, SymbolicatorGate};
 use crate::actors::upstream_forwarder::UpstreamForwarder;
 use crate::actors::{start_bounded_in, Mailbox};
 use crate::kafka::embedded::EmbeddedBroker;
-use crate::processing::ProcessingSettings;
+use crate::processing::{LiveProcessing, ProcessingSettings};
 use crate::projects::ensure_default_project;
+use crate::reload::{reload_on_sighup, ConfigSource, Reloader};
 use crate::spool::Spool;
 use crate::state::ServiceState;
 use crate::symbols::ProjectSymbolStores;
@@ -57,8 +58,8 @@ fn start_pipeline(
 ) -> (ServiceState, Statistics) {
     let capacity = config.pipeline.mailbox_capacity;
     // Checked when the configuration was loaded (`config::load`).
-    let processing = Arc::new(ProcessingSettings::new(&config));
-    let windows = SharedWindows::new(&processing);
+    let processing = LiveProcessing::new(ProcessingSettings::new(&config));
+    let windows = SharedWindows::new(&processing.current());
     let instance_id: Arc<str> = crate::config::instance_id(&config).into();
     let lanes: Vec<LaneTail> = (0..lane_count(&config.pipeline))
         .map(|_| LaneTail::start(&config, &producer, &processing, &windows, &instance_id))
@@ -120,6 +121,7 @@ fn start_pipeline(
     let memory = UpstreamMemory::new(&config);
     let state = ServiceState::new(
         config,
+        processing,
         outcomes,
         spool,
         Some(symbolicator),
@@ -167,7 +169,10 @@ fn start_forwarding(config: Config, spool: Arc<Spool>) -> anyhow::Result<(Servic
     let gates = reader.gates();
     SpoolReader::start_in_arbiter(&arbiter, move |_| reader);
     metrics::set_spool_capacity(config.spool.max_disk_bytes);
-    let state = ServiceState::new(config, outcomes.clone(), spool, None, gates, memory);
+    // No reload in forward mode (the forwarder keeps the settings it started with): these
+    // are the intake's, fixed.
+    let live = LiveProcessing::new(ProcessingSettings::new(&config));
+    let state = ServiceState::new(config, live, outcomes.clone(), spool, None, gates, memory);
     Ok((state, outcomes))
 }
 
@@ -220,7 +225,7 @@ impl LaneTail {
     fn start(
         config: &Config,
         producer: &kafka::Producer,
-        processing: &Arc<ProcessingSettings>,
+        processing: &LiveProcessing,
         windows: &SharedWindows,
         instance_id: &Arc<str>,
     ) -> Self {
@@ -283,8 +288,9 @@ fn per_core(n: usize) -> usize {
     }
 }
 
-/// `relay run`: prepares the data directory and Kafka, then serves until stopped.
-pub fn run(mut config: Config) -> anyhow::Result<()> {
+/// `relay run`: prepares the data directory and Kafka, then serves until stopped. `source`
+/// is where `config` came from, read again on reload.
+pub fn run(mut config: Config, source: ConfigSource) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir).map_err(|e| {
         anyhow::anyhow!("cannot create data_dir {}: {e}", config.data_dir.display())
     })?;
@@ -300,8 +306,13 @@ pub fn run(mut config: Config) -> anyhow::Result<()> {
     let symbols = ProjectSymbolStores::load(&config)?;
     let uploads = open_uploads(&config, &symbols)?;
     raise_open_files_limit();
-    let result =
-        actix_web::rt::System::new().block_on(serve(config, spool.clone(), symbols, uploads));
+    let result = actix_web::rt::System::new().block_on(serve(
+        config,
+        source,
+        spool.clone(),
+        symbols,
+        uploads,
+    ));
     // Everything answered 200 is written; make it durable before exiting.
     spool.close();
     result
@@ -326,6 +337,7 @@ fn open_uploads(
 
 async fn serve(
     config: Config,
+    source: ConfigSource,
     spool: Arc<Spool>,
     symbols: ProjectSymbolStores,
     uploads: Option<web::Data<Uploads>>,
@@ -346,6 +358,7 @@ async fn serve(
     let (producer, producer_closed) =
         kafka::create_watched_producer(&brokers, &config.kafka, Some(spool.clone()))?;
     let listen = config.listen.clone();
+    let admin_listen = config.admin.listen.clone();
     let shutdown_timeout = config.pipeline.shutdown_timeout_secs;
     let (state, statistics) = start_pipeline(config, producer.clone(), spool, symbols);
     let state = web::Data::new(state);
@@ -355,6 +368,12 @@ async fn serve(
     }
     let server = http_server(&state, uploads, &listen, shutdown_timeout)?;
     actix_web::rt::spawn(stop_on_signal(server.handle()));
+    let reloader = Reloader::new(source, state.clone());
+    actix_web::rt::spawn(reload_on_sighup(reloader.clone()));
+    let admin = match &admin_listen {
+        Some(address) => Some(serve_admin(address, reloader)?),
+        None => None,
+    };
 
     print_banner(&state, &listen);
     print_kafka(&state, &brokers, embedded.is_some());
@@ -362,6 +381,9 @@ async fn serve(
     // On SIGTERM/SIGINT the server stops accepting, then lets in-flight requests finish (each
     // ends with its spool append) for up to the shutdown timeout.
     server.await?;
+    if let Some(admin) = admin {
+        admin.stop(true).await;
+    }
     state.set_accepting(false);
     statistics.flush().await;
     close_producer(producer, producer_closed).await;
@@ -385,7 +407,7 @@ async fn serve_forwarding(config: Config, spool: Arc<Spool>) -> anyhow::Result<(
     let server = http_server(&state, None, &listen, shutdown_timeout)?;
     actix_web::rt::spawn(stop_on_signal(server.handle()));
     print_banner(&state, &listen);
-    if let Some(upstream) = &state.config.upstream {
+    if let Some(upstream) = &state.settings().config.upstream {
         println!("forwarding to {}", upstream.base_url());
     }
     state.set_accepting(true);
@@ -401,6 +423,28 @@ async fn serve_forwarding(config: Config, spool: Arc<Spool>) -> anyhow::Result<(
         "stopped; unreleased spool entries are forwarded after the next start"
     );
     Ok(())
+}
+
+/// Starts the admin listener (config reload) on `address`; returns its handle to stop it.
+fn serve_admin(
+    address: &str,
+    reloader: Arc<Reloader>,
+) -> anyhow::Result<actix_web::dev::ServerHandle> {
+    let reloader = web::Data::new(reloader);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(reloader.clone())
+            .configure(endpoints::reload::configure_admin)
+    })
+    .workers(1)
+    .bind(address)
+    .map_err(|e| anyhow::anyhow!("cannot listen on {address} (admin.listen): {e}"))?
+    .disable_signals()
+    .run();
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+    tracing::info!(%address, "admin listener: POST /api/relay/reload/");
+    Ok(handle)
 }
 
 /// The HTTP server on `listen`, serving the endpoints with `state`.
@@ -423,7 +467,8 @@ fn http_server(
     // by actix before any handler runs: a slowloris connection holds a socket this long, and
     // never a request slot (`limits.max_concurrent_requests`).
     .client_request_timeout(REQUEST_HEAD_TIMEOUT);
-    let tls = state.config.tls.as_ref();
+    let settings = state.settings();
+    let tls = settings.config.tls.as_ref();
     if tls.is_none_or(|tls| tls.plain) {
         server = server
             .bind(listen)
@@ -543,7 +588,8 @@ async fn close_producer(producer: kafka::Producer, closed: kafka::context::Produ
 }
 
 fn print_banner(state: &ServiceState, listen: &str) {
-    let tls = state.config.tls.as_ref();
+    let settings = state.settings();
+    let tls = settings.config.tls.as_ref();
     if tls.is_none_or(|tls| tls.plain) {
         println!(
             "relay {} listening on http://{listen}",
@@ -557,7 +603,7 @@ fn print_banner(state: &ServiceState, listen: &str) {
             tls.listen
         );
     }
-    for project in &state.config.projects {
+    for project in &settings.config.projects {
         if let Some(key) = project.keys.iter().find(|k| !k.disabled()) {
             println!(
                 "project {} DSN: http://{}@{listen}/{}",
@@ -570,10 +616,11 @@ fn print_banner(state: &ServiceState, listen: &str) {
 }
 
 fn print_kafka(state: &ServiceState, brokers: &str, embedded: bool) {
+    let settings = state.settings();
     if embedded {
         println!(
             "kafka: embedded broker at {brokers} (in memory; consume with e.g. `kcat -b {brokers} -C -t {}`)",
-            state.config.kafka.topics.events
+            settings.config.kafka.topics.events
         );
     } else {
         println!("kafka: brokers {brokers}");

@@ -1,10 +1,16 @@
 //! What the HTTP handlers share: configuration, projects, quotas, outcomes, the spool and the
 //! pipeline's gates. Built by the composition root (`service.rs`); kept apart from it so that
 //! the handlers depend on this data, not on the code that starts the actors.
+//!
+//! The part built from the configuration ([`Settings`]) is replaced as a whole by a reload;
+//! each request keeps the one it started with ([`RequestState`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use actix_web::{web, FromRequest, HttpRequest};
+use arc_swap::ArcSwap;
+use relay_core::config::{ProjectConfig, QuotaConfig};
 use relay_core::Config;
 
 use crate::actors::outcomes::Outcomes;
@@ -13,24 +19,36 @@ use crate::actors::symbolicator::SymbolicatorGate;
 use crate::endpoints::abuse::AbuseGuard;
 use crate::endpoints::budget::InflightBudget;
 use crate::metrics;
+use crate::processing::{LiveProcessing, ProcessingSettings};
 use crate::projects::Projects;
 use crate::ratelimit::{RateLimiter, RedisQuotas};
 use crate::spool::Spool;
 use crate::upstream::refusals::KeyRefusals;
 use crate::upstream::UpstreamMemory;
 
-/// What the HTTP handlers share: configuration, projects, quotas, outcomes and the spool.
-pub struct ServiceState {
-    /// The loaded configuration.
+/// What a config reload replaces: the configuration and what the intake builds from it (keys
+/// and projects, quotas). A request takes the settings in force when it starts
+/// ([`RequestState`]) and keeps them to its end.
+pub struct Settings {
+    /// The configuration in force: the file's projects and processing options; the sections
+    /// a reload does not apply stay as the relay started with them ([`reloadable`]).
     pub config: Arc<Config>,
     /// Keys and projects allowed to send.
     pub projects: Projects,
     /// Enforces quotas (and, in forward mode, the upstream's limits) before anything is
-    /// spooled; called by the handlers directly.
+    /// spooled; called by the handlers directly. Kept across reloads that leave every quota
+    /// as it was (so reloads do not refill quotas), and always in forward mode (the upstream
+    /// forwarder adds the upstream's limits to this one).
     pub rate_limiter: Arc<RateLimiter>,
     /// Quotas counted in Redis for the whole fleet, when `redis` is configured; the
     /// `rate_limiter` then holds the limits learned and takes over while Redis fails.
     pub redis_quotas: Option<Arc<RedisQuotas>>,
+}
+
+/// What the HTTP handlers share: the settings in force, outcomes, limits and the spool.
+pub struct ServiceState {
+    settings: ArcSwap<Settings>,
+    processing: LiveProcessing,
     /// Keys the upstream refused recently (forward mode; empty otherwise).
     pub key_refusals: Arc<KeyRefusals>,
     /// Where outcomes are counted.
@@ -49,33 +67,72 @@ pub struct ServiceState {
 
 impl ServiceState {
     /// The state of a relay whose pipeline is started: `outcomes` and `symbolicator` lead into
-    /// it, `reader_gates` bound its spool readers, `memory` is shared with the upstream
-    /// forwarder (if any). Not accepting until [`Self::set_accepting`].
+    /// it, `reader_gates` bound its spool readers, `processing` is the pipeline's settings
+    /// (replaced on reload), `memory` is shared with the upstream forwarder (if any). Not
+    /// accepting until [`Self::set_accepting`].
     pub fn new(
         config: Config,
+        processing: LiveProcessing,
         outcomes: Outcomes,
         spool: Arc<Spool>,
         symbolicator: Option<SymbolicatorGate>,
         reader_gates: Gates,
         memory: UpstreamMemory,
     ) -> Self {
-        ServiceState {
+        let settings = Settings {
             projects: Projects::new(&config.projects),
             rate_limiter: memory.rate_limiter,
             redis_quotas: config
                 .redis
                 .as_ref()
                 .map(|redis| RedisQuotas::start(redis, &config.projects)),
-            key_refusals: memory.key_refusals,
-            outcomes,
-            abuse: AbuseGuard::new(&config.limits),
-            budget: InflightBudget::new(config.limits.max_inflight_bytes),
             config: Arc::new(config),
+        };
+        ServiceState {
+            key_refusals: memory.key_refusals,
+            abuse: AbuseGuard::new(&settings.config.limits),
+            budget: InflightBudget::new(settings.config.limits.max_inflight_bytes),
+            settings: ArcSwap::from_pointee(settings),
+            processing,
+            outcomes,
             spool,
             symbolicator,
             reader_gates,
             accepting: AtomicBool::new(false),
         }
+    }
+
+    /// The settings in force now.
+    pub fn settings(&self) -> Arc<Settings> {
+        self.settings.load_full()
+    }
+
+    /// Puts the reloadable parts of `config` in force (see [`reloadable`]) for requests and
+    /// envelopes that start from now on; returns the sections that changed but need a
+    /// restart.
+    pub fn reload(&self, config: Config) -> Vec<String> {
+        let old = self.settings();
+        let (config, mut not_applied) = reloadable(&old.config, config);
+        let same_quotas = quotas_of(&old.config) == quotas_of(&config);
+        let rate_limiter = if same_quotas || old.config.forwards() {
+            if !same_quotas {
+                not_applied.push("projects[].quotas (forward mode)".to_owned());
+            }
+            old.rate_limiter.clone()
+        } else {
+            Arc::new(RateLimiter::new(&config.projects))
+        };
+        if let Some(redis) = &old.redis_quotas {
+            redis.set_projects(&config.projects);
+        }
+        self.processing.replace(ProcessingSettings::new(&config));
+        self.settings.store(Arc::new(Settings {
+            projects: Projects::new(&config.projects),
+            rate_limiter,
+            redis_quotas: old.redis_quotas.clone(),
+            config: Arc::new(config),
+        }));
+        not_applied
     }
 
     /// Updates the gauges that are read off semaphores rather than counted.
@@ -110,5 +167,164 @@ impl ServiceState {
     /// Marks the relay as accepting (or not).
     pub fn set_accepting(&self, accepting: bool) {
         self.accepting.store(accepting, Ordering::Relaxed);
+    }
+}
+
+/// What the quotas depend on: each project's organization and quotas.
+fn quotas_of(config: &Config) -> Vec<(u64, Option<u64>, &[QuotaConfig])> {
+    config
+        .projects
+        .iter()
+        .map(|p| (p.id, p.organization, p.quotas.as_slice()))
+        .collect()
+}
+
+/// The configuration to run with after a reload to `new`: its projects (keys, quotas,
+/// filters, PII, allowed origins) and `processing.normalize`; every other section stays as in
+/// `old`, as do the projects' symbol sources (the symbol stores are built at start). Also
+/// returns what differs in the sections kept, for the log.
+pub fn reloadable(old: &Config, new: Config) -> (Config, Vec<String>) {
+    let mut merged = old.clone();
+    merged.processing.normalize = new.processing.normalize;
+    let mut not_applied = Vec::new();
+    let (old_value, new_value) = (
+        serde_json::to_value(old).unwrap_or_default(),
+        serde_json::to_value(&new).unwrap_or_default(),
+    );
+    if let (Some(old_map), Some(new_map)) = (old_value.as_object(), new_value.as_object()) {
+        for (key, value) in new_map {
+            let skip = key == "projects" || key == "processing";
+            if !skip && old_map.get(key) != Some(value) {
+                not_applied.push(key.clone());
+            }
+        }
+    }
+    if old.processing.aggregator != new.processing.aggregator {
+        not_applied.push("processing.aggregator".to_owned());
+    }
+    let mut projects = new.projects;
+    for (index, project) in projects.iter_mut().enumerate() {
+        let mut kept = ProjectConfig::new(project.id, Vec::new());
+        if let Some(before) = old.projects.iter().find(|p| p.id == project.id) {
+            kept.native_symbols = before.native_symbols.clone();
+            kept.http_sources = before.http_sources.clone();
+            kept.js_artifacts = before.js_artifacts.clone();
+        }
+        let symbols = |p: &ProjectConfig| {
+            (
+                p.native_symbols.clone(),
+                p.http_sources.clone(),
+                p.js_artifacts.clone(),
+            )
+        };
+        if symbols(project) != symbols(&kept) {
+            not_applied.push(format!("projects[{index}] symbol sources"));
+        }
+        project.native_symbols = kept.native_symbols;
+        project.http_sources = kept.http_sources;
+        project.js_artifacts = kept.js_artifacts;
+    }
+    merged.projects = projects;
+    (merged, not_applied)
+}
+
+/// What one request works with: the shared state, and the settings in force when it started
+/// (kept to its end, whatever reloads happen meanwhile). Extracted by the intake handlers.
+pub struct RequestState {
+    service: web::Data<ServiceState>,
+    /// The settings this request runs under.
+    pub settings: Arc<Settings>,
+}
+
+impl RequestState {
+    /// The current settings of `service`.
+    pub fn new(service: web::Data<ServiceState>) -> Self {
+        RequestState {
+            settings: service.settings(),
+            service,
+        }
+    }
+}
+
+impl std::ops::Deref for RequestState {
+    type Target = ServiceState;
+
+    fn deref(&self) -> &ServiceState {
+        &self.service
+    }
+}
+
+impl FromRequest for RequestState {
+    type Error = actix_web::Error;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let service = web::Data::<ServiceState>::from_request(req, payload).into_inner();
+        std::future::ready(service.map(RequestState::new))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use relay_core::config::{HttpSymbolSource, KeyConfig};
+
+    use super::*;
+
+    fn project(id: u64, key: &str) -> ProjectConfig {
+        ProjectConfig::new(id, vec![KeyConfig::Plain(key.to_owned())])
+    }
+
+    #[test]
+    fn reload_takes_projects_and_keeps_what_needs_a_restart() {
+        let old = Config {
+            projects: vec![project(1, "a")],
+            ..Config::default()
+        };
+        let mut new = Config {
+            listen: "127.0.0.1:4000".into(),
+            projects: vec![project(1, "b"), project(2, "c")],
+            ..Config::default()
+        };
+        new.processing.normalize.max_breadcrumbs += 1;
+        let (merged, not_applied) = reloadable(&old, new.clone());
+        assert_eq!(merged.projects, new.projects, "keys and projects are taken");
+        assert_eq!(merged.processing.normalize, new.processing.normalize);
+        assert_eq!(merged.listen, old.listen, "the listener stays");
+        assert_eq!(not_applied, ["listen"]);
+    }
+
+    #[test]
+    fn reload_keeps_symbol_sources_and_says_so() {
+        let mut old = Config {
+            projects: vec![project(1, "a")],
+            ..Config::default()
+        };
+        old.projects[0].native_symbols = vec!["/srv/a".into()];
+        let mut new = old.clone();
+        new.projects[0].native_symbols = vec!["/srv/b".into()];
+        let source: HttpSymbolSource =
+            serde_json::from_value(serde_json::json!({"url": "https://symbols.example.com"}))
+                .unwrap();
+        new.projects[0].http_sources = vec![source];
+        new.projects[0].keys.push(KeyConfig::Plain("b".into()));
+        let (merged, not_applied) = reloadable(&old, new);
+        assert_eq!(
+            merged.projects[0].native_symbols,
+            old.projects[0].native_symbols
+        );
+        assert!(merged.projects[0].http_sources.is_empty());
+        assert_eq!(merged.projects[0].keys.len(), 2, "the new key is taken");
+        assert_eq!(not_applied, ["projects[0] symbol sources"]);
+    }
+
+    #[test]
+    fn an_unchanged_file_reloads_without_remarks() {
+        let old = Config {
+            projects: vec![project(1, "a")],
+            ..Config::default()
+        };
+        let (merged, not_applied) = reloadable(&old, old.clone());
+        assert_eq!(merged, old);
+        assert!(not_applied.is_empty());
     }
 }

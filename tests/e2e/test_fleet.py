@@ -9,6 +9,10 @@ real tansu broker (the session's), one Debian redis-server started here.
 3. Redis killed under load: no 5xx, every event answered 200 reaches Kafka, every relay says
    it counts locally (`relay_quota_fallback 1`, one log line); Redis restarted: every relay is
    back on Redis within 5 s and a fresh project is again limited to 300 across the fleet.
+4. A key rolled out while events flow: each relay's file gets a new key in place of an old
+   one and is reloaded (SIGHUP, or POST /api/relay/reload/ on the admin listener); the new
+   key is accepted, the old one answered 401, the steady key's events all answered 200 and
+   found in Kafka. A broken file on reload is refused and the config in force stays.
 
 Each test uses its own project (its own Redis counters) with a fresh random key, so its
 outcomes can be told apart from everything else on the session's broker.
@@ -20,7 +24,9 @@ without slack for a minute boundary.
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import threading
 import time
 import uuid
@@ -36,7 +42,9 @@ from e2e_lib import (
     RedisServer,
     Relay,
     event_envelope,
+    free_port,
     new_event_id,
+    relay_config_yaml,
     wait_until,
 )
 
@@ -44,8 +52,10 @@ QUOTA = 300
 EVENTS = 1_500
 SENDERS = 12
 # The projects of the tests, each with its own quota counters in Redis.
-GLOBAL, LOCAL, OUTAGE, RESUMED = 101, 102, 103, 104
-KEYS = {project: uuid.uuid4().hex for project in (GLOBAL, LOCAL, OUTAGE, RESUMED)}
+GLOBAL, LOCAL, OUTAGE, RESUMED, ROLLOUT = 101, 102, 103, 104, 105
+KEYS = {project: uuid.uuid4().hex for project in (GLOBAL, LOCAL, OUTAGE, RESUMED, ROLLOUT)}
+# The rollout project's other keys: one removed by the reload, one added by it.
+OLD_KEY, NEW_KEY = uuid.uuid4().hex, uuid.uuid4().hex
 RESUME_WITHIN = 5.0
 
 
@@ -58,18 +68,26 @@ def fleet_yaml(redis_url: str | None) -> str:
         "    quotas:\n"
         f"      - {{ id: errors, categories: [error], scope: project, limit: {QUOTA},"
         " window: 60, reason: fleet_quota }\n"
-        for project, key in KEYS.items()
+        for project, key in KEYS.items() if project != ROLLOUT
     )
+    projects += f'  - id: {ROLLOUT}\n    keys: ["{KEYS[ROLLOUT]}", "{OLD_KEY}"]\n'
     redis = f'redis:\n  url: "{redis_url}"\n' if redis_url else ""
     return projects + "outcomes:\n  flush_interval_secs: 1\n" + redis
 
 
 def start_fleet(tmp_path_factory, tansu, name: str, redis_url: str | None) -> list[Relay]:
+    """Three relays, each with an admin listener (`relay.admin`) and its extra config kept
+    (`relay.extra`) to rewrite its file."""
     relays = []
     try:
         for i in range(3):
             workdir = tmp_path_factory.mktemp(f"fleet-{name}-{i}")
-            relays.append(Relay(workdir, tansu.bootstrap, fleet_yaml(redis_url)).start())
+            admin_port = free_port()
+            extra = fleet_yaml(redis_url) + f'admin:\n  listen: "127.0.0.1:{admin_port}"\n'
+            relay = Relay(workdir, tansu.bootstrap, extra)
+            relay.admin = f"http://127.0.0.1:{admin_port}"
+            relay.extra = extra
+            relays.append(relay.start())
     except BaseException:
         for relay in relays:
             relay.stop()
@@ -115,16 +133,20 @@ class Sent:
                 self.failures.append(f"header {resp.headers['X-Sentry-Rate-Limits']!r}")
 
 
+def envelope_headers(key: str) -> dict[str, str]:
+    return {
+        "Content-Type": "application/x-sentry-envelope",
+        "X-Sentry-Auth": f"Sentry sentry_key={key}, sentry_version=7, "
+                         "sentry_client=relay-e2e-fleet/1.0",
+    }
+
+
 def send_round_robin(relays: list[Relay], project: int, count: int, sent: Sent,
                      pause: float = 0.0) -> Sent:
     """Sends `count` events to `project`, event i to relay i % 3, from SENDERS threads; each
     thread pauses `pause` seconds between its events."""
     local = threading.local()
-    headers = {
-        "Content-Type": "application/x-sentry-envelope",
-        "X-Sentry-Auth": f"Sentry sentry_key={KEYS[project]}, sentry_version=7, "
-                         "sentry_client=relay-e2e-fleet/1.0",
-    }
+    headers = envelope_headers(KEYS[project])
 
     def send(i: int) -> None:
         session = getattr(local, "session", None)
@@ -272,3 +294,77 @@ def test_redis_outage_falls_back_and_resumes(fleet, redis_server, kafka):
     resumed = send_round_robin(fleet, RESUMED, 600, Sent())
     assert not resumed.failures, resumed.failures[:5]
     assert 285 <= resumed.statuses[200] <= 315, f"{resumed.statuses} {resumed.per_relay}"
+
+
+def post_with_key(relay: Relay, key: str) -> requests.Response:
+    event_id = new_event_id()
+    return requests.post(relay.url(f"/api/{ROLLOUT}/envelope/"),
+                         data=event_envelope(event_id, "rollout probe"),
+                         headers=envelope_headers(key), timeout=10)
+
+
+def rewrite_config(relay: Relay, tansu, extra: str) -> None:
+    relay.config_path.write_text(relay_config_yaml(relay.port, relay.data_dir, tansu.bootstrap,
+                                                   extra))
+
+
+def reload_by_signal(relay: Relay) -> None:
+    os.kill(relay.proc.pid, signal.SIGHUP)
+
+
+def reload_by_request(relay: Relay) -> requests.Response:
+    return requests.post(relay.admin + "/api/relay/reload/", timeout=10)
+
+
+def test_reload_rolls_out_a_key_while_events_flow(fleet, tansu, kafka):
+    for relay in fleet:
+        assert post_with_key(relay, OLD_KEY).status_code == 200
+        assert post_with_key(relay, NEW_KEY).status_code == 401
+
+    # The steady key's events flow through every reload: all must be answered 200.
+    sent, stop = Sent(), threading.Event()
+
+    def steady():
+        while not stop.is_set():
+            send_round_robin(fleet, ROLLOUT, 30, sent, pause=0.02)
+
+    sender = threading.Thread(target=steady, daemon=True)
+    sender.start()
+    try:
+        for i, relay in enumerate(fleet):
+            rewrite_config(relay, tansu, relay.extra.replace(OLD_KEY, NEW_KEY))
+            if i == 1:
+                answer = reload_by_request(relay)
+                assert answer.status_code == 200, answer.text
+                assert answer.json() == {"reloaded": True, "not_applied": []}, answer.text
+            else:
+                reload_by_signal(relay)
+            wait_until(lambda: post_with_key(relay, NEW_KEY).status_code == 200, 5,
+                       f"the new key accepted by {relay.base}", on_timeout=relay.log)
+            refused = post_with_key(relay, OLD_KEY)
+            assert refused.status_code == 401, refused.text
+            assert refused.json()["detail"], refused.text
+
+        # A broken file is refused, over either way in; the config in force stays.
+        for relay in fleet[:2]:
+            rewrite_config(relay, tansu, "  - id: not-a-number\n" + relay.extra)
+        answer = reload_by_request(fleet[0])
+        assert answer.status_code == 400, answer.text
+        assert "projects" in answer.json()["detail"], answer.text
+        reload_by_signal(fleet[1])
+        wait_until(lambda: "configuration reload refused" in fleet[1].log(), 5,
+                   "the refused SIGHUP reload logged", on_timeout=fleet[1].log)
+        for relay in fleet:
+            assert post_with_key(relay, NEW_KEY).status_code == 200
+            assert post_with_key(relay, OLD_KEY).status_code == 401
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        sender.join(30)
+
+    assert not sent.failures, sent.failures[:5]
+    assert set(sent.statuses) == {200}, sent.statuses
+    assert len(sent.accepted) >= 90, sent.statuses
+    accepted = set(sent.accepted)
+    kafka.events.wait_for(lambda m: m.key in accepted, f"{len(accepted)} steady events",
+                          count=len(accepted), timeout=90)

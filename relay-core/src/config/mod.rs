@@ -15,11 +15,13 @@
 //! - `organizations`: [`OrganizationConfig`] with its [`UploadToken`]s; `uploads`:
 //!   [`UploadsConfig`] (the upload API, `docs/uploads.md`);
 //! - `upstream`: [`UpstreamConfig`] (forward mode, instead of Kafka);
-//! - `tls`: [`TlsConfig`] (the HTTPS listener).
+//! - `tls`: [`TlsConfig`] (the HTTPS listener);
+//! - `admin`: [`AdminConfig`] (the reload listener).
 //!
 //! The processing library's settings (filters, PII, normalization, aggregation) are typed
 //! here too, so the file is parsed once and their errors name the key like any other.
 
+mod admin;
 mod filters;
 mod kafka;
 mod limits;
@@ -39,6 +41,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+pub use admin::AdminConfig;
 pub use filters::{FilterConfig, GlobPatterns, InvalidIpEntry, IpFilterList};
 pub use kafka::{KafkaConfig, Topics};
 pub use limits::Limits;
@@ -118,6 +121,8 @@ pub struct Config {
     /// An HTTPS listener beside (or instead of) the plain one. Absent (the default): plain
     /// HTTP only.
     pub tls: Option<TlsConfig>,
+    /// The admin listener (config reload); off by default.
+    pub admin: AdminConfig,
 }
 
 impl Default for Config {
@@ -139,6 +144,7 @@ impl Default for Config {
             uploads: UploadsConfig::default(),
             upstream: None,
             tls: None,
+            admin: AdminConfig::default(),
         }
     }
 }
@@ -218,6 +224,7 @@ impl Config {
         if let Some(redis) = &self.redis {
             redis.validate()?;
         }
+        self.admin.validate()?;
         if self.instance_id.as_deref().is_some_and(str::is_empty) {
             return Err(ConfigError::new("instance_id", "must not be empty"));
         }
@@ -307,6 +314,13 @@ mod tests {
             ..Config::default()
         };
         assert_eq!(config.validate().unwrap_err().key, "listen");
+
+        let mut config = Config::default();
+        config.admin.listen = Some("localhost".into());
+        assert_eq!(config.validate().unwrap_err().key, "admin.listen");
+        config.admin.listen = Some("127.0.0.1:3001".into());
+        config.instance_id = Some(String::new());
+        assert_eq!(config.validate().unwrap_err().key, "instance_id");
     }
 
     #[test]

@@ -24,7 +24,7 @@ use super::{envelope_message, Mailbox, MailboxDepth};
 use crate::kafka::messages::issues::issue_message;
 use crate::kafka::messages::Topic;
 use crate::managed::ManagedEnvelope;
-use crate::processing::ProcessingSettings;
+use crate::processing::{LiveProcessing, ProcessingSettings};
 
 envelope_message!(
     /// Scrubs, groups and counts the envelope's event.
@@ -62,7 +62,7 @@ impl SharedWindows {
 /// Scrubs PII, groups and counts events; see the module docs.
 pub struct EventProcessor {
     depth: MailboxDepth,
-    settings: Arc<ProcessingSettings>,
+    settings: LiveProcessing,
     windows: SharedWindows,
     next: Mailbox<KafkaProducer>,
     /// This relay's name on the issue messages.
@@ -76,7 +76,7 @@ impl EventProcessor {
     /// A processor counting into `windows` and forwarding to the producer; its issue
     /// messages carry `instance_id`.
     pub fn new(
-        settings: Arc<ProcessingSettings>,
+        settings: LiveProcessing,
         windows: SharedWindows,
         next: Mailbox<KafkaProducer>,
         instance_id: Arc<str>,
@@ -96,7 +96,7 @@ impl EventProcessor {
         let Some(event) = envelope.event.as_mut() else {
             return Vec::new();
         };
-        let scrubbed = self.settings.project(project_id).pii.scrub(event);
+        let scrubbed = self.settings.current().project(project_id).pii.scrub(event);
         if scrubbed > 0 {
             crate::metrics::count_pii_scrubbed(scrubbed);
         }

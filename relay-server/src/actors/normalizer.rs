@@ -5,8 +5,6 @@
 //! intake, counted as `filtered` with the filter's name, and never published); then the
 //! normalization rules of `relay_processing::normalize`.
 
-use std::sync::Arc;
-
 use actix::prelude::*;
 use relay_core::ItemType;
 use relay_processing::filter::{should_filter, FilterContext};
@@ -18,7 +16,7 @@ use super::Mailbox;
 use super::{envelope_message, MailboxDepth};
 use crate::managed::{ManagedEnvelope, Rejection};
 use crate::metrics;
-use crate::processing::ProcessingSettings;
+use crate::processing::{LiveProcessing, ProcessingSettings};
 
 envelope_message!(
     /// Filters and normalizes the envelope's event, if it has one.
@@ -33,7 +31,7 @@ envelope_message!(
 /// lane's EventProcessor.
 pub struct Normalizer {
     depth: MailboxDepth,
-    settings: Arc<ProcessingSettings>,
+    settings: LiveProcessing,
     fetcher: Mailbox<SymbolFetcher>,
     gate: SymbolicatorGate,
 }
@@ -44,7 +42,7 @@ impl Normalizer {
 
     /// A normalizer forwarding minidumps to `fetcher` and everything else to `gate`.
     pub fn new(
-        settings: Arc<ProcessingSettings>,
+        settings: LiveProcessing,
         fetcher: Mailbox<SymbolFetcher>,
         gate: SymbolicatorGate,
     ) -> Self {
@@ -70,7 +68,7 @@ impl Handler<NormalizeEnvelope> for Normalizer {
         _ctx: &mut Self::Context,
     ) {
         self.depth.received();
-        if let Err(rejection) = process(&mut envelope, &self.settings) {
+        if let Err(rejection) = process(&mut envelope, &self.settings.current()) {
             let reason = match rejection {
                 Rejection::Filtered(_) => "filtered",
                 _ => "invalid_event",

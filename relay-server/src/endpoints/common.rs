@@ -18,7 +18,7 @@ use super::quotas;
 use crate::managed::Scoping;
 use crate::projects::{is_well_formed_key, AccessError};
 use crate::spool::entry::{self, EntryMeta, SdkHeaders};
-use crate::state::ServiceState;
+use crate::state::RequestState;
 
 /// Credentials from the `X-Sentry-Auth` or `Authorization` header or the query string.
 pub fn request_auth(req: &HttpRequest) -> Result<Option<Auth>, ApiError> {
@@ -33,7 +33,7 @@ pub fn envelope_dsn_key(envelope: &Envelope) -> Result<Option<String>, ApiError>
 
 /// Checks that `public_key` (if any) may send to `project_id`, and returns it.
 pub fn authorize(
-    state: &ServiceState,
+    state: &RequestState,
     project_id: u64,
     public_key: Option<String>,
 ) -> Result<String, ApiError> {
@@ -41,7 +41,7 @@ pub fn authorize(
     state
         .key_refusals
         .check(project_id, &public_key, Instant::now())?;
-    match state.projects.check(project_id, &public_key) {
+    match state.settings.projects.check(project_id, &public_key) {
         Ok(()) => Ok(public_key),
         // Forward mode may leave the decision to the upstream (`accept_unknown_keys`); its
         // refusals come back through the key refusals above.
@@ -54,8 +54,9 @@ pub fn authorize(
     }
 }
 
-fn accepts_unknown_keys(state: &ServiceState) -> bool {
+fn accepts_unknown_keys(state: &RequestState) -> bool {
     state
+        .settings
         .config
         .upstream
         .as_ref()
@@ -86,9 +87,9 @@ impl Accepted {
 
 /// The client's IP address, for the per-IP limit, IP filters and the spool record: the peer,
 /// or, when the peer is one of `limits.trusted_proxies`, the address it forwards for.
-pub fn client_ip(state: &ServiceState, req: &HttpRequest) -> Option<IpAddr> {
+pub fn client_ip(state: &RequestState, req: &HttpRequest) -> Option<IpAddr> {
     let peer = req.peer_addr()?.ip();
-    let trusted = &state.config.limits.trusted_proxies;
+    let trusted = &state.settings.config.limits.trusted_proxies;
     if trusted.is_empty() || !trusted.contains(peer) {
         return Some(peer);
     }
@@ -120,7 +121,7 @@ fn forwarded_client<'a>(
 
 /// Authorizes the key and refuses a sender under a limit covering everything.
 pub fn admit_sender(
-    state: &ServiceState,
+    state: &RequestState,
     req: &HttpRequest,
     project_id: u64,
     public_key: Option<String>,
@@ -141,18 +142,18 @@ const META_BYTES: usize = 512;
 /// copy of the envelope for a moment), then only the record stays charged until it is
 /// written.
 pub async fn accept(
-    state: &ServiceState,
+    state: &RequestState,
     req: &HttpRequest,
     scoping: &Scoping,
     mut envelope: Envelope,
     original: Option<Bytes>,
     charge: &mut Charge,
 ) -> Result<Accepted, ApiError> {
-    let event_id = intake::items::check_items(&envelope, &state.config.limits)?;
+    let event_id = intake::items::check_items(&envelope, &state.settings.config.limits)?;
     quotas::track_client_reports(state, scoping, &envelope);
     let rate_limits = quotas::enforce_quotas(state, scoping, &mut envelope).await?;
     let mut meta = entry_meta(scoping, event_id);
-    if state.config.forwards() {
+    if state.settings.config.forwards() {
         meta.sdk = sdk_headers(req);
     }
     let record = match original {
@@ -208,7 +209,7 @@ pub fn sdk_headers(req: &HttpRequest) -> SdkHeaders {
 ///
 /// A full spool, a writer with too many appends waiting, or a disk that cannot be written
 /// (full, failing, directory gone) answers 503 with `Retry-After`.
-async fn spool(state: &ServiceState, record: Vec<u8>) -> Result<(), ApiError> {
+async fn spool(state: &RequestState, record: Vec<u8>) -> Result<(), ApiError> {
     state
         .spool
         .append(record)
@@ -218,7 +219,7 @@ async fn spool(state: &ServiceState, record: Vec<u8>) -> Result<(), ApiError> {
             crate::metrics::count_rejection("spool");
             ApiError::Overloaded {
                 detail: error.to_string(),
-                retry_after_secs: state.config.pipeline.retry_after_secs,
+                retry_after_secs: state.settings.config.pipeline.retry_after_secs,
             }
         })
 }

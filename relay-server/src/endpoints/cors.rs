@@ -51,7 +51,8 @@ impl Cors {
         }
         let origin = self.origin.as_ref()?;
         let project_id = intake_project(req.path())??;
-        let projects = &req.app_data::<web::Data<ServiceState>>()?.projects;
+        let settings = req.app_data::<web::Data<ServiceState>>()?.settings();
+        let projects = &settings.projects;
         // An origin that is not text cannot match any pattern.
         let origin = origin.to_str().unwrap_or_default();
         if projects.origin_allowed(project_id, origin) {

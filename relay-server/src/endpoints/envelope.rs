@@ -10,14 +10,14 @@ use super::common::{accept, admit_sender, client_ip, envelope_dsn_key, request_a
 use super::error::ApiError;
 use super::quotas::track_invalid;
 use crate::managed::Scoping;
-use crate::state::ServiceState;
+use crate::state::RequestState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/{project_id}/envelope/", web::post().to(handle));
 }
 
 async fn handle(
-    state: web::Data<ServiceState>,
+    state: RequestState,
     req: HttpRequest,
     project_id: web::Path<u64>,
     payload: web::Payload,
@@ -43,13 +43,13 @@ async fn handle(
 }
 
 async fn receive(
-    state: &ServiceState,
+    state: &RequestState,
     req: &HttpRequest,
     payload: web::Payload,
     project_id: u64,
     scoping: Option<Scoping>,
 ) -> Result<HttpResponse, ApiError> {
-    let limits = &state.config.limits;
+    let limits = &state.settings.config.limits;
     // Holds the body's bytes in the in-flight budget until the envelope is spooled.
     let mut charge = state.budget.charge();
     let rules = BodyRules::new(limits, limits.max_request_size);

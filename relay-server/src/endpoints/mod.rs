@@ -23,6 +23,7 @@ mod health;
 mod metrics;
 mod minidump;
 mod quotas;
+pub mod reload;
 mod security;
 mod store;
 mod uploads;

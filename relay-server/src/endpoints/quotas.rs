@@ -13,11 +13,11 @@ use super::error::ApiError;
 use crate::actors::outcomes::TrackOutcome;
 use crate::managed::Scoping;
 use crate::ratelimit::{rate_limits_header, ActiveLimit};
-use crate::state::ServiceState;
+use crate::state::RequestState;
 
 /// Who a request counts against, from its project and key.
 pub fn scoping(
-    state: &ServiceState,
+    state: &RequestState,
     project_id: u64,
     public_key: &str,
     client_ip: Option<std::net::IpAddr>,
@@ -25,15 +25,15 @@ pub fn scoping(
     Scoping {
         project_id,
         public_key: public_key.to_owned(),
-        organization: state.projects.organization(project_id),
+        organization: state.settings.projects.organization(project_id),
         client_ip,
     }
 }
 
 /// Refuses a sender under a limit covering every category, before its body is read.
-pub fn refuse_if_fully_limited(state: &ServiceState, scoping: &Scoping) -> Result<(), ApiError> {
-    let now = state.rate_limiter.now();
-    let Some(limit) = state.rate_limiter.limit_on_everything(scoping) else {
+pub fn refuse_if_fully_limited(state: &RequestState, scoping: &Scoping) -> Result<(), ApiError> {
+    let now = state.settings.rate_limiter.now();
+    let Some(limit) = state.settings.rate_limiter.limit_on_everything(scoping) else {
         return Ok(());
     };
     // The body is not read, so its items are unknown: counted as one `default` unit.
@@ -52,15 +52,20 @@ pub fn refuse_if_fully_limited(state: &ServiceState, scoping: &Scoping) -> Resul
 /// Returns the `X-Sentry-Rate-Limits` value when something was limited; fails with 429 when
 /// nothing is left.
 pub async fn enforce_quotas(
-    state: &ServiceState,
+    state: &RequestState,
     scoping: &Scoping,
     envelope: &mut Envelope,
 ) -> Result<Option<String>, ApiError> {
     // Most projects have no quotas: their envelopes skip the item walk, unless a limit
     // announced by the upstream (forward mode) is in force.
-    let upstream_limited =
-        || state.config.forwards() && state.rate_limiter.applies_to_project(scoping.project_id);
-    if !state.projects.has_quotas(scoping.project_id) && !upstream_limited() {
+    let upstream_limited = || {
+        state.settings.config.forwards()
+            && state
+                .settings
+                .rate_limiter
+                .applies_to_project(scoping.project_id)
+    };
+    if !state.settings.projects.has_quotas(scoping.project_id) && !upstream_limited() {
         return Ok(None);
     }
     let items: Vec<_> = envelope
@@ -68,14 +73,18 @@ pub async fn enforce_quotas(
         .iter()
         .map(|item| DataCategory::for_item(item.ty(), item.payload.len()))
         .collect();
-    let decision = match &state.redis_quotas {
-        Some(redis) => redis.check(&state.rate_limiter, scoping, &items).await,
-        None => state.rate_limiter.check(scoping, &items),
+    let decision = match &state.settings.redis_quotas {
+        Some(redis) => {
+            redis
+                .check(&state.settings.rate_limiter, scoping, &items)
+                .await
+        }
+        None => state.settings.rate_limiter.check(scoping, &items),
     };
     if decision.limits.is_empty() {
         return Ok(None);
     }
-    let now = state.rate_limiter.now();
+    let now = state.settings.rate_limiter.now();
     let event_limited = envelope
         .items
         .iter()
@@ -141,7 +150,7 @@ struct DiscardedEvents {
 }
 
 /// Records the `client_discard` outcomes of the envelope's client reports.
-pub fn track_client_reports(state: &ServiceState, scoping: &Scoping, envelope: &Envelope) {
+pub fn track_client_reports(state: &RequestState, scoping: &Scoping, envelope: &Envelope) {
     let timestamp = Utc::now();
     for item in envelope
         .items
@@ -169,7 +178,7 @@ pub fn track_client_reports(state: &ServiceState, scoping: &Scoping, envelope: &
 }
 
 /// Records an `invalid` outcome for a request refused for its content.
-pub fn track_invalid(state: &ServiceState, scoping: &Scoping, error: &ApiError) {
+pub fn track_invalid(state: &RequestState, scoping: &Scoping, error: &ApiError) {
     if let Some(reason) = error.invalid_reason() {
         state.outcomes.track_item(
             (scoping.project_id, Some(&scoping.public_key)),

@@ -14,14 +14,14 @@ use super::common::{accept, admit_sender, client_ip, request_auth};
 use super::error::ApiError;
 use super::quotas::track_invalid;
 use crate::managed::Scoping;
-use crate::state::ServiceState;
+use crate::state::RequestState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/{project_id}/security/", web::post().to(handle));
 }
 
 async fn handle(
-    state: web::Data<ServiceState>,
+    state: RequestState,
     req: HttpRequest,
     project_id: web::Path<u64>,
     payload: web::Payload,
@@ -38,12 +38,12 @@ async fn handle(
 }
 
 async fn receive(
-    state: &ServiceState,
+    state: &RequestState,
     req: &HttpRequest,
     payload: web::Payload,
     scoping: &Scoping,
 ) -> Result<HttpResponse, ApiError> {
-    let limits = &state.config.limits;
+    let limits = &state.settings.config.limits;
     // Holds the body's bytes in the in-flight budget until the reports are spooled.
     let mut charge = state.budget.charge();
     let rules = BodyRules::new(limits, limits.max_request_size);
@@ -60,7 +60,7 @@ async fn receive(
 
 /// The reports of a batch that were left out are counted as `invalid` security items, one
 /// outcome per reason (a batch may hold thousands of small reports).
-fn track_skipped(state: &ServiceState, scoping: &Scoping, skipped: &[SkipReason]) {
+fn track_skipped(state: &RequestState, scoping: &Scoping, skipped: &[SkipReason]) {
     for reason in [
         SkipReason::NotCsp,
         SkipReason::Malformed,

@@ -18,6 +18,7 @@ use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::cluster::ClusterClient;
 use ::redis::cluster_async::ClusterConnection;
 use ::redis::{RedisError, Script};
+use arc_swap::ArcSwap;
 use relay_core::config::{ProjectConfig, QuotaConfig, QuotaScope, RedisConfig, RedisUrl};
 use relay_core::DataCategory;
 
@@ -81,11 +82,25 @@ struct ItemCheck<'a> {
     counters: Vec<Counter<'a>>,
 }
 
+/// The quotas counted in Redis, per project.
+type ProjectQuotas = HashMap<u64, Vec<QuotaConfig>>;
+
+/// Quotas that take units (limit above 0), per project.
+fn counted_quotas(projects: &[ProjectConfig]) -> ProjectQuotas {
+    projects
+        .iter()
+        .map(|project| {
+            let counted = project.quotas.iter().filter(|q| q.limit > 0).cloned();
+            (project.id, counted.collect())
+        })
+        .collect()
+}
+
 /// Counts quotas in Redis; see the module docs.
 pub struct RedisQuotas {
     /// Quotas that take units (limit above 0), per project; quotas of 0 are the local
-    /// limiter's (they refuse without counting).
-    quotas: HashMap<u64, Vec<QuotaConfig>>,
+    /// limiter's (they refuse without counting). Replaced on config reload.
+    quotas: ArcSwap<ProjectQuotas>,
     script: Script,
     timeout: Duration,
     connection: RwLock<Option<Connection>>,
@@ -96,15 +111,8 @@ impl RedisQuotas {
     /// The quotas of `projects`, counted in the Redis of `config`. Starts the probe that
     /// connects (on the current actix/tokio runtime): until it has, checks are local.
     pub fn start(config: &RedisConfig, projects: &[ProjectConfig]) -> Arc<Self> {
-        let quotas = projects
-            .iter()
-            .map(|project| {
-                let counted = project.quotas.iter().filter(|q| q.limit > 0).cloned();
-                (project.id, counted.collect())
-            })
-            .collect();
         let quotas = Arc::new(RedisQuotas {
-            quotas,
+            quotas: ArcSwap::from_pointee(counted_quotas(projects)),
             script: Script::new(SCRIPT),
             timeout: Duration::from_millis(config.timeout_ms),
             connection: RwLock::new(None),
@@ -113,6 +121,12 @@ impl RedisQuotas {
         metrics::set_quota_fallback(false);
         actix_web::rt::spawn(probe(quotas.clone(), config.url.clone()));
         quotas
+    }
+
+    /// Counts the quotas of `projects` from now on (a config reload); the counters of quotas
+    /// that stay are kept in Redis.
+    pub fn set_projects(&self, projects: &[ProjectConfig]) {
+        self.quotas.store(Arc::new(counted_quotas(projects)));
     }
 
     /// Whether checks are made by the local limiter because Redis failed.
@@ -136,6 +150,7 @@ impl RedisQuotas {
             limited: vec![false; items.len()],
             limits: Vec::new(),
         };
+        let quotas = self.quotas.load_full();
         let mut pending = Vec::new();
         for (item, categories) in items.iter().enumerate() {
             let known = categories
@@ -145,7 +160,7 @@ impl RedisQuotas {
                 Some(limit) => decision.refuse(item, limit),
                 None => pending.push(ItemCheck {
                     item,
-                    counters: self.counters(scoping, categories),
+                    counters: counters(&quotas, scoping, categories),
                 }),
             }
         }
@@ -170,35 +185,36 @@ impl RedisQuotas {
             }
         }
     }
+}
 
-    /// The window counters an item with these categories and quantities takes from; one per
-    /// quota (a quota covering several of the item's categories takes their sum).
-    fn counters<'a>(
-        &'a self,
-        scoping: &Scoping,
-        categories: &[(DataCategory, u64)],
-    ) -> Vec<Counter<'a>> {
-        let mut counters: Vec<Counter<'a>> = Vec::new();
-        let quotas = self.quotas.get(&scoping.project_id).into_iter().flatten();
-        for quota in quotas {
-            let quantity: u64 = categories
-                .iter()
-                .filter(|(category, _)| {
-                    quota.categories.is_empty() || quota.categories.contains(category)
-                })
-                .map(|(_, quantity)| quantity)
-                .sum();
-            if quantity > 0 {
-                counters.push(Counter {
-                    key: counter_key(quota, scoping),
-                    quota,
-                    quantity,
-                });
-            }
+/// The window counters an item with these categories and quantities takes from; one per
+/// quota (a quota covering several of the item's categories takes their sum).
+fn counters<'a>(
+    quotas: &'a ProjectQuotas,
+    scoping: &Scoping,
+    categories: &[(DataCategory, u64)],
+) -> Vec<Counter<'a>> {
+    let mut counters: Vec<Counter<'a>> = Vec::new();
+    for quota in quotas.get(&scoping.project_id).into_iter().flatten() {
+        let quantity: u64 = categories
+            .iter()
+            .filter(|(category, _)| {
+                quota.categories.is_empty() || quota.categories.contains(category)
+            })
+            .map(|(_, quantity)| quantity)
+            .sum();
+        if quantity > 0 {
+            counters.push(Counter {
+                key: counter_key(quota, scoping),
+                quota,
+                quantity,
+            });
         }
-        counters
     }
+    counters
+}
 
+impl RedisQuotas {
     /// Runs the script for `pending`; per item, the refusing counter and how long it refuses.
     async fn run(
         &self,
@@ -406,10 +422,7 @@ mod tests {
         project.organization = Some(7);
         project.quotas = quotas;
         RedisQuotas {
-            quotas: HashMap::from([(
-                42,
-                project.quotas.into_iter().filter(|q| q.limit > 0).collect(),
-            )]),
+            quotas: ArcSwap::from_pointee(counted_quotas(&[project])),
             script: Script::new(SCRIPT),
             timeout: Duration::from_millis(100),
             connection: RwLock::new(None),
@@ -450,7 +463,8 @@ mod tests {
             (DataCategory::Attachment, 600),
             (DataCategory::AttachmentItem, 1),
         ];
-        let counters = quotas.counters(&scoping(Some(7)), &attachment);
+        let quotas = quotas.quotas.load();
+        let counters = counters(&quotas, &scoping(Some(7)), &attachment);
         let summary: Vec<(&str, u64)> = counters
             .iter()
             .map(|c| (c.quota.id.as_str(), c.quantity))
