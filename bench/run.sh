@@ -5,8 +5,10 @@
 #   bench/run.sh [intake|kafka|overload|edge|micro|all]     (default: all)
 #
 # intake    relay (intake -> spool -> Kafka on tansu) vs an actix-web handler that reads and
-#           drops the same request (bench/intake/noop-server), under oha; then the relay at half
-#           its measured max rate for p99; relay RSS from /proc during full load.
+#           drops the same request (bench/intake/noop-server), under oha; the same relay with
+#           its project's quota counted in Redis (redis-server, a quota never reached, so every
+#           request is checked in Redis), alternated with the relay without quotas; then the
+#           relay at half its measured max rate for p99; relay RSS from /proc during full load.
 # kafka     relay publish rate (draining a pre-filled spool) vs a bare confluent-kafka producer
 #           sending the same messages with the same settings: delivery reports/s of each (the
 #           relay's from its /metrics), and every message checked on the consumer side; then
@@ -109,8 +111,14 @@ setup() {
 # ==========================================================================================
 bench_intake() {
   local dir="$OUT/intake"; mkdir -p "$dir"
-  log "intake: noop ceiling vs relay, $REPS x ${DURATION}s each, 64 connections (oha)"
+  log "intake: noop ceiling vs relay vs relay with Redis quotas, $REPS x ${DURATION}s each, 64 connections (oha)"
   start_tansu
+  # Debian's redis-server, no persistence: the quota counters of the Redis case.
+  local redis_port; redis_port="$(free_port)"
+  redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
+    > "$dir/redis.log" 2>&1 &
+  local redis_pid=$!; PIDS+=("$redis_pid")
+  wait_port "$redis_port" 30
   local noop_port; noop_port="$(free_port)"
   "$NOOP" "127.0.0.1:$noop_port" > "$dir/noop.log" 2>&1 &
   local noop_pid=$!; PIDS+=("$noop_pid")
@@ -132,8 +140,18 @@ bench_intake() {
     echo "{\"delivered_during\": $(( ${after%.*} - ${before%.*} )), \"duration_s\": $DURATION, \"spool_bytes_after\": $(metric relay_spool_bytes)}" \
       > "$dir/relay-$r.kafka.json"
     stop_relay
+    log "intake rep $r: relay with its quota counted in Redis (full load)"
+    rm -rf "$dir/redis-$r"
+    # A quota no run reaches: every request takes the Redis round trip (the dearest path;
+    # refusals are answered from the relay's cache of limits, without Redis).
+    PROJECT_YAML="    quotas: [{ id: errors, categories: [error], scope: project, limit: 1000000000, window: 3600 }]" \
+      start_relay "$dir/redis-$r" "127.0.0.1:$TANSU_PORT" "redis: { url: \"redis://127.0.0.1:$redis_port\" }"
+    run_oha "http://127.0.0.1:$RELAY_PORT/api/$PROJECT_ID/envelope/" "$dir/redis-$r.json"
+    curl -s "http://127.0.0.1:$RELAY_PORT/metrics" > "$dir/redis-$r.metrics.txt"
+    stop_relay
   done
   stop_pid "$noop_pid"
+  stop_pid "$redis_pid"
   local half
   half="$("$PY" bench/lib/report.py half-rate "$dir")"
   for r in $(seq "$REPS"); do

@@ -79,6 +79,7 @@ kafka:
 projects:
   - id: $PROJECT_ID
     keys: ["$PUBLIC_KEY"]
+${PROJECT_YAML:-}
 limits:
   per_ip_requests_per_second: 0
   max_concurrent_requests_per_ip: 0

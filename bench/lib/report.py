@@ -196,6 +196,16 @@ def oha(path):
     }
 
 
+def redis_fallback(path):
+    """relay_quota_redis_errors_total summed over reasons, from a /metrics dump."""
+    try:
+        with open(path) as f:
+            return int(sum(float(line.rsplit(" ", 1)[1]) for line in f
+                           if line.startswith("relay_quota_redis_errors_total")))
+    except FileNotFoundError:
+        return None
+
+
 def reps(pattern):
     """The per-repetition files matching pattern ('NAME-<rep>.json'), in repetition order."""
     found = [(re.search(r"-(\d+)\.json$", p), p) for p in glob.glob(pattern)]
@@ -262,6 +272,15 @@ def intake(out, command):
               + sum(v for k, v in r["errors"].items() if k != "aborted due to deadline")
               for r in relay + half]
     half_rate = (half and load(reps(os.path.join(d, "half-*.json"))[0])) or {}
+    redis_paths = reps(os.path.join(d, "redis-*.json"))
+    redis = [oha(p) for p in redis_paths]
+    redis_rps = [r["ok_rps"] for r in redis]
+    redis_ratio = med(redis_rps) / med(relay_rps) if redis else float("nan")
+    redis_ratios = [q / r for q, r in zip(redis_rps, relay_rps)]
+    fallbacks = [redis_fallback(p.replace(".json", ".metrics.txt")) for p in redis_paths]
+    non200 += [sum(v for k, v in r["statuses"].items() if k != "200")
+               + sum(v for k, v in r["errors"].items() if k != "aborted due to deadline")
+               for r in redis]
     body = f"""
 Item 1 of issue 8. The real capture `fixtures/sdk/python/0002_event` (an error envelope from
 sentry-python 2.75, 1,423 bytes gzip'd, 3,548 decompressed) posted again and again by `oha`
@@ -272,7 +291,11 @@ point) with the capture's headers (`Content-Encoding: gzip`, `X-Sentry-Auth`), t
   as the relay) that reads the body, drops it and answers `200 {{"id": ...}}`: the ceiling;
 - **relay**: the release build of `relay run` (config: one project, per-IP limit off, default
   spool with `fsync: always`, default pipeline) publishing to tansu 0.6 (in-memory) on the same
-  machine; a fresh relay and data dir per repetition; tansu runs during both.
+  machine; a fresh relay and data dir per repetition; tansu runs during both;
+- **relay, Redis quotas**: the same relay with a `redis` section (Debian's redis-server on
+  the same machine, no persistence) and one project quota on `error` that no run reaches, so
+  every request is checked in Redis (one script call); run right after the relay without
+  quotas in each repetition (issue 19: at least 0.8× of it).
 
 oha runs on the same 2 cores, so the noop ceiling is partly oha's own limit. "Half its max
 rate" is oha `-q` at half the relay's median full-load rate, a fresh relay each repetition.
@@ -286,6 +309,11 @@ rate" is oha `-q` at half the relay's median full-load rate, a fresh relay each 
 | relay at half its max rate ({len(half) and int(med([h['rps'] for h in half]))} req/s): p50 / p99 ms | | {spread([r["p50_ms"] for r in half], "{:.2f}")} / {spread([r["p99_ms"] for r in half], "{:.2f}")} | | p99 ≤ 20 ms: {verdict(p99_half <= 20)} |
 | relay RSS at full load, peak MB (1 s samples) | | {spread(rss_full, "{:.0f}")} (half load: {spread(rss_half, "{:.0f}")}) | | ≤ 300 MB: {verdict(peak_rss <= 300)} |
 | events delivered to Kafka during the full-load window, per s | | {spread(delivered)} | | |
+| relay with Redis quotas: requests/s answered 200 (vs relay) | | {spread(redis_rps)} | {redis_ratio:.2f} (per rep: {", ".join(f"{x:.2f}" for x in redis_ratios)}) | ≥ 0.8: {verdict(redis_ratio >= 0.8)} |
+| relay with Redis quotas: p99 latency at full load, ms | | {spread([r["p99_ms"] for r in redis], "{:.2f}")} | | |
+
+Redis quota checks not answered by Redis in those runs (`relay_quota_redis_errors_total`,
+counted locally instead): {", ".join(str(f) for f in fallbacks) or "n/a"}.
 
 Non-200 answers or transport errors in the relay runs: {sum(non200)} (requests cut by oha at
 the end of each run are not counted).
