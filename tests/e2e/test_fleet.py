@@ -9,7 +9,10 @@ real tansu broker (the session's), one Debian redis-server started here.
 3. Redis killed under load: no 5xx, every event answered 200 reaches Kafka, every relay says
    it counts locally (`relay_quota_fallback 1`, one log line); Redis restarted: every relay is
    back on Redis within 5 s and a fresh project is again limited to 300 across the fleet.
-4. A key rolled out while events flow: each relay's file gets a new key in place of an old
+4. Redis slow (every client paused for longer than `redis.timeout_ms`): answers still come
+   within the timeout and a little, all 200, the timeouts counted, and every relay back on
+   Redis once it answers.
+5. A key rolled out while events flow: each relay's file gets a new key in place of an old
    one and is reloaded (SIGHUP, or POST /api/relay/reload/ on the admin listener); the new
    key is accepted, the old one answered 401, the steady key's events all answered 200 and
    found in Kafka. A broken file on reload is refused and the config in force stays.
@@ -27,6 +30,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import subprocess
 import threading
 import time
 import uuid
@@ -52,8 +56,10 @@ QUOTA = 300
 EVENTS = 1_500
 SENDERS = 12
 # The projects of the tests, each with its own quota counters in Redis.
-GLOBAL, LOCAL, OUTAGE, RESUMED, ROLLOUT = 101, 102, 103, 104, 105
-KEYS = {project: uuid.uuid4().hex for project in (GLOBAL, LOCAL, OUTAGE, RESUMED, ROLLOUT)}
+GLOBAL, LOCAL, OUTAGE, RESUMED, ROLLOUT, SLOW = 101, 102, 103, 104, 105, 106
+KEYS = {project: uuid.uuid4().hex
+        for project in (GLOBAL, LOCAL, OUTAGE, RESUMED, ROLLOUT, SLOW)}
+CHECK_TIMEOUT_MS = 2000
 # The rollout project's other keys: one removed by the reload, one added by it.
 OLD_KEY, NEW_KEY = uuid.uuid4().hex, uuid.uuid4().hex
 RESUME_WITHIN = 5.0
@@ -73,7 +79,8 @@ def fleet_yaml(redis_url: str | None) -> str:
     projects += f'  - id: {ROLLOUT}\n    keys: ["{KEYS[ROLLOUT]}", "{OLD_KEY}"]\n'
     # A generous per-check timeout: on a loaded CI machine a 100 ms check can time out and
     # count locally for a moment, which would blur the 300. A killed Redis fails at once.
-    redis = f'redis:\n  url: "{redis_url}"\n  timeout_ms: 2000\n' if redis_url else ""
+    redis = (f'redis:\n  url: "{redis_url}"\n  timeout_ms: {CHECK_TIMEOUT_MS}\n'
+             if redis_url else "")
     return projects + "outcomes:\n  flush_interval_secs: 1\n" + redis
 
 
@@ -217,6 +224,13 @@ def metric(relay: Relay, name: str) -> float:
     return total
 
 
+def redis_errors(relay: Relay, reason: str) -> float:
+    """relay_quota_redis_errors_total{reason=...}; 0 before the first such error."""
+    prefix = f'relay_quota_redis_errors_total{{reason="{reason}"}} '
+    text = requests.get(relay.url("/metrics"), timeout=5).text
+    return sum(float(line[len(prefix):]) for line in text.splitlines() if line.startswith(prefix))
+
+
 def fleet_logs(relays: list[Relay]) -> str:
     return "\n\n".join(f"--- relay {r.base}\n{r.log()[-4000:]}" for r in relays)
 
@@ -268,6 +282,9 @@ def test_redis_outage_falls_back_and_resumes(fleet, redis_server, kafka):
     redis_server.kill()
     wait_until(lambda: all(metric(r, "relay_quota_fallback") == 1 for r in fleet), 10,
                "every relay reporting the fallback", on_timeout=lambda: fleet_logs(fleet))
+    for relay in fleet:
+        ready = requests.get(relay.url("/healthz/ready"), timeout=5)
+        assert ready.status_code == 200, f"readiness stays true without Redis: {ready.text}"
     sender.join(120)
     assert not sender.is_alive()
     assert not sent.failures, sent.failures[:5]
@@ -298,6 +315,34 @@ def test_redis_outage_falls_back_and_resumes(fleet, redis_server, kafka):
     resumed = send_round_robin(fleet, RESUMED, 600, Sent())
     assert not resumed.failures, resumed.failures[:5]
     assert 285 <= resumed.statuses[200] <= 315, f"{resumed.statuses} {resumed.per_relay}"
+
+
+def test_slow_redis_times_out_to_local_and_returns(fleet, redis_server):
+    send_round_robin(fleet, SLOW, 30, Sent())  # connections and script in place
+    timeouts_before = [redis_errors(r, "timeout") for r in fleet]
+    pause_ms = CHECK_TIMEOUT_MS + 1500
+    subprocess.run(["redis-cli", "-p", str(redis_server.port), "CLIENT", "PAUSE",
+                    str(pause_ms)], check=True, capture_output=True, timeout=10)
+    paused = time.monotonic()
+
+    latencies, sent = [], Sent()
+
+    def timed(i: int) -> None:
+        started = time.monotonic()
+        send_round_robin(fleet[i:i + 1], SLOW, 1, sent)
+        latencies.append(time.monotonic() - started)
+
+    with ThreadPoolExecutor(6) as pool:
+        list(pool.map(timed, [i % 3 for i in range(12)]))
+    assert time.monotonic() - paused < pause_ms / 1000, "the checks ended during the pause"
+    assert not sent.failures, sent.failures[:5]
+    assert sent.statuses == Counter({200: 12}), sent.statuses
+    # Each waited for its check's timeout at most, not for Redis (generous slack for CI).
+    assert max(latencies) < CHECK_TIMEOUT_MS / 1000 + 1.5, latencies
+    for relay, before in zip(fleet, timeouts_before):
+        assert redis_errors(relay, "timeout") > before, fleet_logs(fleet)
+    wait_until(lambda: all(metric(r, "relay_quota_fallback") == 0 for r in fleet), 15,
+               "every relay back on Redis after the pause", on_timeout=lambda: fleet_logs(fleet))
 
 
 def post_with_key(relay: Relay, key: str) -> requests.Response:

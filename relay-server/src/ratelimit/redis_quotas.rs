@@ -61,6 +61,7 @@ impl CheckError {
         match self {
             CheckError::NotConnected => "not_connected",
             CheckError::Timeout(_) => "timeout",
+            CheckError::Redis(error) if error.is_timeout() => "timeout",
             CheckError::Redis(_) => "error",
             CheckError::Malformed(..) => "malformed",
         }
@@ -327,7 +328,7 @@ async fn probe(quotas: Arc<RedisQuotas>, url: RedisUrl) {
             .clone();
         let connection = match connected {
             Some(connection) => Some(connection),
-            None => match connect(&url).await {
+            None => match connect(&url, quotas.timeout).await {
                 Ok(connection) => {
                     tracing::info!(url = ?url.urls(), "connected to Redis for quotas");
                     *quotas.connection.write().expect("redis connection lock") =
@@ -353,7 +354,9 @@ async fn probe(quotas: Arc<RedisQuotas>, url: RedisUrl) {
     }
 }
 
-async fn connect(url: &RedisUrl) -> Result<Connection, RedisError> {
+/// Connects to `url`; commands on the connection give up after `timeout` (the client's own
+/// default, 500 ms, would otherwise cut a longer `redis.timeout_ms` short).
+async fn connect(url: &RedisUrl, timeout: Duration) -> Result<Connection, RedisError> {
     let timed_out = || RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut));
     let connecting = async {
         match url {
@@ -363,6 +366,7 @@ async fn connect(url: &RedisUrl) -> Result<Connection, RedisError> {
                 // keep asking, and the fallback covers the meantime.
                 let config = ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(CONNECT_TIMEOUT))
+                    .set_response_timeout(Some(timeout))
                     .set_max_delay(PROBE_INTERVAL);
                 Ok(Connection::Single(
                     ConnectionManager::new_with_config(client, config).await?,
@@ -371,6 +375,7 @@ async fn connect(url: &RedisUrl) -> Result<Connection, RedisError> {
             RedisUrl::Cluster(urls) => {
                 let client = ClusterClient::builder(urls.iter().map(String::as_str))
                     .connection_timeout(CONNECT_TIMEOUT)
+                    .response_timeout(timeout)
                     .build()?;
                 Ok(Connection::Cluster(client.get_async_connection().await?))
             }
