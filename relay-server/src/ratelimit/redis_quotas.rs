@@ -7,7 +7,7 @@
 //! Redis down, slow (longer than `redis.timeout_ms`) or refusing: the check is made by the
 //! local limiter instead, with the same quotas, and the relay says so once (log, and
 //! `relay_quota_fallback` in `/metrics`). A probe, every [`PROBE_INTERVAL`], (re)connects and
-//! pings; its first success ends the fallback.
+//! runs the script with nothing to count; its first success ends the fallback.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,7 +29,7 @@ use crate::metrics;
 /// The check script; see its header for its arguments and answer.
 const SCRIPT: &str = include_str!("quota_check.lua");
 
-/// How often the probe (re)connects or pings while Redis is not used.
+/// How often the probe (re)connects or tries the script while Redis is not used.
 pub const PROBE_INTERVAL: Duration = Duration::from_millis(500);
 
 /// How long the probe waits for a connection.
@@ -317,7 +317,8 @@ fn counter_key(quota: &QuotaConfig, scoping: &Scoping) -> String {
     format!("relay:quota:{{{tag}}}:{scope}:{}", quota.id)
 }
 
-/// Connects, and while in fallback pings Redis until it answers; runs for the process's life.
+/// Connects, and while in fallback tries the script until Redis runs it; runs for the
+/// process's life.
 async fn probe(quotas: Arc<RedisQuotas>, url: RedisUrl) {
     let mut unreachable_logged = false;
     loop {
@@ -346,7 +347,7 @@ async fn probe(quotas: Arc<RedisQuotas>, url: RedisUrl) {
             },
         };
         if let Some(connection) = connection {
-            if quotas.in_fallback() && ping(connection, quotas.timeout).await {
+            if quotas.in_fallback() && answers_checks(connection, &quotas).await {
                 quotas.leave_fallback();
             }
         }
@@ -386,15 +387,17 @@ async fn connect(url: &RedisUrl, timeout: Duration) -> Result<Connection, RedisE
         .map_err(|_| timed_out())?
 }
 
-async fn ping(mut connection: Connection, timeout: Duration) -> bool {
-    let command = ::redis::cmd("PING");
+/// Whether Redis runs the check script again: the script with no items (nothing counted),
+/// rather than a `PING`, which a Redis that refuses scripts would still answer.
+async fn answers_checks(mut connection: Connection, quotas: &RedisQuotas) -> bool {
+    let invocation = quotas.script.prepare_invoke();
     let call = async {
         match &mut connection {
-            Connection::Single(c) => command.query_async::<String>(c).await,
-            Connection::Cluster(c) => command.query_async::<String>(c).await,
+            Connection::Single(c) => invocation.invoke_async::<Vec<i64>>(c).await,
+            Connection::Cluster(c) => invocation.invoke_async::<Vec<i64>>(c).await,
         }
     };
-    matches!(tokio::time::timeout(timeout, call).await, Ok(Ok(_)))
+    matches!(tokio::time::timeout(quotas.timeout, call).await, Ok(Ok(answer)) if answer.is_empty())
 }
 
 #[cfg(test)]
