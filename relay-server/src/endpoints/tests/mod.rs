@@ -268,6 +268,7 @@ mod envelope;
 mod minidump;
 mod pipeline;
 mod quotas;
+mod reload;
 mod security;
 mod store;
 mod symbolication;
