@@ -129,6 +129,20 @@ async fn join(
     Ok(body.freeze())
 }
 
+/// The body of a request that carries one JSON document (a store event, security reports):
+/// read within `max_request_size`, then decoded within `max_event_size`, its bytes held in
+/// `charge`.
+pub async fn read_json_document(
+    limits: &relay_core::config::Limits,
+    req: &HttpRequest,
+    payload: web::Payload,
+    charge: &mut Charge,
+) -> Result<Bytes, ApiError> {
+    let rules = BodyRules::new(limits, limits.max_request_size);
+    let body = read_body(req, payload, rules, charge).await?;
+    decode_body(req, body, limits.max_event_size, charge).await
+}
+
 /// Undoes the `Content-Encoding`, producing at most `limit` bytes; the output is charged as
 /// it grows, and once decoded only the output stays charged.
 ///

@@ -26,6 +26,11 @@ pub fn request_auth(req: &HttpRequest) -> Result<Option<Auth>, ApiError> {
     Ok(intake::auth::request_auth(header, req.query_string())?)
 }
 
+/// The public key the request itself carries (header or query string), if any.
+pub fn request_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+    Ok(request_auth(req)?.map(|auth| auth.public_key))
+}
+
 /// The public key from an envelope's `dsn` header, when the request itself carried none.
 pub fn envelope_dsn_key(envelope: &Envelope) -> Result<Option<String>, ApiError> {
     Ok(intake::auth::envelope_dsn_key(envelope)?)

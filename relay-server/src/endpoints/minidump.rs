@@ -17,9 +17,9 @@ use relay_processing::minidump::unwrap_minidump;
 
 use super::body::{decode_body, read_body, BodyRules};
 use super::budget::{Charge, CHUNK_WAIT};
-use super::common::{accept, admit_sender, client_ip, request_auth};
+use super::common::{accept, admit_sender, client_ip, request_key};
 use super::error::ApiError;
-use super::quotas::track_invalid;
+use super::quotas::tracked;
 use crate::managed::Scoping;
 use crate::state::RequestState;
 
@@ -35,18 +35,17 @@ async fn handle(
 ) -> Result<HttpResponse, ApiError> {
     let _permit = state.abuse.admit(client_ip(&state, &req))?;
     let project_id = project_id.into_inner();
-    let key = request_auth(&req)?.map(|a| a.public_key);
-    let scoping = match admit_sender(&state, &req, project_id, key) {
+    let scoping = match admit_sender(&state, &req, project_id, request_key(&req)?) {
         Ok(scoping) => scoping,
         // Crash handlers retry on 429 and would resend the dump; the outcome is recorded.
         Err(ApiError::TooManyRequests { .. }) => return Ok(event_id_response(EventId::new())),
         Err(error) => return Err(error),
     };
-    let result = receive(&state, &req, payload, &scoping).await;
-    if let Err(error) = &result {
-        track_invalid(&state, &scoping, error);
-    }
-    result
+    tracked(
+        &state,
+        &scoping,
+        receive(&state, &req, payload, &scoping).await,
+    )
 }
 
 async fn receive(

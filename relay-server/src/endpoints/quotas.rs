@@ -177,6 +177,19 @@ pub fn track_client_reports(state: &RequestState, scoping: &Scoping, envelope: &
     }
 }
 
+/// Passes `result` on, recording an `invalid` outcome first when it is a refusal of the
+/// request's content (its sender was admitted, so the outcome has a scope).
+pub fn tracked<T>(
+    state: &RequestState,
+    scoping: &Scoping,
+    result: Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    if let Err(error) = &result {
+        track_invalid(state, scoping, error);
+    }
+    result
+}
+
 /// Records an `invalid` outcome for a request refused for its content.
 pub fn track_invalid(state: &RequestState, scoping: &Scoping, error: &ApiError) {
     if let Some(reason) = error.invalid_reason() {
