@@ -134,15 +134,16 @@ fn start_pipeline(
 /// Forward mode: one thread (arbiter) with the spool reader, the UpstreamForwarder and the
 /// OutcomeAggregator; no processing pipeline and no Kafka. The forwarder's work is waiting
 /// for the upstream, so one thread serves it (and `upstream.max_concurrent` bounds it).
-fn start_forwarding(config: Config, spool: Arc<Spool>) -> anyhow::Result<(ServiceState, Outcomes)> {
+pub(crate) fn start_forwarding(config: Config, spool: Arc<Spool>) -> anyhow::Result<ServiceState> {
     let upstream = config
         .upstream
         .clone()
         .ok_or_else(|| anyhow::anyhow!("forward mode needs the upstream section"))?;
     let capacity = config.pipeline.mailbox_capacity;
     let memory = UpstreamMemory::new(&config);
-    let processing = Arc::new(ProcessingSettings::new(&config));
-    let client = UpstreamClient::new(&upstream, memory.clone(), processing)?;
+    // The forwarder scrubs with the settings in force; a reload replaces them.
+    let processing = LiveProcessing::new(ProcessingSettings::new(&config));
+    let client = UpstreamClient::new(&upstream, memory.clone(), processing.clone())?;
     let arbiter = Arbiter::new().handle();
     let forwarder = start_bounded_in(&arbiter, UpstreamForwarder::MAILBOX, capacity, move || {
         UpstreamForwarder::new(client)
@@ -169,11 +170,8 @@ fn start_forwarding(config: Config, spool: Arc<Spool>) -> anyhow::Result<(Servic
     let gates = reader.gates();
     SpoolReader::start_in_arbiter(&arbiter, move |_| reader);
     metrics::set_spool_capacity(config.spool.max_disk_bytes);
-    // No reload in forward mode (the forwarder keeps the settings it started with): these
-    // are the intake's, fixed.
-    let live = LiveProcessing::new(ProcessingSettings::new(&config));
-    let state = ServiceState::new(config, live, outcomes.clone(), spool, None, gates, memory);
-    Ok((state, outcomes))
+    let state = ServiceState::new(config, processing, outcomes, spool, None, gates, memory);
+    Ok(state)
 }
 
 /// The spool readers' settings from the configuration, for `lanes` lanes.
@@ -343,7 +341,7 @@ async fn serve(
     uploads: Option<web::Data<Uploads>>,
 ) -> anyhow::Result<()> {
     if config.forwards() {
-        return serve_forwarding(config, spool).await;
+        return serve_forwarding(config, source, spool).await;
     }
     // The embedded broker lives as long as this function, i.e. until the server stops.
     let embedded = match &config.kafka.brokers {
@@ -397,23 +395,36 @@ async fn serve(
 }
 
 /// Forward mode's `serve`: the intake and the forwarder, no Kafka.
-async fn serve_forwarding(config: Config, spool: Arc<Spool>) -> anyhow::Result<()> {
+async fn serve_forwarding(
+    config: Config,
+    source: ConfigSource,
+    spool: Arc<Spool>,
+) -> anyhow::Result<()> {
     let listen = config.listen.clone();
+    let admin_listen = config.admin.listen.clone();
     let shutdown_timeout = config.pipeline.shutdown_timeout_secs;
-    let (state, outcomes) = start_forwarding(config, spool)?;
-    let state = web::Data::new(state);
+    let state = web::Data::new(start_forwarding(config, spool)?);
     // The upload API stores debug files for symbolication, which happens upstream: an edge
     // does not serve it (sentry-cli uploads go to the core).
     let server = http_server(&state, None, &listen, shutdown_timeout)?;
     actix_web::rt::spawn(stop_on_signal(server.handle()));
+    let reloader = Reloader::new(source, state.clone());
+    actix_web::rt::spawn(reload_on_sighup(reloader.clone()));
+    let admin = match &admin_listen {
+        Some(address) => Some(serve_admin(address, reloader)?),
+        None => None,
+    };
     print_banner(&state, &listen);
     if let Some(upstream) = &state.settings().config.upstream {
         println!("forwarding to {}", upstream.base_url());
     }
     state.set_accepting(true);
     server.await?;
+    if let Some(admin) = admin {
+        admin.stop(true).await;
+    }
     state.set_accepting(false);
-    outcomes.flush().await;
+    state.outcomes.flush().await;
     // Requests still open upstream are abandoned with the arbiter: their entries are not
     // released, so they are forwarded again after the next start.
     crate::managed::pipeline_stopping();

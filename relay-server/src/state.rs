@@ -37,8 +37,8 @@ pub struct Settings {
     pub projects: Projects,
     /// Enforces quotas (and, in forward mode, the upstream's limits) before anything is
     /// spooled; called by the handlers directly. Kept across reloads that leave every quota
-    /// as it was (so reloads do not refill quotas), and always in forward mode (the upstream
-    /// forwarder adds the upstream's limits to this one).
+    /// as it was (so reloads do not refill quotas); in forward mode, the limits in force
+    /// (the upstream's) carry over to the new one ([`RateLimiter::with_quotas_of`]).
     pub rate_limiter: Arc<RateLimiter>,
     /// Quotas counted in Redis for the whole fleet, when `redis` is configured; the
     /// `rate_limiter` then holds the limits learned and takes over while Redis fails.
@@ -112,13 +112,14 @@ impl ServiceState {
     /// restart.
     pub fn reload(&self, config: Config) -> Vec<String> {
         let old = self.settings();
-        let (config, mut not_applied) = reloadable(&old.config, config);
+        let (config, not_applied) = reloadable(&old.config, config);
         let same_quotas = quotas_of(&old.config) == quotas_of(&config);
-        let rate_limiter = if same_quotas || old.config.forwards() {
-            if !same_quotas {
-                not_applied.push("projects[].quotas (forward mode)".to_owned());
-            }
+        let rate_limiter = if same_quotas {
             old.rate_limiter.clone()
+        } else if old.config.forwards() {
+            // The upstream's limits stay in force, and the forwarder (holding the old
+            // limiter) keeps adding them to the new one.
+            Arc::new(old.rate_limiter.with_quotas_of(&config.projects))
         } else {
             Arc::new(RateLimiter::new(&config.projects))
         };

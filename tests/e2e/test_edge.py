@@ -13,6 +13,7 @@ the core's 2xx; the core does the processing (symbolication, grouping) and publi
   from the edge and backs off; the edge answers later errors itself (the core's request count
   equals what the edge accepted);
 - accept_unknown_keys: the core's 401 for a key is remembered and answered at the edge;
+- a key added to the edge's file is accepted there after SIGHUP (config reload);
 - TLS: sentry-python with an https:// DSN and ca_certs through the edge's HTTPS listener,
   curl --http2 answered over h2, the edge forwarding to an https:// core (upstream.ca_file),
   a new certificate served after SIGHUP; the CA and certificates are made at test time
@@ -347,6 +348,29 @@ def test_a_key_the_core_refuses_is_refused_at_the_edge(core, kafka, tmp_path):
         one_event(kafka, ok, relay=edge)
         assert metric(edge, "relay_outcomes_total", outcome="invalid",
                       reason="upstream_refused") >= 1
+    finally:
+        edge.stop()
+
+
+def test_a_key_added_at_the_edge_by_reload_is_accepted(core, kafka, tmp_path):
+    """The edge starts knowing another key for project 42; SIGHUP after the file names the
+    core's key puts it in force at the edge, and its events reach the core and Kafka."""
+    upstream = {"url": core.base, **EDGE_UPSTREAM}
+    edge = with_key(Relay(tmp_path / "edge", ""), uuid.uuid4().hex, upstream=upstream).start()
+    try:
+        before = post_envelope(edge, event_envelope(new_event_id(), "before the reload"))
+        assert before.status_code == 401, before.text
+        assert before.json()["detail"], before.text
+
+        edge.config_path.write_text(relay_config_yaml(edge.port, edge.data_dir, "",
+                                                      upstream=upstream))
+        os.kill(edge.proc.pid, signal.SIGHUP)
+        wait_until(lambda: "configuration reloaded" in edge.log(), 10,
+                   "the edge's reload logged", on_timeout=edge.log)
+        eid = new_event_id()
+        after = post_envelope(edge, event_envelope(eid, "after the reload"))
+        assert after.status_code == 200, after.text
+        check_envelope_message(one_event(kafka, eid, relay=core), "event", eid)
     finally:
         edge.stop()
 

@@ -102,7 +102,8 @@ pub struct RateLimiter<C: Clock = MonotonicClock> {
     quotas: HashMap<u64, Vec<QuotaLimiter<C>>>,
     /// Quotas that refuse everything (limit 0), per project.
     blocked: HashMap<u64, Vec<QuotaConfig>>,
-    active: ActiveLimits,
+    /// Shared with the limiters built from this one by [`Self::with_quotas_of`].
+    active: Arc<ActiveLimits>,
     clock: C,
     /// An `Instant` and the clock's reading at that moment, to turn one into the other.
     origin: (Instant, C::Instant),
@@ -155,10 +156,23 @@ impl<C: Clock + Clone> RateLimiter<C> {
         RateLimiter {
             quotas,
             blocked,
-            active: ActiveLimits::default(),
+            active: Arc::default(),
             origin: (Instant::now(), clock.now()),
             clock,
             checks: AtomicU64::new(0),
+        }
+    }
+
+    /// A limiter for `projects`' quotas that keeps this one's limits in force (the upstream's,
+    /// in forward mode, and the quotas' refusals) until they expire, and shares those learned
+    /// from now on with it: a reload in forward mode replaces the intake's limiter while the
+    /// upstream forwarder still holds this one. The new quotas start full.
+    pub fn with_quotas_of(&self, projects: &[ProjectConfig]) -> Self {
+        RateLimiter {
+            active: self.active.clone(),
+            // The limits kept were set against this limiter's time.
+            origin: self.origin,
+            ..Self::with_clock(projects, self.clock.clone())
         }
     }
 
@@ -389,6 +403,37 @@ mod tests {
             .map(|&p| limiter.check(&scoping(p, "k"), &item).limited[0])
             .collect();
         assert_eq!(limited, [false, false, false, true, true]);
+    }
+
+    #[test]
+    fn a_limiter_with_new_quotas_keeps_and_shares_the_limits_in_force() {
+        let old = limiter(&[project(1, vec![])]);
+        let (s, item) = (scoping(1, "k"), vec![vec![(DataCategory::Error, 1)]]);
+        let upstream = ActiveLimit {
+            categories: vec![DataCategory::Transaction],
+            scope: QuotaScope::Project,
+            reason: Some("upstream".into()),
+            until: old.now() + Duration::from_secs(30),
+        };
+        old.remember_upstream_limit(&s, upstream.clone());
+        let new =
+            old.with_quotas_of(&[project(1, vec![quota("one", &[], QuotaScope::Project, 1)])]);
+        // The upstream's limit is kept, the new quota in force.
+        let transaction = vec![vec![(DataCategory::Transaction, 1)]];
+        assert_eq!(
+            new.check(&s, &transaction).limits,
+            std::slice::from_ref(&upstream)
+        );
+        assert!(!new.check(&s, &item).limited[0]);
+        assert!(new.check(&s, &item).limited[0]);
+        // A limit learned through the old limiter (the forwarder's) reaches the new one.
+        let everything = ActiveLimit {
+            categories: vec![],
+            ..upstream
+        };
+        assert!(new.limit_on_everything(&scoping(2, "k")).is_none());
+        old.remember_upstream_limit(&scoping(2, "k"), everything);
+        assert!(new.limit_on_everything(&scoping(2, "k")).is_some());
     }
 
     #[test]

@@ -27,7 +27,7 @@ use self::answer::{Answer, RawAnswer};
 use self::refusals::KeyRefusals;
 use crate::managed::{ManagedEnvelope, Rejection, Scoping};
 use crate::metrics;
-use crate::processing::ProcessingSettings;
+use crate::processing::LiveProcessing;
 use crate::ratelimit::RateLimiter;
 
 /// Bytes of an answer's body read at most (for its reason); the rest is discarded.
@@ -82,8 +82,9 @@ pub struct UpstreamClient {
     config: UpstreamConfig,
     permits: Arc<Semaphore>,
     memory: UpstreamMemory,
-    /// The projects' filters and PII rules, with `process: scrub`.
-    scrub: Option<Arc<ProcessingSettings>>,
+    /// The projects' filters and PII rules in force (replaced by a reload), with
+    /// `process: scrub`.
+    scrub: Option<LiveProcessing>,
     /// Whether the last request got an answer other than 5xx: an outage is logged when it
     /// starts and when it ends, not once per retried entry.
     reachable: AtomicBool,
@@ -95,7 +96,7 @@ impl UpstreamClient {
     pub fn new(
         config: &UpstreamConfig,
         memory: UpstreamMemory,
-        processing: Arc<ProcessingSettings>,
+        processing: LiveProcessing,
     ) -> Result<Self, ClientError> {
         let mut builder = reqwest::Client::builder()
             .timeout(Duration::from_secs(config.timeout_secs))
@@ -123,7 +124,7 @@ impl UpstreamClient {
     /// spool reader retries, or drops and counts, by the rejection).
     pub async fn forward(&self, mut envelope: ManagedEnvelope) {
         let forward_client_ip = match &self.scrub {
-            Some(settings) => match scrub::scrub(&mut envelope, settings) {
+            Some(settings) => match scrub::scrub(&mut envelope, &settings.current()) {
                 Ok(scrubbed) => scrubbed.forward_client_ip,
                 Err(rejection) => return envelope.reject(rejection),
             },

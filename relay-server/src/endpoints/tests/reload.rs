@@ -94,3 +94,47 @@ async fn the_admin_route_reloads_the_file_and_refuses_a_broken_one() {
         "the settings in force stay"
     );
 }
+
+#[actix_web::test]
+async fn a_reload_in_forward_mode_puts_keys_and_quotas_in_force() {
+    let (mut config, _data_dir) = test_config();
+    // Nothing answers there: the test looks at the intake's answers only.
+    config.upstream = Some(serde_json::from_value(json!({"url": "http://127.0.0.1:9"})).unwrap());
+    let spool =
+        crate::spool::Spool::open(&config.data_dir.join("spool"), config.spool.clone()).unwrap();
+    let state = crate::service::start_forwarding(config.clone(), spool).unwrap();
+    let state = TestRelay(web::Data::new(state));
+    state.set_accepting(true);
+    let app = app!(state);
+    let send = |key: &str, id: &str| {
+        test::TestRequest::post()
+            .uri("/api/42/envelope/")
+            .insert_header(("X-Sentry-Auth", format!("Sentry sentry_key={key}")))
+            .set_payload(envelope(id, "edge"))
+    };
+    let unknown = send(NEW_KEY, "9ec79c33ec9942ab8353589fcb2e04d0");
+    assert_eq!(
+        status_and_detail(&app, unknown).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+
+    let mut changed = with_keys(&config, &[KEY, NEW_KEY]);
+    changed.projects[0].quotas = vec![QuotaConfig {
+        id: "no-errors".into(),
+        categories: vec![DataCategory::Error],
+        scope: QuotaScope::Key,
+        limit: 0,
+        window: 60,
+        reason: Some("closed".into()),
+    }];
+    let not_applied = state.reload(changed);
+    assert!(not_applied.is_empty(), "{not_applied:?}");
+
+    let (status, _) =
+        status_and_detail(&app, send(NEW_KEY, "9ec79c33ec9942ab8353589fcb2e04d1")).await;
+    assert_eq!(
+        status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the new key, under the new quota"
+    );
+}
