@@ -1,7 +1,8 @@
 //! Config reload without restart: on `SIGHUP` or `POST /api/relay/reload/` (admin listener),
 //! the config file is read and validated again, and its projects, keys, quotas, filters, PII
-//! rules and normalization options are put in force ([`ServiceState::reload`]). A file that
-//! fails to load or validate is refused and logged; the settings in force stay. Requests and
+//! rules, symbol sources and normalization options are put in force
+//! ([`ServiceState::reload`]). A file that fails to load or validate, or whose new symbol
+//! sources cannot be read, is refused and logged; the settings in force stay. Requests and
 //! envelopes already under way finish with the settings they started with.
 
 use std::path::PathBuf;
@@ -11,7 +12,7 @@ use actix_web::web;
 
 use crate::config::{self, LoadError, Overrides};
 use crate::projects::ensure_default_project;
-use crate::state::ServiceState;
+use crate::state::{ServiceState, SymbolSourcesError};
 
 /// Where the configuration came from, to read it again the same way.
 #[derive(Clone, Debug, Default)]
@@ -31,6 +32,9 @@ pub enum ReloadError {
     /// The default project's key (no projects configured) could not be read or written.
     #[error("cannot prepare the default project: {0}")]
     DefaultProject(std::io::Error),
+    /// The projects' changed symbol sources could not be loaded.
+    #[error(transparent)]
+    SymbolSources(#[from] SymbolSourcesError),
 }
 
 /// Reloads the configuration of one relay; one reload at a time.
@@ -54,9 +58,17 @@ impl Reloader {
     /// log. Returns the changed sections that need a restart to apply.
     pub async fn reload(&self, trigger: &str) -> Result<Vec<String>, ReloadError> {
         let _one_at_a_time = self.running.lock().await;
-        match self.load() {
-            Ok(config) => {
-                let not_applied = self.state.reload(config);
+        let state = self.state.clone();
+        // Off the runtime's threads: new symbol sources are scanned, however large they are.
+        let reloaded = match self.load() {
+            Ok(config) => tokio::task::spawn_blocking(move || state.reload(config))
+                .await
+                .expect("the reload does not panic")
+                .map_err(ReloadError::from),
+            Err(error) => Err(error),
+        };
+        match reloaded {
+            Ok(not_applied) => {
                 if not_applied.is_empty() {
                     tracing::info!(trigger, "configuration reloaded");
                 } else {

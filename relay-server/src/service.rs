@@ -25,7 +25,7 @@ use crate::projects::ensure_default_project;
 use crate::reload::{reload_on_sighup, ConfigSource, Reloader};
 use crate::spool::Spool;
 use crate::state::ServiceState;
-use crate::symbols::ProjectSymbolStores;
+use crate::symbols::{LiveSymbols, ProjectSymbolStores};
 use crate::tls::ReloadableCert;
 use crate::uploads::Uploads;
 use crate::upstream::{UpstreamClient, UpstreamMemory};
@@ -44,7 +44,7 @@ pub fn start(
     config: Config,
     producer: kafka::Producer,
     spool: Arc<Spool>,
-    symbols: ProjectSymbolStores,
+    symbols: LiveSymbols,
 ) -> ServiceState {
     start_pipeline(config, producer, spool, symbols).0
 }
@@ -54,7 +54,7 @@ fn start_pipeline(
     config: Config,
     producer: kafka::Producer,
     spool: Arc<Spool>,
-    symbols: ProjectSymbolStores,
+    symbols: LiveSymbols,
 ) -> (ServiceState, Statistics) {
     let capacity = config.pipeline.mailbox_capacity;
     // Checked when the configuration was loaded (`config::load`).
@@ -66,7 +66,6 @@ fn start_pipeline(
         .collect();
     let first = &lanes[0];
 
-    let symbols = Arc::new(symbols);
     // The Symbolicator's threads serve every lane and send each envelope back to the
     // EventProcessor of the lane that read it.
     let symbolicator = SymbolicatorGate::start(
@@ -75,13 +74,13 @@ fn start_pipeline(
         symbols.clone(),
         LaneExits::event_processors(lanes.iter().map(|lane| lane.event_processor.clone())),
     );
-    let gate = symbolicator.clone();
+    let (gate, fetcher_symbols) = (symbolicator.clone(), symbols.clone());
     let fetcher_config = config.clone();
     let fetcher = start_bounded_in(
         &first.arbiter,
         SymbolFetcher::MAILBOX,
         capacity,
-        move || SymbolFetcher::new(&fetcher_config, symbols, gate),
+        move || SymbolFetcher::new(&fetcher_config, fetcher_symbols, gate),
     );
     let outcomes_config = config.outcomes.clone();
     let outcome_producer = first.producer.clone();
@@ -124,7 +123,7 @@ fn start_pipeline(
         processing,
         outcomes,
         spool,
-        Some(symbolicator),
+        Some((symbolicator, symbols)),
         reader_gates,
         memory,
     );
@@ -301,7 +300,7 @@ pub fn run(mut config: Config, source: ConfigSource) -> anyhow::Result<()> {
     let spool_dir = config.data_dir.join("spool");
     let spool = Spool::open(&spool_dir, config.spool.clone())
         .map_err(|e| anyhow::anyhow!("cannot open the spool in {}: {e}", spool_dir.display()))?;
-    let symbols = ProjectSymbolStores::load(&config)?;
+    let symbols = LiveSymbols::new(ProjectSymbolStores::load(&config)?);
     let uploads = open_uploads(&config, &symbols)?;
     raise_open_files_limit();
     let result = actix_web::rt::System::new().block_on(serve(
@@ -319,7 +318,7 @@ pub fn run(mut config: Config, source: ConfigSource) -> anyhow::Result<()> {
 /// The upload API's state, when organizations are configured (`docs/uploads.md`).
 fn open_uploads(
     config: &Config,
-    symbols: &ProjectSymbolStores,
+    symbols: &LiveSymbols,
 ) -> anyhow::Result<Option<web::Data<Uploads>>> {
     if config.organizations.is_empty() {
         return Ok(None);
@@ -337,7 +336,7 @@ async fn serve(
     config: Config,
     source: ConfigSource,
     spool: Arc<Spool>,
-    symbols: ProjectSymbolStores,
+    symbols: LiveSymbols,
     uploads: Option<web::Data<Uploads>>,
 ) -> anyhow::Result<()> {
     if config.forwards() {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use actix_web::{web, FromRequest, HttpRequest};
 use arc_swap::ArcSwap;
-use relay_core::config::{ProjectConfig, QuotaConfig};
+use relay_core::config::{HttpSymbolSource, QuotaConfig};
 use relay_core::Config;
 
 use crate::actors::outcomes::Outcomes;
@@ -23,6 +23,7 @@ use crate::processing::{LiveProcessing, ProcessingSettings};
 use crate::projects::Projects;
 use crate::ratelimit::{RateLimiter, RedisQuotas};
 use crate::spool::Spool;
+use crate::symbols::{LiveSymbols, ProjectSymbolStores};
 use crate::upstream::refusals::KeyRefusals;
 use crate::upstream::UpstreamMemory;
 
@@ -61,24 +62,27 @@ pub struct ServiceState {
     pub spool: Arc<Spool>,
     /// The symbolicator gate, for its depth metric (none in forward mode).
     pub symbolicator: Option<SymbolicatorGate>,
+    /// The symbol stores the pipeline symbolicates with (none in forward mode).
+    symbols: Option<LiveSymbols>,
     reader_gates: Gates,
     accepting: AtomicBool,
 }
 
 impl ServiceState {
     /// The state of a relay whose pipeline is started: `outcomes` and `symbolicator` lead into
-    /// it, `reader_gates` bound its spool readers, `processing` is the pipeline's settings
-    /// (replaced on reload), `memory` is shared with the upstream forwarder (if any). Not
-    /// accepting until [`Self::set_accepting`].
+    /// it, `reader_gates` bound its spool readers, `processing` and `symbols` are the
+    /// pipeline's settings and symbol stores (replaced on reload), `memory` is shared with the
+    /// upstream forwarder (if any). Not accepting until [`Self::set_accepting`].
     pub fn new(
         config: Config,
         processing: LiveProcessing,
         outcomes: Outcomes,
         spool: Arc<Spool>,
-        symbolicator: Option<SymbolicatorGate>,
+        symbolicator: Option<(SymbolicatorGate, LiveSymbols)>,
         reader_gates: Gates,
         memory: UpstreamMemory,
     ) -> Self {
+        let (symbolicator, symbols) = symbolicator.unzip();
         let settings = Settings {
             projects: Projects::new(&config.projects),
             rate_limiter: memory.rate_limiter,
@@ -97,6 +101,7 @@ impl ServiceState {
             outcomes,
             spool,
             symbolicator,
+            symbols,
             reader_gates,
             accepting: AtomicBool::new(false),
         }
@@ -109,10 +114,18 @@ impl ServiceState {
 
     /// Puts the reloadable parts of `config` in force (see [`reloadable`]) for requests and
     /// envelopes that start from now on; returns the sections that changed but need a
-    /// restart.
-    pub fn reload(&self, config: Config) -> Vec<String> {
+    /// restart. Changed symbol sources are loaded first (their directories scanned, so this
+    /// blocks); if they cannot be, nothing is put in force.
+    pub fn reload(&self, config: Config) -> Result<Vec<String>, SymbolSourcesError> {
         let old = self.settings();
         let (config, not_applied) = reloadable(&old.config, config);
+        if let Some(symbols) = &self.symbols {
+            if symbol_sources(&old.config) != symbol_sources(&config) {
+                let stores = ProjectSymbolStores::load(&config)
+                    .map_err(|e| SymbolSourcesError(format!("{e:#}")))?;
+                symbols.replace(stores);
+            }
+        }
         let same_quotas = quotas_of(&old.config) == quotas_of(&config);
         let rate_limiter = if same_quotas {
             old.rate_limiter.clone()
@@ -133,7 +146,7 @@ impl ServiceState {
             redis_quotas: old.redis_quotas.clone(),
             config: Arc::new(config),
         }));
-        not_applied
+        Ok(not_applied)
     }
 
     /// Updates the gauges that are read off semaphores rather than counted.
@@ -180,10 +193,44 @@ fn quotas_of(config: &Config) -> Vec<(u64, Option<u64>, &[QuotaConfig])> {
         .collect()
 }
 
+/// Why a reload's symbol sources could not be put in force (e.g. a directory that cannot
+/// be read).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SymbolSourcesError(String);
+
+/// What a project's symbol stores are built from: whether it is in an organization (its
+/// uploads), its symbol directories, HTTP sources and JavaScript artifact directory.
+type SymbolSources<'a> = (
+    bool,
+    &'a [std::path::PathBuf],
+    &'a [HttpSymbolSource],
+    Option<&'a std::path::PathBuf>,
+);
+
+/// The symbol sources of every project, by id.
+fn symbol_sources(config: &Config) -> std::collections::BTreeMap<u64, SymbolSources<'_>> {
+    config
+        .projects
+        .iter()
+        .map(|p| {
+            let sources = (
+                p.organization.is_some(),
+                p.native_symbols.as_slice(),
+                p.http_sources.as_slice(),
+                p.js_artifacts.as_ref(),
+            );
+            (p.id, sources)
+        })
+        .filter(|(_, (org, native, http, js))| {
+            *org || !native.is_empty() || !http.is_empty() || js.is_some()
+        })
+        .collect()
+}
+
 /// The configuration to run with after a reload to `new`: its projects (keys, quotas,
-/// filters, PII, allowed origins) and `processing.normalize`; every other section stays as in
-/// `old`, as do the projects' symbol sources (the symbol stores are built at start). Also
-/// returns what differs in the sections kept, for the log.
+/// filters, PII, allowed origins, symbol sources) and `processing.normalize`; every other
+/// section stays as in `old`. Also returns what differs in the sections kept, for the log.
 pub fn reloadable(old: &Config, new: Config) -> (Config, Vec<String>) {
     let mut merged = old.clone();
     merged.processing.normalize = new.processing.normalize;
@@ -203,29 +250,7 @@ pub fn reloadable(old: &Config, new: Config) -> (Config, Vec<String>) {
     if old.processing.aggregator != new.processing.aggregator {
         not_applied.push("processing.aggregator".to_owned());
     }
-    let mut projects = new.projects;
-    for (index, project) in projects.iter_mut().enumerate() {
-        let mut kept = ProjectConfig::new(project.id, Vec::new());
-        if let Some(before) = old.projects.iter().find(|p| p.id == project.id) {
-            kept.native_symbols = before.native_symbols.clone();
-            kept.http_sources = before.http_sources.clone();
-            kept.js_artifacts = before.js_artifacts.clone();
-        }
-        let symbols = |p: &ProjectConfig| {
-            (
-                p.native_symbols.clone(),
-                p.http_sources.clone(),
-                p.js_artifacts.clone(),
-            )
-        };
-        if symbols(project) != symbols(&kept) {
-            not_applied.push(format!("projects[{index}] symbol sources"));
-        }
-        project.native_symbols = kept.native_symbols;
-        project.http_sources = kept.http_sources;
-        project.js_artifacts = kept.js_artifacts;
-    }
-    merged.projects = projects;
+    merged.projects = new.projects;
     (merged, not_applied)
 }
 
@@ -267,7 +292,7 @@ impl FromRequest for RequestState {
 
 #[cfg(test)]
 mod tests {
-    use relay_core::config::{HttpSymbolSource, KeyConfig};
+    use relay_core::config::{KeyConfig, ProjectConfig};
 
     use super::*;
 
@@ -295,27 +320,40 @@ mod tests {
     }
 
     #[test]
-    fn reload_keeps_symbol_sources_and_says_so() {
+    fn reload_takes_symbol_sources_and_notices_their_changes_only() {
         let mut old = Config {
             projects: vec![project(1, "a")],
             ..Config::default()
         };
         old.projects[0].native_symbols = vec!["/srv/a".into()];
+        let mut keys_only = old.clone();
+        keys_only.projects[0]
+            .keys
+            .push(KeyConfig::Plain("b".into()));
+        let (merged, _) = reloadable(&old, keys_only);
+        assert_eq!(
+            symbol_sources(&merged),
+            symbol_sources(&old),
+            "no new stores"
+        );
+
         let mut new = old.clone();
         new.projects[0].native_symbols = vec!["/srv/b".into()];
         let source: HttpSymbolSource =
             serde_json::from_value(serde_json::json!({"url": "https://symbols.example.com"}))
                 .unwrap();
         new.projects[0].http_sources = vec![source];
-        new.projects[0].keys.push(KeyConfig::Plain("b".into()));
-        let (merged, not_applied) = reloadable(&old, new);
-        assert_eq!(
-            merged.projects[0].native_symbols,
-            old.projects[0].native_symbols
-        );
-        assert!(merged.projects[0].http_sources.is_empty());
-        assert_eq!(merged.projects[0].keys.len(), 2, "the new key is taken");
-        assert_eq!(not_applied, ["projects[0] symbol sources"]);
+        let (merged, not_applied) = reloadable(&old, new.clone());
+        assert_eq!(merged.projects, new.projects);
+        assert!(not_applied.is_empty(), "{not_applied:?}");
+        assert_ne!(symbol_sources(&merged), symbol_sources(&old));
+
+        // A project put in an organization gets stores for its uploads.
+        let mut organized = old.clone();
+        organized.projects.push(project(2, "c"));
+        assert_eq!(symbol_sources(&organized), symbol_sources(&old));
+        organized.projects[1].organization = Some(9);
+        assert_ne!(symbol_sources(&organized), symbol_sources(&old));
     }
 
     #[test]

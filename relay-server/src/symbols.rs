@@ -1,9 +1,12 @@
 //! The debug files and source maps the pipeline symbolicates with, per project, and where an
 //! envelope's minidump is.
 //!
-//! [`ProjectSymbolStores`] is loaded once at start and shared: the SymbolFetcher adds
-//! downloaded debug files to its native stores, the upload API ([`UploadTargets`]) adds
-//! uploaded debug files and artifact bundles, the Symbolicator's threads read them.
+//! [`ProjectSymbolStores`] is loaded at start and shared through [`LiveSymbols`]: the
+//! SymbolFetcher adds downloaded debug files to its native stores, the upload API
+//! ([`UploadTargets`]) adds uploaded debug files and artifact bundles, the Symbolicator's
+//! threads read them. A config reload that changes a project's symbol sources loads them all
+//! again (with the files uploaded so far, read from disk) and puts them in place of the old
+//! ones: what those remembered (misses included) is dropped with them.
 //!
 //! Every project of an organization (one that can receive uploads) has stores of its own:
 //! its uploaded debug files are searched along with its symbol directories, its uploaded
@@ -14,7 +17,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use relay_core::config::SymbolicationConfig;
+use arc_swap::ArcSwap;
+use relay_core::config::{HttpSymbolSource, SymbolicationConfig};
 use relay_core::{Config, Envelope, Item, ItemType};
 use relay_processing::sourcemap::{JsLimits, SourceMapStore, StoreOptions};
 use relay_processing::symbolicate::sources::identify;
@@ -25,9 +29,64 @@ use crate::uploads::{bundles_dir, debug_files_dir, uploads_root};
 /// Size bound of the built source map caches on disk.
 const SOURCEMAP_CACHE_BYTES: u64 = 1 << 30;
 
+/// The symbol stores in force, shared by the SymbolFetcher, the symbolicator threads and the
+/// upload API; a reload replaces them. Each envelope takes the stores in force when its stage
+/// starts on it.
+#[derive(Clone)]
+pub struct LiveSymbols(Arc<ArcSwap<ProjectSymbolStores>>);
+
+impl LiveSymbols {
+    /// `stores` in force until the first [`Self::replace`].
+    pub fn new(stores: impl Into<Arc<ProjectSymbolStores>>) -> Self {
+        LiveSymbols(Arc::new(ArcSwap::new(stores.into())))
+    }
+
+    /// The stores in force now.
+    pub fn current(&self) -> Arc<ProjectSymbolStores> {
+        self.0.load_full()
+    }
+
+    /// Puts `stores` in force for the envelopes taken up from now on.
+    pub fn replace(&self, stores: ProjectSymbolStores) {
+        self.0.store(Arc::new(stores));
+    }
+
+    /// The stores the upload API adds files to: those in force when a file arrives.
+    pub fn upload_targets(&self) -> UploadTargets {
+        UploadTargets {
+            live: Some(self.clone()),
+        }
+    }
+}
+
+/// The HTTP symbol servers of the configuration: the global ones and each project's own.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct HttpSources {
+    /// `symbolication.http_sources`.
+    pub global: Vec<HttpSymbolSource>,
+    /// `projects[].http_sources`, for the projects that have some.
+    pub per_project: HashMap<u64, Vec<HttpSymbolSource>>,
+}
+
+impl HttpSources {
+    /// The HTTP sources of `config`.
+    pub fn of(config: &Config) -> Self {
+        HttpSources {
+            global: config.symbolication.http_sources.clone(),
+            per_project: config
+                .projects
+                .iter()
+                .filter(|p| !p.http_sources.is_empty())
+                .map(|p| (p.id, p.http_sources.clone()))
+                .collect(),
+        }
+    }
+}
+
 /// Debug files and source maps per project, shared by the SymbolFetcher and all symbolicator
 /// threads.
 pub struct ProjectSymbolStores {
+    http_sources: HttpSources,
     per_project: HashMap<u64, Arc<SymbolStore>>,
     shared: Arc<SymbolStore>,
     js_per_project: HashMap<u64, Arc<SourceMapStore>>,
@@ -105,6 +164,7 @@ impl ProjectSymbolStores {
             per_project.insert(project.id, store);
         }
         Ok(ProjectSymbolStores {
+            http_sources: HttpSources::of(config),
             per_project,
             shared: store(&global.iter().collect::<Vec<_>>())?,
             js_per_project,
@@ -121,17 +181,9 @@ impl ProjectSymbolStores {
         })
     }
 
-    /// The stores the upload API adds files to: those of the projects of an organization.
-    pub fn upload_targets(&self) -> UploadTargets {
-        UploadTargets {
-            native: self.per_project.clone(),
-            js: self
-                .js_per_project
-                .iter()
-                .filter(|(_, store)| store.uploads_dir().is_some())
-                .map(|(id, store)| (*id, store.clone()))
-                .collect(),
-        }
+    /// The HTTP symbol servers the SymbolFetcher asks for these stores' projects.
+    pub fn http_sources(&self) -> &HttpSources {
+        &self.http_sources
     }
 
     /// The native symbol store used for `project_id`'s crashes.
@@ -205,11 +257,11 @@ fn load_uploaded_debug_files(store: &SymbolStore, dir: &std::path::Path) {
     }
 }
 
-/// The projects' stores that uploaded files go to, so that the next event uses them.
+/// The projects' stores that uploaded files go to, so that the next event uses them: the
+/// stores in force when the file arrives (those of the projects of an organization).
 #[derive(Clone, Default)]
 pub struct UploadTargets {
-    native: HashMap<u64, Arc<SymbolStore>>,
-    js: HashMap<u64, Arc<SourceMapStore>>,
+    live: Option<LiveSymbols>,
 }
 
 impl UploadTargets {
@@ -217,7 +269,10 @@ impl UploadTargets {
     /// store remembers about modules with its ids (a miss, or lesser symbols); returns the
     /// objects found.
     pub fn add_debug_file(&self, project_id: u64, path: &std::path::Path) -> usize {
-        let Some(store) = self.native.get(&project_id) else {
+        let Some(stores) = self.live.as_ref().map(LiveSymbols::current) else {
+            return 0;
+        };
+        let Some(store) = stores.per_project.get(&project_id) else {
             return 0;
         };
         let files = identify(path);
@@ -235,8 +290,13 @@ impl UploadTargets {
 
     /// Makes the project's next JavaScript lookup see newly stored bundles.
     pub fn bundles_changed(&self, project_id: u64) {
-        if let Some(store) = self.js.get(&project_id) {
-            store.refresh_index();
+        let Some(stores) = self.live.as_ref().map(LiveSymbols::current) else {
+            return;
+        };
+        if let Some(store) = stores.js_per_project.get(&project_id) {
+            if store.uploads_dir().is_some() {
+                store.refresh_index();
+            }
         }
     }
 }
@@ -258,4 +318,59 @@ pub fn minidump_item(envelope: &Envelope) -> Option<&Item> {
         item.ty() == &ItemType::Attachment
             && item.headers.attachment_type.as_deref() == Some("event.minidump")
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use relay_core::config::ProjectConfig;
+
+    use super::*;
+    use crate::test_support::fixtures;
+
+    /// Copies the fixture `name` where the upload API keeps project 42's debug files.
+    fn upload(config: &Config, dir: &str, name: &str) -> PathBuf {
+        let stored = debug_files_dir(&uploads_root(config), 42).join(dir);
+        std::fs::create_dir_all(&stored).unwrap();
+        let target = stored.join(std::path::Path::new(name).file_name().unwrap());
+        std::fs::copy(fixtures().join(name), &target).unwrap();
+        target
+    }
+
+    #[test]
+    fn uploads_reach_the_stores_in_force_and_outlive_a_reload() {
+        let data_dir = tempfile::tempdir().unwrap();
+        let mut config = Config {
+            data_dir: data_dir.path().to_owned(),
+            projects: vec![ProjectConfig {
+                organization: Some(1),
+                ..ProjectConfig::new(42, Vec::new())
+            }],
+            ..Config::default()
+        };
+        let live = LiveSymbols::new(ProjectSymbolStores::load(&config).unwrap());
+        let targets = live.upload_targets();
+        let first = upload(&config, "a", "native/linux-x86_64/crash.debug");
+        assert!(targets.add_debug_file(42, &first) > 0);
+        let uploaded = |live: &LiveSymbols| live.current().native_store(42).uploads().len();
+        let before_reload = uploaded(&live);
+        assert!(before_reload > 0);
+
+        config.projects[0].native_symbols = vec![fixtures().join("native/rust-minidump/symbols")];
+        let old = live.current();
+        live.replace(ProjectSymbolStores::load(&config).unwrap());
+        assert!(!Arc::ptr_eq(&old, &live.current()), "new stores in force");
+        assert_eq!(uploaded(&live), before_reload, "read again from disk");
+
+        let second = upload(
+            &config,
+            "b",
+            "native/rust-minidump/symbols/test_app.pdb/5A9832E5287241C1838ED98914E9B7FF1/test_app.sym",
+        );
+        assert!(targets.add_debug_file(42, &second) > 0);
+        assert!(
+            uploaded(&live) > before_reload,
+            "added to the stores in force"
+        );
+        assert_eq!(old.native_store(42).uploads().len(), before_reload);
+    }
 }

@@ -24,6 +24,9 @@ Issue 21 (bounded downloads): a relay of its own whose only symbol server answer
 with an endless body and `symbolication.max_download_bytes` of 2 MiB; the minidump's event is
 published with its modules marked missing, the symbol cache grows by at most the limit per
 download in flight and keeps nothing, and a second event asks the server for nothing.
+
+Issue 19 (reload): a relay started without the project's symbol directories gets them by
+config reload (SIGHUP); the next minidump is symbolicated.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import threading
 import time
@@ -54,6 +58,7 @@ from e2e_lib import (
     collect_attachment,
     exception_values,
     one_event,
+    relay_config_yaml,
     run_client,
     wait_until,
     which,
@@ -262,6 +267,37 @@ def test_minidump_symbolicated_through_kafka(relay, kafka, tmp_path, case):
     assert len(dumps) == 1, v.get("attachments")
     assert dumps[0]["size"] == dump.stat().st_size, dumps[0]
     assert collect_attachment(kafka, eid, dumps[0], relay=relay) == dump.read_bytes()
+
+
+def test_a_symbol_directory_added_by_reload_symbolicates_the_next_minidump(tansu, kafka,
+                                                                            tmp_path):
+    """Issue 19: a relay started without the project's symbol directories publishes the
+    crash unsymbolicated; the file gains them, SIGHUP, and the next minidump is symbolicated
+    like the module relay's."""
+    c = NATIVE_CASES["linux-dwarf"]
+    dump = copy_dump(c["dump"], tmp_path)
+    relay = Relay(tmp_path / "relay", tansu.bootstrap).start()
+    try:
+        def crash_frames(eid: str) -> list[dict]:
+            ev = check_envelope_message(one_event(kafka, eid, "event", relay=relay,
+                                                  timeout=120), "event", eid)["event"]
+            return (exception_values(ev)[0].get("stacktrace") or {}).get("frames") or []
+
+        before = crash_frames(curl_minidump(relay, dump))
+        assert before, "no crash frames"
+        assert not any(f.get("status") == "symbolicated" for f in before), \
+            frame_summary(before)
+
+        extra = f"    native_symbols: {json.dumps([str(d) for d in NATIVE_SYMBOL_DIRS])}\n"
+        relay.config_path.write_text(relay_config_yaml(relay.port, relay.data_dir,
+                                                       tansu.bootstrap, extra))
+        os.kill(relay.proc.pid, signal.SIGHUP)
+        wait_until(lambda: "configuration reloaded" in relay.log(), 10, "the reload logged",
+                   on_timeout=relay.log)
+        after = crash_frames(curl_minidump(relay, dump))
+        assert_crash_frames(after, c["expected"], c["package"], "after the reload")
+    finally:
+        relay.stop()
 
 
 # ----------------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ use super::event_processor::{EventProcessor, ProcessEvent};
 use super::Mailbox;
 use crate::managed::{ManagedEnvelope, Rejection};
 use crate::metrics;
-use crate::symbols::{minidump_item, ProjectSymbolStores};
+use crate::symbols::{minidump_item, LiveSymbols, ProjectSymbolStores};
 
 /// One symbolication job, holding its admission permit until the job is done.
 pub struct SymbolicateEnvelope {
@@ -76,7 +76,7 @@ impl LaneExits {
 
 /// Symbolicates events' native crashes.
 pub struct Symbolicator {
-    symbols: Arc<ProjectSymbolStores>,
+    symbols: LiveSymbols,
     exits: LaneExits,
 }
 
@@ -97,8 +97,10 @@ impl Handler<SymbolicateEnvelope> for Symbolicator {
             mut envelope,
             _permit,
         } = job;
-        symbolicate_native(&mut envelope, &self.symbols);
-        symbolicate_javascript(&mut envelope, &self.symbols);
+        // The stores in force now, for the whole envelope, whatever a reload does meanwhile.
+        let symbols = self.symbols.current();
+        symbolicate_native(&mut envelope, &symbols);
+        symbolicate_javascript(&mut envelope, &symbols);
         // The permit is released when `_permit` goes out of scope, after forwarding.
         self.exits.send(envelope);
     }
@@ -191,12 +193,7 @@ pub struct SymbolicatorGate {
 impl SymbolicatorGate {
     /// Starts `threads` symbolicator threads behind a gate of `capacity` jobs; every envelope
     /// leaves through `exits`, to its own lane.
-    pub fn start(
-        threads: usize,
-        capacity: usize,
-        symbols: Arc<ProjectSymbolStores>,
-        exits: LaneExits,
-    ) -> Self {
+    pub fn start(threads: usize, capacity: usize, symbols: LiveSymbols, exits: LaneExits) -> Self {
         let bypass = exits.clone();
         // Its dispatcher (channel -> thread queue) runs on the System arbiter, the main thread,
         // which only awaits the HTTP server; nothing may block that thread.
@@ -297,7 +294,7 @@ mod tests {
             data_dir: dir.path().to_owned(),
             ..Config::default()
         };
-        let symbols = Arc::new(ProjectSymbolStores::load(&config).unwrap());
+        let symbols = LiveSymbols::new(ProjectSymbolStores::load(&config).unwrap());
         let (exits, mut arrivals) = observed_exits(2);
         let gate = SymbolicatorGate::start(1, 4, symbols, exits);
 

@@ -67,7 +67,7 @@ use super::symbolicator::SymbolicatorGate;
 use super::{envelope_message, MailboxDepth};
 use crate::managed::{ManagedEnvelope, Rejection};
 use crate::metrics;
-use crate::symbols::{minidump_item, ProjectSymbolStores};
+use crate::symbols::{minidump_item, LiveSymbols, ProjectSymbolStores};
 
 envelope_message!(
     /// Fetches the debug files the envelope's minidump needs, then forwards the envelope.
@@ -87,8 +87,11 @@ type Next = Box<dyn Fn(ManagedEnvelope) + Send>;
 pub struct SymbolFetcher {
     depth: MailboxDepth,
     next: Next,
-    symbols: Arc<ProjectSymbolStores>,
+    symbols: LiveSymbols,
+    /// The HTTP sources of `sources_of`'s projects, built again when a reload replaced the
+    /// stores.
     sources: ProjectSources,
+    sources_of: Arc<ProjectSymbolStores>,
     downloader: Rc<Downloader>,
     deadline: Duration,
     max_minidump_size: usize,
@@ -102,16 +105,17 @@ impl SymbolFetcher {
     pub const MAILBOX: &'static str = "symbol_fetcher";
 
     /// A fetcher forwarding to the Symbolicator's gate.
-    pub fn new(config: &Config, symbols: Arc<ProjectSymbolStores>, next: SymbolicatorGate) -> Self {
+    pub fn new(config: &Config, symbols: LiveSymbols, next: SymbolicatorGate) -> Self {
         Self::forwarding_to(config, symbols, move |envelope| next.forward(envelope))
     }
 
     /// A fetcher handing each envelope to `next` when done with it.
     pub fn forwarding_to(
         config: &Config,
-        symbols: Arc<ProjectSymbolStores>,
+        symbols: LiveSymbols,
         next: impl Fn(ManagedEnvelope) + Send + 'static,
     ) -> Self {
+        let stores = symbols.current();
         let symbolication = &config.symbolication;
         let cache_dir = symbolication
             .cache_dir
@@ -121,7 +125,8 @@ impl SymbolFetcher {
             depth: MailboxDepth::new(Self::MAILBOX),
             next: Box::new(next),
             symbols,
-            sources: ProjectSources::new(config),
+            sources: ProjectSources::new(stores.http_sources()),
+            sources_of: stores,
             downloader: Rc::new(Downloader::new(cache_dir, symbolication)),
             deadline: Duration::from_secs(symbolication.fetch_deadline_secs),
             max_minidump_size: config.limits.max_attachment_size,
@@ -168,12 +173,24 @@ impl SymbolFetcher {
                 "symbol cache over its bound: oldest files deleted"
             );
             act.downloader.forget_paths(&eviction.removed);
-            for store in act.symbols.native_stores() {
+            for store in act.symbols.current().native_stores() {
                 for path in &eviction.removed {
                     store.downloads().remove(path);
                 }
             }
         }));
+    }
+}
+
+impl SymbolFetcher {
+    /// The stores in force, with their projects' HTTP sources in `self.sources`.
+    fn current_stores(&mut self) -> Arc<ProjectSymbolStores> {
+        let stores = self.symbols.current();
+        if !Arc::ptr_eq(&stores, &self.sources_of) {
+            self.sources = ProjectSources::new(stores.http_sources());
+            self.sources_of = stores.clone();
+        }
+        stores
     }
 }
 
@@ -191,6 +208,7 @@ impl Handler<FetchSymbols> for SymbolFetcher {
 
     fn handle(&mut self, FetchSymbols(envelope): FetchSymbols, ctx: &mut Self::Context) {
         self.depth.received();
+        let stores = self.current_stores();
         let sources = self.sources.for_project(envelope.meta.project_id);
         let minidump = minidump_payload(&envelope);
         let (Some(minidump), false) = (minidump, sources.is_empty()) else {
@@ -204,7 +222,7 @@ impl Handler<FetchSymbols> for SymbolFetcher {
         }
         self.in_flight += 1;
         let job = FetchJob {
-            store: self.symbols.native_store(envelope.meta.project_id).clone(),
+            store: stores.native_store(envelope.meta.project_id).clone(),
             sources,
             downloader: self.downloader.clone(),
             max_minidump_size: self.max_minidump_size,

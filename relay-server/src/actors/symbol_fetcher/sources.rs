@@ -7,9 +7,10 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use relay_core::config::{HttpSymbolSource, SymbolServerLayout};
-use relay_core::Config;
 use relay_processing::symbolicate::cache::Fnv64;
 use relay_processing::symbolicate::ServerFile;
+
+use crate::symbols::HttpSources;
 
 /// One configured HTTP source.
 #[derive(Debug)]
@@ -63,20 +64,18 @@ pub(super) struct ProjectSources {
 }
 
 impl ProjectSources {
-    pub(super) fn new(config: &Config) -> Self {
-        let global: Vec<Rc<Source>> = config
-            .symbolication
-            .http_sources
+    pub(super) fn new(sources: &HttpSources) -> Self {
+        let global: Vec<Rc<Source>> = sources
+            .global
             .iter()
             .map(|s| Rc::new(Source::new(s)))
             .collect();
-        let per_project = config
-            .projects
+        let per_project = sources
+            .per_project
             .iter()
-            .filter(|p| !p.http_sources.is_empty())
-            .map(|p| {
-                let own = p.http_sources.iter().map(|s| Rc::new(Source::new(s)));
-                (p.id, own.chain(global.iter().cloned()).collect())
+            .map(|(id, own)| {
+                let own = own.iter().map(|s| Rc::new(Source::new(s)));
+                (*id, own.chain(global.iter().cloned()).collect())
             })
             .collect();
         ProjectSources {

@@ -177,13 +177,13 @@ fn config(cache: &Path, sources: Vec<HttpSymbolSource>) -> Config {
 /// A fetcher under test: its mailbox, the stores it fills and where it forwards to.
 struct Harness {
     mailbox: Mailbox<SymbolFetcher>,
-    symbols: Arc<ProjectSymbolStores>,
+    symbols: LiveSymbols,
     forwarded: mpsc::UnboundedReceiver<ManagedEnvelope>,
 }
 
 impl Harness {
     fn start(config: &Config) -> Self {
-        let symbols = Arc::new(ProjectSymbolStores::load(config).unwrap());
+        let symbols = LiveSymbols::new(ProjectSymbolStores::load(config).unwrap());
         let (tx, forwarded) = mpsc::unbounded_channel();
         let (config, stores) = (config.clone(), symbols.clone());
         let mailbox = start_bounded(SymbolFetcher::MAILBOX, 16, move || {
@@ -216,7 +216,7 @@ impl Harness {
             .expect("the envelope is forwarded")
             .unwrap();
         forwarded.accept();
-        let store = self.symbols.native_store(project).clone();
+        let store = self.symbols.current().native_store(project).clone();
         tokio::task::spawn_blocking(move || symbolicate_minidump(&bytes, &store, None))
             .await
             .unwrap()
@@ -465,6 +465,30 @@ async fn sources_are_per_project() {
     let crash = fetcher.run(1, "rust-minidump/test.dmp").await;
     assert_eq!(crash_status(&crash), FrameStatus::MissingSymbol);
     assert!(server.requests().is_empty());
+    let crash = fetcher.run(42, "rust-minidump/test.dmp").await;
+    assert_eq!(top(&crash, 3), XP_TOP);
+    assert!(!server.requests().is_empty());
+}
+
+#[actix_web::test]
+async fn a_reload_gives_a_project_its_new_sources() {
+    let server = TestServer::start(Behaviour::Files(native_dir().join("rust-minidump")));
+    let cache = tempfile::tempdir().unwrap();
+    let mut config = config(cache.path(), Vec::new());
+    config.projects.push(ProjectConfig::new(42, Vec::new()));
+    let mut fetcher = Harness::start(&config);
+    let crash = fetcher.run(42, "rust-minidump/test.dmp").await;
+    assert_eq!(crash_status(&crash), FrameStatus::MissingSymbol);
+    assert!(server.requests().is_empty());
+
+    config.projects[0].http_sources = vec![source(
+        server.url("symbols"),
+        SymbolServerLayout::Breakpad,
+        5,
+    )];
+    fetcher
+        .symbols
+        .replace(ProjectSymbolStores::load(&config).unwrap());
     let crash = fetcher.run(42, "rust-minidump/test.dmp").await;
     assert_eq!(top(&crash, 3), XP_TOP);
     assert!(!server.requests().is_empty());

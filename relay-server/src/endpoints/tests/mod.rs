@@ -79,6 +79,7 @@ fn start_relay(config: Config, cluster: &Cluster) -> TestRelay {
     let spool =
         crate::spool::Spool::open(&config.data_dir.join("spool"), config.spool.clone()).unwrap();
     let symbols = crate::symbols::ProjectSymbolStores::load(&config).unwrap();
+    let symbols = crate::symbols::LiveSymbols::new(symbols);
     let state = web::Data::new(crate::service::start(config, producer, spool, symbols));
     state.set_accepting(true);
     TestRelay(state)

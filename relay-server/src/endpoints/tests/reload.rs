@@ -25,7 +25,7 @@ async fn a_reload_changes_keys_for_new_requests_only() {
     let app = app!(state);
     let in_flight = RequestState::new((*state).clone());
 
-    let not_applied = state.reload(with_keys(&config, &[NEW_KEY]));
+    let not_applied = state.reload(with_keys(&config, &[NEW_KEY])).unwrap();
     assert!(not_applied.is_empty(), "{not_applied:?}");
 
     // A request that started before the reload finishes with the keys it started with.
@@ -127,7 +127,7 @@ async fn a_reload_in_forward_mode_puts_keys_and_quotas_in_force() {
         window: 60,
         reason: Some("closed".into()),
     }];
-    let not_applied = state.reload(changed);
+    let not_applied = state.reload(changed).unwrap();
     assert!(not_applied.is_empty(), "{not_applied:?}");
 
     let (status, _) =
@@ -137,4 +137,53 @@ async fn a_reload_in_forward_mode_puts_keys_and_quotas_in_force() {
         StatusCode::TOO_MANY_REQUESTS,
         "the new key, under the new quota"
     );
+}
+
+/// The crashing thread's frames of the event on the events topic whose key is not in `seen`
+/// (the topic's partitions keep no order between them), and its key.
+async fn new_crash_frames(cluster: &Cluster, seen: &[String]) -> (String, Vec<Value>) {
+    let events = consume(cluster, "relay.events", seen.len() + 1).await;
+    let (key, message) = events
+        .into_iter()
+        .find(|(key, _)| !seen.contains(key))
+        .expect("a new event");
+    let frames = message["event"]["exception"]["values"][0]["stacktrace"]["frames"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    (key, frames)
+}
+
+#[actix_web::test]
+async fn a_reload_gives_a_project_its_new_symbol_directory() {
+    let native = fixtures().join("native/linux-x86_64");
+    let (config, _data_dir) = test_config();
+    let cluster = start_cluster(&config);
+    let state = start_relay(config.clone(), &cluster);
+    let app = app!(state);
+    let dump = std::fs::read(native.join("linux.dmp")).unwrap();
+    let send = || post_raw_minidump(dump.clone()).to_request();
+    assert_eq!(
+        test::call_service(&app, send()).await.status(),
+        StatusCode::OK
+    );
+    let (first, before) = new_crash_frames(&cluster, &[]).await;
+    assert!(
+        !before.iter().any(|f| f["status"] == "symbolicated"),
+        "{before:?}"
+    );
+
+    let mut with_symbols = config.clone();
+    with_symbols.projects[0].native_symbols = vec![native.clone()];
+    assert!(state.reload(with_symbols).unwrap().is_empty());
+    assert_eq!(
+        test::call_service(&app, send()).await.status(),
+        StatusCode::OK
+    );
+    let (_, after) = new_crash_frames(&cluster, &[first]).await;
+    let main = after
+        .iter()
+        .find(|f| f["function"] == "main")
+        .unwrap_or_else(|| panic!("main is symbolicated: {after:?}"));
+    assert_eq!(main["status"], "symbolicated");
 }
