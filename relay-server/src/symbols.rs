@@ -24,7 +24,7 @@ use relay_processing::sourcemap::{JsLimits, SourceMapStore, StoreOptions};
 use relay_processing::symbolicate::sources::identify;
 use relay_processing::symbolicate::{LocalDirectory, SymbolSource, SymbolStore, WalkLimits};
 
-use crate::uploads::{bundles_dir, debug_files_dir, uploads_root};
+use crate::uploads::layout::{bundles_dir, debug_files_dir, uploads_root};
 
 /// Size bound of the built source map caches on disk.
 const SOURCEMAP_CACHE_BYTES: u64 = 1 << 30;

@@ -2,49 +2,23 @@
 //! the files are kept ([`storage`]) and how the symbolicators learn of them
 //! ([`crate::symbols::UploadTargets`]). The HTTP side is `endpoints/uploads/`.
 //!
-//! Layout under `data_dir/uploads` (see `docs/uploads.md`):
-//!
-//! ```text
-//! chunks/<sha1>                                    a chunk waiting for its assemble call
-//! tmp/                                             files being written (renamed when whole)
-//! projects/<id>/debug-files/<sha1>/<name>          an assembled debug file
-//! projects/<id>/artifact-bundles/<sha1>.zip        an assembled artifact bundle
-//! projects/<id>/artifact-bundles/<sha1>.json       its release, dist and upload time
-//! ```
+//! Where each file lives under `data_dir/uploads`: [`layout`].
 
+pub mod layout;
 pub mod storage;
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use relay_core::config::{OrganizationConfig, UploadToken};
 use relay_core::Config;
 
+pub use self::layout::{bundles_dir, debug_files_dir, uploads_root};
 pub use self::storage::{Assembled, Storage, StorageError};
 use crate::symbols::UploadTargets;
 
 /// The longest wait between two sweeps of stale chunks.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(300);
-
-/// The uploads root below `data_dir`.
-pub fn uploads_root(config: &Config) -> PathBuf {
-    config.data_dir.join("uploads")
-}
-
-/// Where a project's uploaded debug files are kept.
-pub fn debug_files_dir(root: &Path, project_id: u64) -> PathBuf {
-    root.join("projects")
-        .join(project_id.to_string())
-        .join("debug-files")
-}
-
-/// Where a project's uploaded artifact bundles are kept.
-pub fn bundles_dir(root: &Path, project_id: u64) -> PathBuf {
-    root.join("projects")
-        .join(project_id.to_string())
-        .join("artifact-bundles")
-}
 
 /// An organization as the upload API sees it.
 #[derive(Debug)]
@@ -226,6 +200,8 @@ fn shown(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use relay_core::config::{KeyConfig, ProjectConfig};
 
     use super::*;
