@@ -364,23 +364,14 @@ async fn serve(
         uploads.clone().into_inner().spawn_sweeper();
     }
     let server = http_server(&state, uploads, &listen, shutdown_timeout)?;
-    actix_web::rt::spawn(stop_on_signal(server.handle()));
-    let reloader = Reloader::new(source, state.clone());
-    actix_web::rt::spawn(reload_on_sighup(reloader.clone()));
-    let admin = match &admin_listen {
-        Some(address) => Some(serve_admin(address, reloader)?),
-        None => None,
-    };
+    let admin = spawn_controls(&server, &state, source, admin_listen.as_deref())?;
 
     print_banner(&state, &listen);
     print_kafka(&state, &brokers, embedded.is_some());
     state.set_accepting(true);
     // On SIGTERM/SIGINT the server stops accepting, then lets in-flight requests finish (each
     // ends with its spool append) for up to the shutdown timeout.
-    server.await?;
-    if let Some(admin) = admin {
-        admin.stop(true).await;
-    }
+    serve_until_stopped(server, admin).await?;
     state.set_accepting(false);
     statistics.flush().await;
     close_producer(producer, producer_closed).await;
@@ -406,22 +397,13 @@ async fn serve_forwarding(
     // The upload API stores debug files for symbolication, which happens upstream: an edge
     // does not serve it (sentry-cli uploads go to the core).
     let server = http_server(&state, None, &listen, shutdown_timeout)?;
-    actix_web::rt::spawn(stop_on_signal(server.handle()));
-    let reloader = Reloader::new(source, state.clone());
-    actix_web::rt::spawn(reload_on_sighup(reloader.clone()));
-    let admin = match &admin_listen {
-        Some(address) => Some(serve_admin(address, reloader)?),
-        None => None,
-    };
+    let admin = spawn_controls(&server, &state, source, admin_listen.as_deref())?;
     print_banner(&state, &listen);
     if let Some(upstream) = &state.settings().config.upstream {
         println!("forwarding to {}", upstream.base_url());
     }
     state.set_accepting(true);
-    server.await?;
-    if let Some(admin) = admin {
-        admin.stop(true).await;
-    }
+    serve_until_stopped(server, admin).await?;
     state.set_accepting(false);
     state.outcomes.flush().await;
     // Requests still open upstream are abandoned with the arbiter: their entries are not
@@ -432,6 +414,34 @@ async fn serve_forwarding(
         pending = state.spool.pending_entries(),
         "stopped; unreleased spool entries are forwarded after the next start"
     );
+    Ok(())
+}
+
+/// What runs beside the intake server in either mode: a graceful stop on SIGTERM/SIGINT, a
+/// reload on SIGHUP, and the admin listener when `admin_listen` is set (its handle returned).
+fn spawn_controls(
+    server: &actix_web::dev::Server,
+    state: &web::Data<ServiceState>,
+    source: ConfigSource,
+    admin_listen: Option<&str>,
+) -> anyhow::Result<Option<actix_web::dev::ServerHandle>> {
+    actix_web::rt::spawn(stop_on_signal(server.handle()));
+    let reloader = Reloader::new(source, state.clone());
+    actix_web::rt::spawn(reload_on_sighup(reloader.clone()));
+    admin_listen
+        .map(|address| serve_admin(address, reloader))
+        .transpose()
+}
+
+/// Runs the intake server until it has stopped, then stops the admin listener.
+async fn serve_until_stopped(
+    server: actix_web::dev::Server,
+    admin: Option<actix_web::dev::ServerHandle>,
+) -> std::io::Result<()> {
+    server.await?;
+    if let Some(admin) = admin {
+        admin.stop(true).await;
+    }
     Ok(())
 }
 
