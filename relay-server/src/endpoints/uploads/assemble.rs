@@ -14,7 +14,7 @@ use relay_processing::uploads::{
 };
 use serde_json::{json, Map, Value};
 
-use super::{authorization, blocking, read_body, uploads};
+use super::{authorization, authorized_project, blocking, read_body, uploads};
 use crate::endpoints::error::ApiError;
 use crate::uploads::{bundles_dir, debug_files_dir, Assembled, StorageError, Uploads};
 
@@ -27,9 +27,7 @@ pub async fn debug_files(
     path: web::Path<(String, String)>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let uploads = uploads(&req)?;
-    let (org, project) = path.into_inner();
-    let (_, project_id) = uploads.authorize_project(&org, &project, authorization(&req))?;
+    let (uploads, project_id) = authorized_project(&req, path)?;
     let (body, _charge) =
         read_body(&req, payload, MAX_ASSEMBLE_BODY, uploads.body_timeout()).await?;
     let answer = blocking(move || {

@@ -8,7 +8,7 @@ use relay_processing::symbolicate::sources::identify;
 use serde_json::{json, Value};
 
 use super::assemble::dif_json;
-use super::{authorization, blocking, uploads};
+use super::{authorized_project, blocking};
 use crate::endpoints::error::ApiError;
 use crate::uploads::{bundles_dir, debug_files_dir};
 
@@ -17,9 +17,7 @@ pub async fn debug_files(
     req: HttpRequest,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let uploads = uploads(&req)?;
-    let (org, project) = path.into_inner();
-    let (_, project_id) = uploads.authorize_project(&org, &project, authorization(&req))?;
+    let (uploads, project_id) = authorized_project(&req, path)?;
     let list = blocking(move || {
         let dir = debug_files_dir(uploads.storage().root(), project_id);
         let mut out = Vec::new();
@@ -43,9 +41,7 @@ pub async fn artifact_bundles(
     req: HttpRequest,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let uploads = uploads(&req)?;
-    let (org, project) = path.into_inner();
-    let (_, project_id) = uploads.authorize_project(&org, &project, authorization(&req))?;
+    let (uploads, project_id) = authorized_project(&req, path)?;
     let list = blocking(move || {
         let dir = bundles_dir(uploads.storage().root(), project_id);
         let bundles = sorted_entries(&dir)

@@ -65,6 +65,18 @@ fn uploads(req: &HttpRequest) -> Result<Arc<Uploads>, ApiError> {
         .ok_or_else(|| ApiError::NotFound("the upload API is not enabled".into()))
 }
 
+/// The upload API and the id of the project a `{org}/{project}` route names, once the
+/// request's token may upload to it.
+fn authorized_project(
+    req: &HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<(Arc<Uploads>, u64), ApiError> {
+    let uploads = uploads(req)?;
+    let (org, project) = path.into_inner();
+    let (_, project_id) = uploads.authorize_project(&org, &project, authorization(req))?;
+    Ok((uploads, project_id))
+}
+
 /// The request's `Authorization` header, if it is text.
 fn authorization(req: &HttpRequest) -> Option<&str> {
     req.headers()
